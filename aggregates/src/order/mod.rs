@@ -1,0 +1,6 @@
+//! The order aggregate (being written).
+
+/// JSON Schemas of every order event.
+pub fn catalogue() -> Vec<crate::schema::EventSchema> {
+    Vec::new()
+}

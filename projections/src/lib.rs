@@ -1,0 +1,1 @@
+//! Read models (see docs/architecture.md). Filled in by the projections issue.

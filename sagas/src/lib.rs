@@ -1,0 +1,1 @@
+//! Process managers (see docs/architecture.md). Filled in by the sagas issue.
