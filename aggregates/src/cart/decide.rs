@@ -307,7 +307,7 @@ impl Decider for Cart {
                 self.last_activity_at = Some(e.at);
             }
             CartEvent::CartLoyaltyPointsSet(e) => {
-                self.loyalty = (e.points > 0).then(|| LoyaltyRedemption {
+                self.loyalty = (e.points > 0).then_some(LoyaltyRedemption {
                     points: e.points,
                     value: e.value,
                 });

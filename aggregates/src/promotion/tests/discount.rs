@@ -128,10 +128,7 @@ fn tiered_takes_the_highest_tier_reached() {
         ],
     });
     assert_eq!(discount(&t, &cart()), Ok(items(1000)));
-    assert_eq!(
-        discount(&t, &[line("A", "x", 5000, 1)]),
-        Ok(items(250))
-    );
+    assert_eq!(discount(&t, &[line("A", "x", 5000, 1)]), Ok(items(250)));
     assert_eq!(
         discount(&t, &[line("A", "x", 4999, 1)]),
         Err(DiscountError::NoTierReached { lowest: eur(5000) })

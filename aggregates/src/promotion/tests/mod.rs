@@ -17,11 +17,15 @@ fn eur(amount: i64) -> Money {
 }
 
 fn order(n: u128) -> OrderId {
-    OrderId(Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0300 + n))
+    OrderId(Uuid::from_u128(
+        0x0192_0000_0000_7000_8000_0000_0000_0300 + n,
+    ))
 }
 
 fn customer(n: u128) -> CustomerId {
-    CustomerId(Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0100 + n))
+    CustomerId(Uuid::from_u128(
+        0x0192_0000_0000_7000_8000_0000_0000_0100 + n,
+    ))
 }
 
 /// The command that yields `PromotionCreated::example()`, with a code typed sloppily.

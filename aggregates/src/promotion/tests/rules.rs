@@ -19,7 +19,10 @@ fn creates_a_promotion_with_a_normalised_code() {
 
 #[test]
 fn codes_are_trimmed_upper_cased_and_bounded() {
-    assert_eq!(PromotionCode::parse(" summer-10 ").unwrap().as_str(), "SUMMER-10");
+    assert_eq!(
+        PromotionCode::parse(" summer-10 ").unwrap().as_str(),
+        "SUMMER-10"
+    );
     assert!(PromotionCode::parse("   ").is_err());
     assert!(PromotionCode::parse("TEN %").is_err());
     assert!(PromotionCode::parse(&"A".repeat(32)).is_ok());
