@@ -377,5 +377,5 @@ fn idle_from(
     chrono::Duration::from_std(threshold)
         .ok()
         .and_then(|d| last_activity_at.checked_add_signed(d))
-        .ok_or(CartError::AmountOutOfRange)
+        .ok_or(CartError::IdleThresholdOutOfRange(threshold))
 }

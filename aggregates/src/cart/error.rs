@@ -55,6 +55,8 @@ pub enum CartError {
     MissingShippingMethod,
     #[error("no tax rate for {tax_region} or its country")]
     MissingTaxRate { tax_region: String },
+    #[error("the idle threshold {0:?} is out of range")]
+    IdleThresholdOutOfRange(std::time::Duration),
     #[error("the cart was active at {last_activity_at}, idle only from {idle_from}")]
     StillActive {
         last_activity_at: DateTime<Utc>,

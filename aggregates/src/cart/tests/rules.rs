@@ -526,6 +526,18 @@ fn refuses_to_abandon_a_recently_active_cart() {
 }
 
 #[test]
+fn refuses_an_idle_threshold_beyond_the_calendar() {
+    refused(
+        vec![open(), add_shirts()],
+        CartCommand::AbandonCart(AbandonCart {
+            idle_threshold: Duration::MAX,
+            at: now(),
+        }),
+        CartError::IdleThresholdOutOfRange(Duration::MAX),
+    );
+}
+
+#[test]
 fn nothing_changes_after_abandonment() {
     let given = vec![
         open(),
