@@ -138,11 +138,15 @@ pub(crate) fn example_time() -> DateTime<Utc> {
 }
 
 pub(crate) fn example_payment_id() -> PaymentId {
-    PaymentId(uuid::Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0004_0001))
+    PaymentId(uuid::Uuid::from_u128(
+        0x0192_0000_0000_7000_8000_0000_0004_0001,
+    ))
 }
 
 pub(crate) fn example_order_id() -> OrderId {
-    OrderId(uuid::Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0003_0001))
+    OrderId(uuid::Uuid::from_u128(
+        0x0192_0000_0000_7000_8000_0000_0003_0001,
+    ))
 }
 
 pub(crate) fn eur(amount: i64) -> Money {

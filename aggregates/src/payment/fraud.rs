@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::{CountryCode, Currency, Money, MoneyError};
 
 /// One scoring rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum FraudRule {
     /// The amount is above [`FraudPolicy::high_amount`].
     HighAmount,
@@ -144,7 +146,11 @@ pub fn assess(
         .map(|(_, d)| d.trim().to_ascii_lowercase())
         .unwrap_or_default();
     let checks = [
-        (FraudRule::HighAmount, high_amount, policy.high_amount_points),
+        (
+            FraudRule::HighAmount,
+            high_amount,
+            policy.high_amount_points,
+        ),
         (
             FraudRule::CustomerVelocity,
             inputs.customer_orders_last_24h >= policy.velocity_limit,

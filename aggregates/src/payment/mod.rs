@@ -16,7 +16,7 @@ mod state;
 pub use command::*;
 pub use error::PaymentError;
 pub use event::*;
-pub use fraud::{FraudInputs, FraudOutcome, FraudPolicy, FraudRule, FiredFraudRule};
+pub use fraud::{FiredFraudRule, FraudInputs, FraudOutcome, FraudPolicy, FraudRule};
 pub use state::{Ledger, Payment, PaymentStatus};
 
 /// JSON Schemas of every payment event.

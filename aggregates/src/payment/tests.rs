@@ -84,7 +84,9 @@ fn capture(amount: Money) -> PaymentCommand {
 }
 
 fn refund_id(n: u128) -> RefundId {
-    RefundId(uuid::Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0006_0000 + n))
+    RefundId(uuid::Uuid::from_u128(
+        0x0192_0000_0000_7000_8000_0000_0006_0000 + n,
+    ))
 }
 
 fn refund(n: u128, amount: Money) -> PaymentCommand {
@@ -200,7 +202,10 @@ fn every_rule_fires_with_its_points_and_the_score_is_clamped() {
             FraudRule::RepeatedFailedAttempts,
         ]
     );
-    assert_eq!(a.fired.iter().map(|f| u32::from(f.points)).sum::<u32>(), 125);
+    assert_eq!(
+        a.fired.iter().map(|f| u32::from(f.points)).sum::<u32>(),
+        125
+    );
     assert_eq!(a.score, 100);
     assert_eq!(a.outcome, FraudOutcome::Rejected);
 }

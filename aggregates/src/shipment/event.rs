@@ -28,7 +28,9 @@ pub struct ShipmentLine {
 }
 
 /// A carrier scan status reported between dispatch and delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum TrackingStatus {
     InTransit,
     OutForDelivery,
@@ -138,11 +140,15 @@ pub(crate) fn example_time() -> DateTime<Utc> {
 }
 
 pub(crate) fn example_shipment_id() -> ShipmentId {
-    ShipmentId(uuid::Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0005_0001))
+    ShipmentId(uuid::Uuid::from_u128(
+        0x0192_0000_0000_7000_8000_0000_0005_0001,
+    ))
 }
 
 pub(crate) fn example_order_id() -> OrderId {
-    OrderId(uuid::Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0003_0001))
+    OrderId(uuid::Uuid::from_u128(
+        0x0192_0000_0000_7000_8000_0000_0003_0001,
+    ))
 }
 
 fn example_lines() -> Vec<ShipmentLine> {

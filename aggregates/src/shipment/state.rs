@@ -28,7 +28,10 @@ pub enum ShipmentStatus {
 impl ShipmentStatus {
     /// Dispatched and neither delivered, failed nor returned.
     pub fn is_on_the_way(self) -> bool {
-        matches!(self, Self::Dispatched | Self::InTransit | Self::OutForDelivery)
+        matches!(
+            self,
+            Self::Dispatched | Self::InTransit | Self::OutForDelivery
+        )
     }
 }
 

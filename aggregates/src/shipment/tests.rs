@@ -208,7 +208,10 @@ fn the_happy_path_reaches_delivery() {
 fn tracking_needs_a_dispatched_parcel() {
     Given::with(())
         .given(labelled())
-        .when(ShipmentCommand::UpdateTracking(scan(TrackingStatus::InTransit, 1)))
+        .when(ShipmentCommand::UpdateTracking(scan(
+            TrackingStatus::InTransit,
+            1,
+        )))
         .then_expect_error(ShipmentError::NotOnTheWay(ShipmentStatus::Labelled));
 }
 
@@ -226,10 +229,12 @@ fn a_delivered_parcel_cannot_be_delivered_again() {
 fn a_failed_delivery_needs_a_parcel_on_the_way() {
     Given::with(())
         .given(failed())
-        .when(ShipmentCommand::ReportDeliveryFailure(ReportDeliveryFailure {
-            reason: DeliveryFailureReason::Refused,
-            at: t(),
-        }))
+        .when(ShipmentCommand::ReportDeliveryFailure(
+            ReportDeliveryFailure {
+                reason: DeliveryFailureReason::Refused,
+                at: t(),
+            },
+        ))
         .then_expect_error(ShipmentError::NotOnTheWay(ShipmentStatus::DeliveryFailed));
 }
 
@@ -266,10 +271,12 @@ fn a_failed_delivery_is_re_attempted_by_a_new_scan() {
     events.push(update.into());
     Given::with(())
         .given(events.clone())
-        .when(ShipmentCommand::ReportDeliveryFailure(ReportDeliveryFailure {
-            reason: DeliveryFailureReason::RecipientAbsent,
-            at: t() + Duration::hours(3),
-        }))
+        .when(ShipmentCommand::ReportDeliveryFailure(
+            ReportDeliveryFailure {
+                reason: DeliveryFailureReason::RecipientAbsent,
+                at: t() + Duration::hours(3),
+            },
+        ))
         .then_expect_events(vec![ShipmentDeliveryFailed {
             shipment_id: example_shipment_id(),
             order_id: example_order_id(),
@@ -286,7 +293,10 @@ fn tracking_updates_are_idempotent_by_status_and_time() {
     events.push(ShipmentTrackingUpdated::example().into());
     Given::with(())
         .given(events)
-        .when(ShipmentCommand::UpdateTracking(scan(TrackingStatus::InTransit, 0)))
+        .when(ShipmentCommand::UpdateTracking(scan(
+            TrackingStatus::InTransit,
+            0,
+        )))
         .then_expect_events(vec![]);
 }
 
@@ -319,8 +329,8 @@ fn delivery_carries_the_lines_for_the_order() {
     for e in dispatched() {
         crate::Decider::evolve(&mut state, &e);
     }
-    let events = crate::Decider::decide(&state, ShipmentCommand::ConfirmDelivery { at: t() })
-        .unwrap();
+    let events =
+        crate::Decider::decide(&state, ShipmentCommand::ConfirmDelivery { at: t() }).unwrap();
     match &events[..] {
         [ShipmentEvent::ShipmentDelivered(e)] => {
             assert_eq!(e.lines.len(), 2);
