@@ -83,6 +83,7 @@ pub struct ChangeLineQuantity {
     pub at: DateTime<Utc>,
 }
 
+/// Remove a line before fulfilment; the last line cannot go (cancel instead).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemoveLine {
     pub sku: Sku,
@@ -98,6 +99,7 @@ pub struct ChangeShippingAddress {
     pub at: DateTime<Utc>,
 }
 
+/// Cancel the order; only before its first shipment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CancelOrder {
     pub reason: CancellationReason,
@@ -112,6 +114,7 @@ pub struct RecordShipment {
     pub at: DateTime<Utc>,
 }
 
+/// A recorded shipment reached the customer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordDelivery {
     pub shipment_id: ShipmentId,
@@ -129,12 +132,14 @@ pub struct RequestReturn {
     pub at: DateTime<Utc>,
 }
 
+/// Accept a requested return.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApproveReturn {
     pub return_id: ReturnId,
     pub at: DateTime<Utc>,
 }
 
+/// Refuse a requested return; its units may be requested again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RejectReturn {
     pub return_id: ReturnId,
@@ -142,6 +147,7 @@ pub struct RejectReturn {
     pub at: DateTime<Utc>,
 }
 
+/// The units of an approved return arrived back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReceiveReturn {
     pub return_id: ReturnId,

@@ -38,6 +38,7 @@ pub enum ReturnStatus {
     Received,
 }
 
+/// One return request of the order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReturnRecord {
     pub lines: Vec<LineQuantity>,

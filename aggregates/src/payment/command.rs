@@ -19,6 +19,7 @@ pub enum PaymentCommand {
     RecordChargeback(RecordChargeback),
 }
 
+/// Start a payment of `amount` (positive) for an order with a provider.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InitiatePayment {
     pub payment_id: PaymentId,
@@ -55,6 +56,7 @@ pub struct RequireAction {
     pub at: DateTime<Utc>,
 }
 
+/// The provider reserved money; only after a passed (or cleared) fraud check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuthorizePayment {
     pub provider_reference: String,
@@ -63,6 +65,7 @@ pub struct AuthorizePayment {
     pub at: DateTime<Utc>,
 }
 
+/// The provider refused the payment; final.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeclinePayment {
     /// The provider's decline code, e.g. `insufficient_funds`.
@@ -70,6 +73,8 @@ pub struct DeclinePayment {
     pub at: DateTime<Utc>,
 }
 
+/// Capture part or all of what is still authorized (captures add up to at most the
+/// authorization).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CapturePayment {
     pub amount: Money,

@@ -18,6 +18,7 @@ pub enum ShipmentCommand {
     ReturnToSender { at: DateTime<Utc> },
 }
 
+/// Plan a shipment of some order lines from one warehouse; every SKU once, each with units.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateShipment {
     pub shipment_id: ShipmentId,
@@ -45,6 +46,7 @@ pub struct UpdateTracking {
     pub at: DateTime<Utc>,
 }
 
+/// The carrier could not deliver; a later tracking scan is the re-attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportDeliveryFailure {
     pub reason: DeliveryFailureReason,
