@@ -90,6 +90,8 @@ pub struct RecalculateTier {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RewardReferral {
     pub referred_customer: CustomerId,
+    /// The referral code the referred customer enrolled with; must be this account's.
+    pub referral_code: String,
     pub first_order_id: OrderId,
     pub points: u64,
     pub at: DateTime<Utc>,

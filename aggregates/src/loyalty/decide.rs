@@ -52,6 +52,9 @@ impl Decider for LoyaltyAccount {
             LoyaltyCommand::ExpirePoints(c) => Ok(self.expire(c.now)),
             LoyaltyCommand::RecalculateTier(c) => self.recalculate_tier(currency, c),
             LoyaltyCommand::RewardReferral(c) => {
+                if c.referral_code != self.referral_code {
+                    return Err(LoyaltyError::ReferralCodeNotOurs(c.referral_code));
+                }
                 if Some(c.referred_customer) == self.customer_id {
                     return Err(LoyaltyError::SelfReferral);
                 }
@@ -299,17 +302,20 @@ impl LoyaltyAccount {
         if c.points == 0 {
             return Err(LoyaltyError::ZeroPoints);
         }
-        if c.points > self.balance {
+        // Lots past their expiry stay in the balance until `ExpirePoints` runs, but they
+        // cannot pay for anything any more.
+        let mut open: Vec<(u32, &PointsLot)> = (0u32..)
+            .zip(&self.lots)
+            .filter(|(_, l)| !l.expired && l.remaining > 0 && l.expires_at > c.at)
+            .collect();
+        let available: u64 = open.iter().map(|(_, l)| l.remaining).sum();
+        if c.points > available {
             return Err(LoyaltyError::InsufficientPoints {
                 requested: c.points,
-                available: self.balance,
+                available,
             });
         }
         // Soonest-expiring first; lots all live 12 months, so this is oldest first.
-        let mut open: Vec<(u32, &PointsLot)> = (0u32..)
-            .zip(&self.lots)
-            .filter(|(_, l)| !l.expired && l.remaining > 0)
-            .collect();
         open.sort_by_key(|(n, l)| (l.expires_at, *n));
         let mut left = c.points;
         let mut taken = Vec::new();

@@ -11,6 +11,8 @@ pub enum LoyaltyError {
     InvalidReferralCode(String),
     #[error("a customer cannot be referred by their own code")]
     ReferredBySelf,
+    #[error("referral code `{0}` is not this account's")]
+    ReferralCodeNotOurs(String),
     #[error("a customer cannot be rewarded for referring themselves")]
     SelfReferral,
     #[error("the account keeps {account}, not {got}")]

@@ -8,14 +8,17 @@
 //! - Spending: points held at checkout are taken from lots at once, soonest-expiring first
 //!   (which is first-in-first-out, every lot living 12 months). A hold is committed when
 //!   the order is confirmed, or returned to its lots on cancellation (returning twice or
-//!   returning an unknown hold is a no-op). Points returned to a lot that has expired in
-//!   the meantime are forfeited.
+//!   returning an unknown hold is a no-op). A lot past its expiry cannot pay for a hold,
+//!   even before `ExpirePoints` has removed it; points returned to a lot that has expired
+//!   in the meantime are forfeited.
 //! - Refunds reverse `round_half_even(earned × refunded_total / order_amount)` points
 //!   (cumulative, so partial refunds never drift), taken only from that order's own lot.
 //!   When those points were already spent or expired, only what is left in the lot is
 //!   reversed; the rest is recorded as `uncollectable` and stays a debt of the lot: if a
 //!   held redemption that used the lot is later returned, the debt is taken back first.
 //!   The balance never goes negative.
+//! - Referrals are rewarded once per referred customer, only for this account's own code;
+//!   campaign bonuses once per campaign. Both open a lot like an earning.
 //! - Tier: recalculated on demand from the spend of the last 12 months (order amounts
 //!   earned in that window minus their refunds), upgrading or downgrading.
 //!

@@ -18,6 +18,15 @@
 //! receipt, a positive adjustment, a release or an expiry) is first given to backordered
 //! reservations, oldest first ([`StockBackorderFilled`]).
 //!
+//! Low-stock alert: when SKU-level `available` drops to or below the threshold,
+//! [`LowStockThresholdCrossed`] is recorded once. It is re-armed only when `available`
+//! is back above the threshold (a receipt, a found adjustment, or reservations released
+//! or expired), so a stream of small sales does not repeat the alert.
+//!
+//! Idempotency: a second reservation for the same order id and a release of an unknown
+//! or settled reservation record nothing; committing or expiring one that is not active
+//! is refused, so a late expiry after shipment is visible to the caller.
+//!
 //! Every event carries the resulting [`StockLevels`] so read models never recompute.
 
 mod command;

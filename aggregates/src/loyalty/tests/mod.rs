@@ -110,6 +110,7 @@ fn bonus(n: u128, points: u64, day: i64) -> LoyaltyCommand {
 fn referral(n: u128, points: u64) -> LoyaltyCommand {
     LoyaltyCommand::RewardReferral(RewardReferral {
         referred_customer: customer(n),
+        referral_code: LoyaltyAccountEnrolled::example().referral_code,
         first_order_id: order(100 + n),
         points,
         at: days(3),

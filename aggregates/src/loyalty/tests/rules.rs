@@ -497,6 +497,7 @@ fn a_customer_is_not_rewarded_for_referring_themselves() {
     let own = LoyaltyAccountEnrolled::example().customer_id;
     let command = LoyaltyCommand::RewardReferral(RewardReferral {
         referred_customer: own,
+        referral_code: LoyaltyAccountEnrolled::example().referral_code,
         first_order_id: order(5),
         points: 500,
         at: days(1),
@@ -533,4 +534,32 @@ fn the_balance_is_the_sum_of_unexpired_lots() {
     ]);
     assert_eq!(state.balance, 250 - 20);
     assert_eq!(state.balance, unexpired_remaining(&state));
+}
+
+#[test]
+fn a_referral_made_with_another_code_is_not_rewarded_here() {
+    let command = LoyaltyCommand::RewardReferral(RewardReferral {
+        referred_customer: customer(2),
+        referral_code: "SOMEONE-ELSE".into(),
+        first_order_id: order(5),
+        points: 500,
+        at: days(1),
+    });
+    refused(
+        vec![enroll()],
+        command,
+        LoyaltyError::ReferralCodeNotOurs("SOMEONE-ELSE".into()),
+    );
+}
+
+#[test]
+fn points_past_their_expiry_cannot_be_held_even_before_they_are_expired() {
+    refused(
+        vec![enroll(), earn(1, 10_000, 0), earn(2, 5_000, 100)],
+        hold(9, 60, 366),
+        LoyaltyError::InsufficientPoints {
+            requested: 60,
+            available: 50,
+        },
+    );
 }
