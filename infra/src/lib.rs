@@ -1,1 +1,14 @@
-//! Event store adapters.
+//! Adapters between the pure domain and the outside world.
+//!
+//! * [`store`]: the append-only event log on PostgreSQL or SQLite, with a gap-safe
+//!   global tail, hash chain, snapshots and the cqrs-es repository implementation.
+//! * [`clock`]: the injectable source of time.
+
+pub mod clock;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use store::{
+    AppendOutcome, EventMetadata, NewEvent, RecordedEvent, Store, StoreConfig, StoreError,
+    StreamRef,
+};

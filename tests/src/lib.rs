@@ -1,1 +1,126 @@
-//! Shared support for the black-box tests.
+//! Shared support for the black-box tests: fresh stores per test on both backends, a
+//! small test aggregate, and polling helpers.
+//!
+//! Service-backed tests need PostgreSQL at `COMMERCE_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). When it cannot be reached the test fails
+//! if `CI` is set, and is skipped with a printed reason otherwise.
+
+pub mod counter;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use infra::clock::{Clock, ManualClock};
+use infra::{Store, StoreConfig};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Executor;
+
+pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The PostgreSQL URL tests use.
+pub fn test_database_url() -> String {
+    std::env::var("COMMERCE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_string())
+}
+
+/// True when running under CI, where every service-backed test must run.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+}
+
+/// Fails (in CI) or prints a skip reason (elsewhere) for an unreachable service.
+pub fn service_unavailable(service: &str, detail: &str) -> Option<std::convert::Infallible> {
+    assert!(
+        !in_ci(),
+        "{service} is required in CI but unreachable: {detail}"
+    );
+    eprintln!("SKIPPED: {service} unreachable ({detail}); set CI=1 to make this a failure");
+    None
+}
+
+/// A fixed start time for deterministic tests.
+pub fn test_clock() -> ManualClock {
+    ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap())
+}
+
+/// Which backend a contract test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Postgres,
+    Sqlite,
+}
+
+/// A freshly migrated, empty store on `kind`, or `None` when the test must be skipped.
+///
+/// PostgreSQL stores live in a new schema of the test database; SQLite stores in a new
+/// file under the system temp folder.
+pub async fn fresh_store(
+    kind: BackendKind,
+    config: StoreConfig,
+    clock: Arc<dyn Clock>,
+) -> Option<Store> {
+    let store = match kind {
+        BackendKind::Postgres => {
+            let url = test_database_url();
+            let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+            let admin = match sqlx::PgPool::connect(&url).await {
+                Ok(pool) => pool,
+                Err(e) => {
+                    service_unavailable("PostgreSQL", &format!("{url}: {e}"));
+                    return None;
+                }
+            };
+            admin
+                .execute(format!("CREATE SCHEMA {schema}").as_str())
+                .await
+                .expect("create test schema");
+            admin.close().await;
+            let options = PgConnectOptions::from_str(&url)
+                .expect("valid test URL")
+                .options([("search_path", schema.as_str())]);
+            let pool = PgPoolOptions::new()
+                .max_connections(config.max_connections)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await
+                .expect("connect to the test schema");
+            Store::from_pg_pool(pool, config, clock)
+        }
+        BackendKind::Sqlite => {
+            let url = format!("sqlite:{}", temp_path("commerce.db").display());
+            Store::connect_with_clock(&url, config, clock)
+                .await
+                .expect("open SQLite store")
+        }
+    };
+    store.migrate().await.expect("migrate");
+    Some(store)
+}
+
+/// A path in a new temporary folder.
+pub fn temp_path(file: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("commerce-test-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir.join(file)
+}
+
+/// Polls `check` until it returns `Some` or `deadline` passes.
+pub async fn eventually<T, F, Fut>(deadline: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
