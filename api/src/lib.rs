@@ -1,1 +1,7 @@
-//! HTTP API.
+//! The `commerce` binary's library: configuration, the HTTP API and the commands
+//! (`serve`, `migrate`, `verify`, `bench`). `main.rs` only parses and dispatches.
+
+pub mod bench;
+pub mod cli;
+pub mod http;
+pub mod telemetry;

@@ -61,7 +61,9 @@ CREATE TABLE snapshots (
 -- for any two events, position order = transaction-id order, and a reader that only
 -- returns rows whose txid is below pg_snapshot_xmin(pg_current_snapshot()) never skips
 -- a position that commits later. The lock is held for the INSERT only, not the commit,
--- so commits still group. A conflicting version raises unique_violation on
+-- so commits still group. (No NOTIFY here: a notifying transaction holds the notify
+-- queue lock through its commit, which would serialize every append's WAL flush; the
+-- store sends wake-ups from a separate session instead.) A conflicting version raises unique_violation on
 -- events_stream_version_key.
 CREATE FUNCTION append_events(
     p_stream_type     text,
@@ -139,7 +141,6 @@ BEGIN
             SET version = EXCLUDED.version, snapshot_no = EXCLUDED.snapshot_no,
                 payload = EXCLUDED.payload, taken_at = EXCLUDED.taken_at;
     END IF;
-    PERFORM pg_notify('commerce_events', v_last::text);
     RETURN QUERY SELECT v_first, v_last;
 END;
 $$;

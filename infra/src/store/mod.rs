@@ -212,6 +212,8 @@ struct Inner {
     events_read: AtomicU64,
     /// Newest position appended through this process; wakes local tails.
     appended: watch::Sender<i64>,
+    /// Whether the PostgreSQL wake-up notifier task runs.
+    notifier: std::sync::OnceLock<()>,
 }
 
 /// The event store. Cheap to clone.
@@ -262,6 +264,7 @@ impl Store {
                 heads: Mutex::new(HashMap::new()),
                 events_read: AtomicU64::new(0),
                 appended,
+                notifier: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -358,6 +361,9 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let outcome = match &self.inner.backend {
             Backend::Postgres(pool) => {
+                self.inner.notifier.get_or_init(|| {
+                    tokio::spawn(postgres::notify_appends(pool.clone(), self.appended_rx()));
+                });
                 postgres::append(self, pool, stream, expected_version, rows, snapshot).await?
             }
             Backend::Sqlite(db) => db.append(stream, expected_version, rows, snapshot).await?,

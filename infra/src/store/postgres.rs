@@ -14,11 +14,34 @@ use super::{
 
 pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// The channel `append_events` notifies after every append.
+/// The channel tails in other processes listen on for appends.
 pub(super) const CHANNEL: &str = "commerce_events";
+
+/// Tells tails in other processes that this process appended, from a session of its own:
+/// NOTIFY inside the append would serialize the appends' commits. Wake-ups are coalesced
+/// (one NOTIFY per burst) and best effort; tails also poll.
+pub(super) async fn notify_appends(pool: PgPool, mut appended: tokio::sync::watch::Receiver<i64>) {
+    while appended.changed().await.is_ok() {
+        let head = *appended.borrow_and_update();
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(head.to_string())
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "append wake-up not sent");
+        }
+    }
+}
 
 pub(super) async fn connect(url: &str, config: &StoreConfig) -> Result<PgPool, StoreError> {
     let options = PgConnectOptions::from_str(url)?.application_name("commerce");
+    // One direct attempt first: a pool only reports "timed out" for a refused or
+    // misconfigured connection, while the direct error names the cause.
+    sqlx::Connection::close(
+        <sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await?,
+    )
+    .await?;
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(std::time::Duration::from_secs(10))
