@@ -1,8 +1,11 @@
 -- The event log: the single source of truth. Append-only, enforced below.
+-- Global positions. Drawn only by append_events, under its lock.
+CREATE SEQUENCE events_position_seq AS bigint;
+
 CREATE TABLE events (
-    -- Global position: total order over the whole log. Assigned under the append lock
-    -- (see append_events) so that position order equals transaction-id order.
-    position       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- Global position: total order over the whole log, increasing with commit safety
+    -- (see append_events). Failed appends may leave unused numbers; order never breaks.
+    position       bigint      PRIMARY KEY,
     event_id       uuid        NOT NULL UNIQUE,
     stream_type    text        NOT NULL,
     stream_id      text        NOT NULL,
@@ -57,14 +60,14 @@ CREATE TABLE snapshots (
 -- Appends one command's events to one stream in a single round trip.
 --
 -- Positions are drawn while holding a session advisory lock that also covers the
--- assignment of the transaction id (the insert is the transaction's first write). Hence
--- for any two events, position order = transaction-id order, and a reader that only
--- returns rows whose txid is below pg_snapshot_xmin(pg_current_snapshot()) never skips
--- a position that commits later. The lock is held for the INSERT only, not the commit,
--- so commits still group. (No NOTIFY here: a notifying transaction holds the notify
--- queue lock through its commit, which would serialize every append's WAL flush; the
--- store sends wake-ups from a separate session instead.) A conflicting version raises unique_violation on
--- events_stream_version_key.
+-- assignment of the transaction id. Hence for any two events, position order =
+-- transaction-id order, and a reader that only returns rows whose txid is below
+-- pg_snapshot_xmin(pg_current_snapshot()) never skips a position that commits later.
+-- The lock covers only the id and position assignment (microseconds), not the INSERT or
+-- the commit, so appends run and commit concurrently. (No NOTIFY here: a notifying
+-- transaction holds the notify queue lock through its commit, which would serialize
+-- every append's WAL flush; the store sends wake-ups from a separate session.)
+-- A conflicting version raises unique_violation on events_stream_version_key.
 CREATE FUNCTION append_events(
     p_stream_type     text,
     p_stream_id       text,
@@ -86,12 +89,15 @@ CREATE FUNCTION append_events(
 ) RETURNS TABLE (first_position bigint, last_position bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
+    v_count integer := cardinality(p_event_ids);
     v_first bigint;
-    v_last  bigint;
     v_prev  bytea;
 BEGIN
     IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
         RAISE EXCEPTION 'append_events must be the first write of its transaction';
+    END IF;
+    IF v_count IS NULL OR v_count = 0 THEN
+        RAISE EXCEPTION 'append_events needs at least one event';
     END IF;
     -- Versions are gap-free: the event before the first new one must exist, and the
     -- chain must continue from its hash.
@@ -112,27 +118,30 @@ BEGIN
     END IF;
     PERFORM pg_advisory_lock(7723390414);
     BEGIN
-        WITH inserted AS (
-            INSERT INTO events (event_id, stream_type, stream_id, version, event_type,
-                                schema_version, payload, metadata, correlation_id,
-                                causation_id, actor, recorded_at, hash, prev_hash)
-            SELECT e.event_id, p_stream_type, p_stream_id, e.version, e.event_type,
-                   e.schema_version, e.payload::json, e.metadata::json, e.correlation_id,
-                   e.causation_id, e.actor, e.recorded_at, e.hash, e.prev_hash
-              FROM unnest(p_event_ids, p_versions, p_event_types, p_schema_versions,
-                          p_payloads, p_metadata, p_correlation_ids, p_causation_ids,
-                          p_actors, p_recorded_at, p_hashes, p_prev_hashes)
-                   AS e(event_id, version, event_type, schema_version, payload, metadata,
-                        correlation_id, causation_id, actor, recorded_at, hash, prev_hash)
-             ORDER BY e.version
-            RETURNING position
-        )
-        SELECT min(position), max(position) INTO v_first, v_last FROM inserted;
+        -- Assigns this transaction's id inside the lock.
+        PERFORM pg_current_xact_id();
+        -- Every nextval of this sequence happens under the lock: the block is contiguous.
+        v_first := nextval('events_position_seq');
+        IF v_count > 1 THEN
+            PERFORM setval('events_position_seq', v_first + v_count - 1);
+        END IF;
         PERFORM pg_advisory_unlock(7723390414);
     EXCEPTION WHEN OTHERS OR query_canceled THEN
         PERFORM pg_advisory_unlock(7723390414);
         RAISE;
     END;
+    INSERT INTO events (position, event_id, stream_type, stream_id, version, event_type,
+                        schema_version, payload, metadata, correlation_id, causation_id,
+                        actor, recorded_at, hash, prev_hash)
+    SELECT v_first + e.ord - 1, e.event_id, p_stream_type, p_stream_id, e.version,
+           e.event_type, e.schema_version, e.payload::json, e.metadata::json,
+           e.correlation_id, e.causation_id, e.actor, e.recorded_at, e.hash, e.prev_hash
+      FROM unnest(p_event_ids, p_versions, p_event_types, p_schema_versions, p_payloads,
+                  p_metadata, p_correlation_ids, p_causation_ids, p_actors, p_recorded_at,
+                  p_hashes, p_prev_hashes)
+           WITH ORDINALITY
+           AS e(event_id, version, event_type, schema_version, payload, metadata,
+                correlation_id, causation_id, actor, recorded_at, hash, prev_hash, ord);
     IF p_snapshot IS NOT NULL THEN
         INSERT INTO snapshots (stream_type, stream_id, version, snapshot_no, payload, taken_at)
         VALUES (p_stream_type, p_stream_id, p_snapshot_version, p_snapshot_no,
@@ -141,6 +150,6 @@ BEGIN
             SET version = EXCLUDED.version, snapshot_no = EXCLUDED.snapshot_no,
                 payload = EXCLUDED.payload, taken_at = EXCLUDED.taken_at;
     END IF;
-    RETURN QUERY SELECT v_first, v_last;
+    RETURN QUERY SELECT v_first, v_first + v_count - 1;
 END;
 $$;
