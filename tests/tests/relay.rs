@@ -516,3 +516,40 @@ async fn local_and_jetstream_feeds_deliver_the_same_sequence() {
     assert_eq!(rest, from_local[35..].to_vec());
     relay.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unacknowledged_jetstream_delivery_comes_back_with_backoff() {
+    let Some(f) = fixture(BackendKind::Postgres).await else {
+        return;
+    };
+    let relay = spawn_relay(&f, f.nats.clone());
+    append(&f.store, 3, 1).await;
+    wait_for_count(&f, 3, Duration::from_secs(20)).await;
+    let config = JetStreamFeedConfig {
+        backoff: vec![Duration::from_millis(200), Duration::from_millis(400)],
+        max_deliver: 3,
+        ..JetStreamFeedConfig::new(&f.config.stream, "retrying")
+    };
+    let mut feed = JetStreamFeed::open(f.nats.clone(), config, 0)
+        .await
+        .unwrap();
+    let first = feed.next().await.unwrap();
+    assert_eq!(first.attempt, 1);
+    let mut seen = Vec::new();
+    // Everything else is acknowledged; the first comes back twice, then never again.
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Ok(delivery)) = tokio::time::timeout_at(until, feed.next()).await {
+        if delivery.envelope.position != first.envelope.position {
+            feed.ack(&delivery).await.unwrap();
+        }
+        seen.push((delivery.envelope.position, delivery.attempt));
+    }
+    let again: Vec<u64> = seen
+        .iter()
+        .filter(|(p, _)| *p == first.envelope.position)
+        .map(|(_, attempt)| *attempt)
+        .collect();
+    assert_eq!(again, vec![2, 3], "redelivered up to max_deliver: {seen:?}");
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    relay.abort();
+}

@@ -15,7 +15,9 @@
 //!   then [`Feed::ack`] it.
 //! * Be idempotent by position / event id: after a crash, or when an ack is lost, an
 //!   envelope is delivered again ([`Delivery::attempt`] > 1 on JetStream). Positions are
-//!   strictly increasing except for such redeliveries.
+//!   increasing except for such redeliveries (and, on JetStream, the rare late event the
+//!   [relay](crate::relay) documents), so dedupe by id, not by "position below the
+//!   highest seen".
 
 mod jetstream;
 mod local;

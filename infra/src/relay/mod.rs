@@ -13,12 +13,21 @@
 //!   longest plausible crash-to-restart time.
 //! * **Order.** Publishes are pipelined on one connection, which preserves their order,
 //!   and every restart re-sends from the checkpoint in order; the first copy of each
-//!   event to arrive is the one stored, so the stream is in position order. (The one
-//!   exception would be JetStream *rejecting* a message in the middle of a pipeline while
-//!   accepting later ones; the relay then restarts from the checkpoint and the rejected
-//!   event lands late. `ce-position` lets a consumer see it.)
-//! * **One publisher.** Exactly one relay per name publishes at a time (see [`lease`]
-//!   for how, per backend); others wait as standbys and take over when it dies.
+//!   event to arrive is the one stored, so the stream is in position order. Known
+//!   exception: if a message in the middle of a pipeline is lost or rejected while later
+//!   ones are stored (JetStream refusing one message, or a NATS reconnect dropping what
+//!   was in the socket), the failed ack restarts the session from the checkpoint and the
+//!   lost event lands late, after higher positions. Nothing is lost, but consumers must
+//!   be idempotent by event id rather than skip "positions below the highest seen".
+//!   (Closing this would take `Nats-Expected-Last-Msg-Id` chaining; not done yet.)
+//! * **One publisher.** Exactly one relay per name publishes at a time; others wait as
+//!   standbys and take over when it dies. On PostgreSQL the leader holds a session
+//!   advisory lock on a connection of its own (released by the server when that
+//!   connection dies; standbys poll `pg_try_advisory_lock`), writes its checkpoint
+//!   through that connection and pings it while idle, so a deposed leader stops within
+//!   one tick. On SQLite (embedded: one process per database file) a process-local
+//!   guard per file and name is enough; two *processes* on one SQLite file would both
+//!   publish, and only the duplicate window would keep the stream clean.
 //!
 //! Transient failures (NATS or database down, stream missing, publish timeouts) never
 //! end [`Relay::run`]: the current session is dropped, leadership given up, and a new
@@ -329,6 +338,45 @@ impl Relay {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_is_valid_and_bad_ones_are_refused() {
+        assert!(RelayConfig::default().validate().is_ok());
+        let bad = [
+            RelayConfig {
+                stream: "a.b".into(),
+                ..RelayConfig::default()
+            },
+            RelayConfig {
+                subject_prefix: "x.>".into(),
+                ..RelayConfig::default()
+            },
+            RelayConfig {
+                subject_prefix: "x..y".into(),
+                ..RelayConfig::default()
+            },
+            RelayConfig {
+                max_in_flight: 0,
+                ..RelayConfig::default()
+            },
+            RelayConfig {
+                max_age: Duration::from_secs(60),
+                duplicate_window: Duration::from_secs(120),
+                ..RelayConfig::default()
+            },
+        ];
+        for config in bad {
+            assert!(
+                matches!(config.validate(), Err(RelayError::Config(_))),
+                "{config:?}"
+            );
         }
     }
 }
