@@ -68,16 +68,12 @@ struct Fixture {
     config: RelayConfig,
 }
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        // Best effort: test streams would otherwise pile up on a shared server.
-        let nats = self.nats.clone();
-        let stream = self.config.stream.clone();
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let _ = jetstream::new(nats).delete_stream(&stream).await;
-            });
-        }
+impl Fixture {
+    /// Deletes the test stream (only on success: a failed test leaves it to inspect).
+    async fn finish(self) {
+        let _ = jetstream::new(self.nats.clone())
+            .delete_stream(&self.config.stream)
+            .await;
     }
 }
 
@@ -290,6 +286,7 @@ async fn relay_publishes_every_event_as_a_cloud_event_in_order(kind: BackendKind
         last
     );
     assert_exactly_once_in_order(&f).await;
+    f.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -374,6 +371,7 @@ async fn a_relay_killed_at_random_points_loses_and_duplicates_nothing() {
         .sum();
     assert!(sent > total, "{sent} messages sent for {total} events");
     eprintln!("crash test: {sent} messages sent (incl. API requests) for {total} events");
+    f.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -425,6 +423,7 @@ async fn a_standby_relay_takes_over_when_the_leader_dies() {
     assert!(caught_up.is_some(), "the standby moves the checkpoint");
     standby.abort();
     assert_exactly_once_in_order(&f).await;
+    f.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -452,6 +451,7 @@ async fn sqlite_relays_in_one_process_publish_one_at_a_time() {
     wait_for_count(&f, 90, Duration::from_secs(20)).await;
     second.abort();
     assert_exactly_once_in_order(&f).await;
+    f.finish().await;
 }
 
 async fn take<F: Feed>(feed: &mut F, count: usize) -> Vec<Envelope> {
@@ -515,6 +515,7 @@ async fn local_and_jetstream_feeds_deliver_the_same_sequence() {
     let rest = take(&mut resumed, 10).await;
     assert_eq!(rest, from_local[35..].to_vec());
     relay.abort();
+    f.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -552,4 +553,5 @@ async fn an_unacknowledged_jetstream_delivery_comes_back_with_backoff() {
     assert_eq!(again, vec![2, 3], "redelivered up to max_deliver: {seen:?}");
     assert_eq!(seen.len(), 4, "{seen:?}");
     relay.abort();
+    f.finish().await;
 }
