@@ -2,9 +2,14 @@
 //!
 //! * [`store`]: the append-only event log on PostgreSQL or SQLite, with a gap-safe
 //!   global tail, hash chain, snapshots and the cqrs-es repository implementation.
+//! * [`relay`]: publishes the log to NATS JetStream as CloudEvents, exactly once.
+//! * [`feed`]: the ordered, acknowledged event source consumers are written against
+//!   (in process or from JetStream).
 //! * [`clock`]: the injectable source of time.
 
 pub mod clock;
+pub mod feed;
+pub mod relay;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};

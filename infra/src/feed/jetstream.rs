@@ -1,0 +1,239 @@
+//! The feed over a durable JetStream pull consumer.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::{self, stream::Stream};
+use async_nats::HeaderMap;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+
+use super::{Delivery, Envelope, Feed, FeedError, Receipt};
+use crate::relay::message as ce;
+
+/// Settings of one subscriber's durable consumer.
+#[derive(Debug, Clone)]
+pub struct JetStreamFeedConfig {
+    /// The stream the relay publishes to ([`crate::relay::RelayConfig::stream`]).
+    pub stream: String,
+    /// The durable consumer name: one per subscriber; its acks are its progress.
+    pub durable: String,
+    /// Only subjects matching this (e.g. `commerce.order.>`); `None` for all.
+    pub filter_subject: Option<String>,
+    /// How long a delivery may stay unacknowledged before it is redelivered (when
+    /// `backoff` is empty).
+    pub ack_wait: Duration,
+    /// Redelivery delays: the n-th redelivery waits `backoff[n-1]` (the last one
+    /// repeats). Must be shorter than `max_deliver`.
+    pub backoff: Vec<Duration>,
+    /// Deliveries per message before JetStream gives up on it (-1 = no limit).
+    pub max_deliver: i64,
+    /// Deliveries awaiting their ack at once.
+    pub max_ack_pending: i64,
+}
+
+impl JetStreamFeedConfig {
+    /// Defaults for `durable` on `stream`: 30 s ack wait, backoff 1 s / 5 s / 30 s / 2 min,
+    /// 10 deliveries, 1000 pending acks.
+    pub fn new(stream: impl Into<String>, durable: impl Into<String>) -> Self {
+        Self {
+            stream: stream.into(),
+            durable: durable.into(),
+            filter_subject: None,
+            ack_wait: Duration::from_secs(30),
+            backoff: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+                Duration::from_secs(120),
+            ],
+            max_deliver: 10,
+            max_ack_pending: 1000,
+        }
+    }
+}
+
+/// A [`Feed`] over a durable pull consumer with explicit acks.
+///
+/// When the durable consumer does not exist yet, it is created to deliver from the first
+/// message whose `ce-position` is above the requested position (found by binary search
+/// over the stream, whose positions increase with its sequence). When it exists, it
+/// resumes from its own ack state; messages at or below the requested position are then
+/// acknowledged and skipped, so the consumer's stored position is always respected.
+pub struct JetStreamFeed {
+    messages: pull::Stream,
+    floor: i64,
+}
+
+impl std::fmt::Debug for JetStreamFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStreamFeed")
+            .field("floor", &self.floor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JetStreamFeed {
+    /// Opens (creating if needed) the durable consumer and starts pulling events after
+    /// `after_position`.
+    pub async fn open(
+        nats: async_nats::Client,
+        config: JetStreamFeedConfig,
+        after_position: i64,
+    ) -> Result<Self, FeedError> {
+        let context = jetstream::new(nats);
+        let stream = context
+            .get_stream(&config.stream)
+            .await
+            .map_err(FeedError::nats)?;
+        let consumer: PullConsumer = match stream.get_consumer(&config.durable).await {
+            Ok(consumer) => consumer,
+            Err(_) => {
+                let start = start_sequence(&stream, after_position).await?;
+                stream
+                    .get_or_create_consumer(
+                        &config.durable,
+                        pull::Config {
+                            durable_name: Some(config.durable.clone()),
+                            deliver_policy: DeliverPolicy::ByStartSequence {
+                                start_sequence: start,
+                            },
+                            ack_policy: AckPolicy::Explicit,
+                            ack_wait: config.ack_wait,
+                            backoff: config.backoff.clone(),
+                            max_deliver: config.max_deliver,
+                            max_ack_pending: config.max_ack_pending,
+                            filter_subject: config.filter_subject.clone().unwrap_or_default(),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(FeedError::nats)?
+            }
+        };
+        let messages = consumer.messages().await.map_err(FeedError::nats)?;
+        Ok(Self {
+            messages,
+            floor: after_position,
+        })
+    }
+}
+
+/// The sequence of the first message with a position above `after`, or one past the
+/// last message when there is none yet (the consumer then waits for it).
+async fn start_sequence(stream: &Stream, after: i64) -> Result<u64, FeedError> {
+    let state = stream.get_info().await.map_err(FeedError::nats)?.state;
+    if state.messages == 0 {
+        return Ok(state.last_sequence + 1);
+    }
+    let (mut low, mut high) = (state.first_sequence, state.last_sequence + 1);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        let position = match stream.get_raw_message(mid).await {
+            Ok(message) => position_of(&message.headers, mid)?,
+            // A hole (deleted message): start earlier; the floor skips the surplus.
+            Err(_) => return Ok(low),
+        };
+        if position <= after {
+            low = mid + 1;
+        } else {
+            high = mid;
+        }
+    }
+    Ok(low)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str, sequence: u64) -> Result<&'a str, FeedError> {
+    headers
+        .get(name)
+        .map(|v| v.as_str())
+        .ok_or_else(|| FeedError::Malformed {
+            sequence,
+            reason: format!("missing header {name}"),
+        })
+}
+
+fn malformed(sequence: u64, what: &str, err: impl std::fmt::Display) -> FeedError {
+    FeedError::Malformed {
+        sequence,
+        reason: format!("{what}: {err}"),
+    }
+}
+
+fn position_of(headers: &HeaderMap, sequence: u64) -> Result<i64, FeedError> {
+    header(headers, ce::POSITION, sequence)?
+        .parse()
+        .map_err(|e| malformed(sequence, ce::POSITION, e))
+}
+
+/// Rebuilds the envelope from the CloudEvents headers (see [`crate::relay::message`]).
+fn decode(headers: &HeaderMap, payload: &[u8], sequence: u64) -> Result<Envelope, FeedError> {
+    let get = |name: &str| header(headers, name, sequence);
+    let stream_id = get(ce::SUBJECT)?.to_string();
+    let stream_type = get(ce::SOURCE)?
+        .strip_prefix(&format!("/{}/", ce::NAMESPACE))
+        .and_then(|rest| rest.strip_suffix(&format!("/{stream_id}")))
+        .ok_or_else(|| malformed(sequence, ce::SOURCE, "does not name the stream"))?
+        .to_string();
+    let (event_type, schema_version) = get(ce::TYPE)?
+        .strip_prefix(&format!("{}.{stream_type}.", ce::NAMESPACE))
+        .and_then(|rest| rest.rsplit_once(".v"))
+        .ok_or_else(|| malformed(sequence, ce::TYPE, "not <namespace>.<stream>.<event>.v<n>"))?;
+    Ok(Envelope {
+        position: position_of(headers, sequence)?,
+        event_id: get(ce::ID)?
+            .parse()
+            .map_err(|e| malformed(sequence, ce::ID, e))?,
+        version: get(ce::STREAM_VERSION)?
+            .parse()
+            .map_err(|e| malformed(sequence, ce::STREAM_VERSION, e))?,
+        schema_version: schema_version
+            .parse()
+            .map_err(|e| malformed(sequence, ce::TYPE, e))?,
+        event_type: event_type.to_string(),
+        recorded_at: DateTime::parse_from_rfc3339(get(ce::TIME)?)
+            .map_err(|e| malformed(sequence, ce::TIME, e))?
+            .with_timezone(&Utc),
+        metadata: serde_json::from_str(get(ce::METADATA)?)
+            .map_err(|e| malformed(sequence, ce::METADATA, e))?,
+        payload: serde_json::from_slice(payload).map_err(|e| malformed(sequence, "body", e))?,
+        stream_type,
+        stream_id,
+    })
+}
+
+impl Feed for JetStreamFeed {
+    async fn next(&mut self) -> Result<Delivery, FeedError> {
+        loop {
+            let message = match self.messages.next().await {
+                Some(Ok(message)) => message,
+                Some(Err(err)) => return Err(FeedError::nats(err)),
+                None => return Err(FeedError::Ended),
+            };
+            let (sequence, attempt) = {
+                let info = message.info().map_err(FeedError::Nats)?;
+                (info.stream_sequence, info.delivered.max(1) as u64)
+            };
+            let empty = HeaderMap::new();
+            let headers = message.headers.as_ref().unwrap_or(&empty);
+            let envelope = decode(headers, &message.payload, sequence)?;
+            if envelope.position <= self.floor {
+                // Already applied by this subscriber (its stored position says so).
+                message.ack().await.map_err(FeedError::Nats)?;
+                continue;
+            }
+            return Ok(Delivery {
+                envelope,
+                attempt,
+                receipt: Receipt::JetStream(Box::new(message)),
+            });
+        }
+    }
+
+    async fn ack(&mut self, delivery: &Delivery) -> Result<(), FeedError> {
+        match &delivery.receipt {
+            Receipt::JetStream(message) => message.ack().await.map_err(FeedError::Nats),
+            Receipt::Local => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Leadership: exactly one relay of a given name publishes at a time, and the
+//! checkpoint it keeps.
+//!
+//! * **PostgreSQL** (several processes): a session advisory lock held on a connection of
+//!   its own, detached from the pool. The lock lives exactly as long as that connection,
+//!   so when the holder dies (crash, abort, network loss) the server releases it and a
+//!   standby, polling `pg_try_advisory_lock`, takes over. The leader writes its
+//!   checkpoint through the same connection, and pings it while idle, so it notices a
+//!   lost lock within one tick and stops publishing.
+//! * **SQLite** (embedded, one process): a process-local guard keyed by database file
+//!   and relay name. SQLite has no session locks and the embedded deployment runs one
+//!   process per database file, so this is enough; two *processes* on one SQLite file
+//!   would each publish (JetStream still de-duplicates within its window).
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection, SqlitePool};
+
+use super::RelayError;
+use crate::store::Store;
+
+/// Relay names (per SQLite file) whose guard is currently held in this process.
+static LOCAL_LEASES: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Held by the one relay allowed to publish. Dropping it gives leadership up.
+pub(super) enum Lease {
+    Postgres {
+        conn: PgConnection,
+        name: String,
+    },
+    Sqlite {
+        pool: SqlitePool,
+        name: String,
+        _guard: LocalGuard,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    },
+}
+
+pub(super) struct LocalGuard {
+    key: String,
+}
+
+impl Drop for LocalGuard {
+    fn drop(&mut self) {
+        let mut held = LOCAL_LEASES.lock().unwrap_or_else(|e| e.into_inner());
+        held.remove(&self.key);
+    }
+}
+
+/// Two 32-bit keys: a fixed class for relays, and the relay name within the current
+/// schema (tests run many schemas in one database; each has its own relays).
+const TRY_LOCK: &str = "SELECT pg_try_advisory_lock(hashtext('commerce.relay'), \
+                        hashtext(current_schema() || '/' || $1))";
+
+impl Lease {
+    /// Waits until this process may publish as `name`, polling every `retry`.
+    pub(super) async fn acquire(
+        store: &Store,
+        name: &str,
+        retry: Duration,
+    ) -> Result<Self, RelayError> {
+        if let Some(pool) = store.pg_pool() {
+            // A dedicated connection: a pooled one would go back to the pool still
+            // holding the lock when this lease is dropped.
+            let mut conn = pool.acquire().await?.detach();
+            loop {
+                let got: bool = sqlx::query_scalar(TRY_LOCK)
+                    .bind(name)
+                    .fetch_one(&mut conn)
+                    .await?;
+                if got {
+                    tracing::info!(relay = name, "relay lock acquired");
+                    return Ok(Lease::Postgres {
+                        conn,
+                        name: name.to_string(),
+                    });
+                }
+                tokio::time::sleep(retry).await;
+            }
+        }
+        let pool = store
+            .sqlite_pool()
+            .ok_or_else(|| RelayError::Config("store has no known backend".into()))?
+            .clone();
+        let key = format!(
+            "{}\0{name}",
+            pool.connect_options().get_filename().display()
+        );
+        loop {
+            let taken = {
+                let mut held = LOCAL_LEASES.lock().unwrap_or_else(|e| e.into_inner());
+                held.insert(key.clone())
+            };
+            if taken {
+                return Ok(Lease::Sqlite {
+                    pool,
+                    name: name.to_string(),
+                    _guard: LocalGuard { key },
+                    clock: store.clock().clone(),
+                });
+            }
+            tokio::time::sleep(retry).await;
+        }
+    }
+
+    /// The stored checkpoint (0 when this relay never stored one).
+    pub(super) async fn load(&mut self) -> Result<i64, RelayError> {
+        let position: Option<i64> = match self {
+            Lease::Postgres { conn, name } => {
+                sqlx::query_scalar("SELECT position FROM relay_checkpoints WHERE name = $1")
+                    .bind(&*name)
+                    .fetch_optional(conn)
+                    .await?
+            }
+            Lease::Sqlite { pool, name, .. } => {
+                sqlx::query_scalar("SELECT position FROM relay_checkpoints WHERE name = ?")
+                    .bind(&*name)
+                    .fetch_optional(&*pool)
+                    .await?
+            }
+        };
+        Ok(position.unwrap_or(0))
+    }
+
+    /// Moves the checkpoint forward to `position` (never back).
+    pub(super) async fn store(&mut self, position: i64) -> Result<(), RelayError> {
+        match self {
+            Lease::Postgres { conn, name } => {
+                sqlx::query(
+                    "INSERT INTO relay_checkpoints (name, position, updated_at) \
+                     VALUES ($1, $2, now()) \
+                     ON CONFLICT (name) DO UPDATE \
+                     SET position = GREATEST(relay_checkpoints.position, EXCLUDED.position), \
+                         updated_at = EXCLUDED.updated_at",
+                )
+                .bind(&*name)
+                .bind(position)
+                .execute(conn)
+                .await?;
+            }
+            Lease::Sqlite {
+                pool, name, clock, ..
+            } => {
+                sqlx::query(
+                    "INSERT INTO relay_checkpoints (name, position, updated_at) VALUES (?, ?, ?) \
+                     ON CONFLICT (name) DO UPDATE \
+                     SET position = max(relay_checkpoints.position, excluded.position), \
+                         updated_at = excluded.updated_at",
+                )
+                .bind(&*name)
+                .bind(position)
+                .bind(clock.now().to_rfc3339())
+                .execute(&*pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails when leadership may have been lost (the lock connection broke).
+    pub(super) async fn check(&mut self) -> Result<(), RelayError> {
+        match self {
+            Lease::Postgres { conn, .. } => conn.ping().await?,
+            Lease::Sqlite { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+/// The checkpoint of relay `name`, read without taking leadership (0 if none).
+pub(super) async fn read_checkpoint(store: &Store, name: &str) -> Result<i64, RelayError> {
+    let position: Option<i64> = if let Some(pool) = store.pg_pool() {
+        sqlx::query_scalar("SELECT position FROM relay_checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+    } else if let Some(pool) = store.sqlite_pool() {
+        sqlx::query_scalar("SELECT position FROM relay_checkpoints WHERE name = ?")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+    } else {
+        None
+    };
+    Ok(position.unwrap_or(0))
+}

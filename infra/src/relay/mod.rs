@@ -1,0 +1,382 @@
+//! The relay: the only path by which events leave the log for NATS JetStream.
+//!
+//! A [`Relay`] follows the store's global log from its checkpoint and publishes every
+//! event, in position order, to one JetStream stream (format: [`message`]). Guarantees:
+//!
+//! * **Nothing is lost.** The checkpoint (table `relay_checkpoints`) only moves past a
+//!   contiguous prefix of events whose publish JetStream has acknowledged, so a relay
+//!   killed at any moment resumes from a position at or before the first event that may
+//!   be missing.
+//! * **Nothing is stored twice** as long as a re-send follows the original within the
+//!   stream's duplicate window: `Nats-Msg-Id` is the event id, and JetStream drops a
+//!   message whose id it has seen within the window. Keep the window longer than the
+//!   longest plausible crash-to-restart time.
+//! * **Order.** Publishes are pipelined on one connection, which preserves their order,
+//!   and every restart re-sends from the checkpoint in order; the first copy of each
+//!   event to arrive is the one stored, so the stream is in position order. Known
+//!   exception: if a message in the middle of a pipeline is lost or rejected while later
+//!   ones are stored (JetStream refusing one message, or a NATS reconnect dropping what
+//!   was in the socket), the failed ack restarts the session from the checkpoint and the
+//!   lost event lands late, after higher positions. Nothing is lost, but consumers must
+//!   be idempotent by event id rather than skip "positions below the highest seen".
+//!   (Closing this would take `Nats-Expected-Last-Msg-Id` chaining; not done yet.)
+//! * **One publisher.** Exactly one relay per name publishes at a time; others wait as
+//!   standbys and take over when it dies. On PostgreSQL the leader holds a session
+//!   advisory lock on a connection of its own (released by the server when that
+//!   connection dies; standbys poll `pg_try_advisory_lock`), writes its checkpoint
+//!   through that connection and pings it while idle, so a deposed leader stops within
+//!   one tick. On SQLite (embedded: one process per database file) a process-local
+//!   guard per file and name is enough; two *processes* on one SQLite file would both
+//!   publish, and only the duplicate window would keep the stream clean.
+//!
+//! Transient failures (NATS or database down, stream missing, publish timeouts) never
+//! end [`Relay::run`]: the current session is dropped, leadership given up, and a new
+//! session starts after [`RelayConfig::retry_backoff`].
+
+mod lease;
+pub mod message;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_nats::jetstream::context::ContextBuilder;
+use async_nats::jetstream::publish::PublishAck;
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+use futures_util::stream::FuturesOrdered;
+use futures_util::StreamExt;
+
+use crate::store::{Store, StoreError};
+use lease::Lease;
+
+/// Settings of one relay. Every field has a working default.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Names the checkpoint row and the leadership lock: relays with the same name on the
+    /// same store are one logical relay (a leader and standbys).
+    pub name: String,
+    /// The JetStream stream, created or updated at the start of every session.
+    pub stream: String,
+    /// Subject prefix: events go to `<prefix>.<stream_type>.<event_type>` and the stream
+    /// captures `<prefix>.>`. Tests use a unique one each.
+    pub subject_prefix: String,
+    /// Stream replicas (1 on a single server; 3 on a cluster).
+    pub replicas: usize,
+    /// How long the stream keeps messages; zero keeps them forever.
+    pub max_age: Duration,
+    /// JetStream's de-duplication window (see the module docs for why it matters).
+    pub duplicate_window: Duration,
+    /// Largest number of publishes awaiting their ack at once.
+    pub max_in_flight: usize,
+    /// Store the checkpoint after this many acks...
+    pub checkpoint_every: usize,
+    /// ...or this long after the last store, whichever comes first.
+    pub checkpoint_interval: Duration,
+    /// How long one publish may wait for its ack before the session restarts.
+    pub ack_timeout: Duration,
+    /// How often a standby retries the leadership lock.
+    pub lock_retry: Duration,
+    /// Pause before a new session after a failed one.
+    pub retry_backoff: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            name: "jetstream".into(),
+            stream: "COMMERCE".into(),
+            subject_prefix: message::NAMESPACE.into(),
+            replicas: 1,
+            max_age: Duration::ZERO,
+            duplicate_window: Duration::from_secs(120),
+            max_in_flight: 256,
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_millis(100),
+            ack_timeout: Duration::from_secs(10),
+            lock_retry: Duration::from_millis(500),
+            retry_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RelayConfig {
+    fn validate(&self) -> Result<(), RelayError> {
+        let bad = |what: &str| Err(RelayError::Config(what.to_string()));
+        if self.name.is_empty() {
+            return bad("relay name must not be empty");
+        }
+        if self.stream.is_empty() || self.stream.contains(['.', ' ', '*', '>', '/', '\\']) {
+            return bad("stream name must be non-empty without `.`, ` `, `*`, `>`, `/`, `\\`");
+        }
+        if self.subject_prefix.is_empty()
+            || self.subject_prefix.contains(['*', '>', ' '])
+            || self.subject_prefix.split('.').any(str::is_empty)
+        {
+            return bad("subject prefix must be dot-separated non-empty tokens without wildcards");
+        }
+        if self.max_in_flight == 0 || self.checkpoint_every == 0 || self.replicas == 0 {
+            return bad("max_in_flight, checkpoint_every and replicas must be at least 1");
+        }
+        if self.checkpoint_interval.is_zero() || self.ack_timeout.is_zero() {
+            return bad("checkpoint_interval and ack_timeout must be positive");
+        }
+        if !self.max_age.is_zero() && self.duplicate_window > self.max_age {
+            return bad("duplicate_window must not exceed max_age");
+        }
+        Ok(())
+    }
+}
+
+/// Errors of a relay session. Only [`RelayError::Config`] ends [`Relay::run`]; the rest
+/// are logged and retried.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("invalid relay configuration: {0}")]
+    Config(String),
+    #[error("event store: {0}")]
+    Store(#[from] StoreError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("NATS JetStream: {0}")]
+    Nats(#[source] async_nats::Error),
+    #[error("the log tail ended")]
+    TailEnded,
+}
+
+impl RelayError {
+    fn nats(err: impl Into<async_nats::Error>) -> Self {
+        RelayError::Nats(err.into())
+    }
+}
+
+/// Publishes the global log to JetStream. See the module docs for the guarantees.
+pub struct Relay {
+    store: Store,
+    nats: async_nats::Client,
+    config: RelayConfig,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("store", &self.store.backend_name())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// A publish awaiting its ack, tagged with the event's position.
+type AckFuture = Pin<
+    Box<
+        dyn Future<
+                Output = (
+                    i64,
+                    Result<PublishAck, async_nats::jetstream::context::PublishError>,
+                ),
+            > + Send,
+    >,
+>;
+
+/// How a session ended without error.
+enum SessionEnd {
+    Shutdown,
+}
+
+impl Relay {
+    /// A relay over `store`, publishing through `nats`. Fails only on an invalid config.
+    pub fn new(
+        store: Store,
+        nats: async_nats::Client,
+        config: RelayConfig,
+    ) -> Result<Self, RelayError> {
+        config.validate()?;
+        Ok(Self {
+            store,
+            nats,
+            config,
+        })
+    }
+
+    /// Runs until `shutdown` completes, then waits (up to the ack timeout) for the acks
+    /// in flight, stores the checkpoint and returns `Ok`.
+    ///
+    /// The future may also simply be dropped or aborted at any point: nothing is lost,
+    /// the next run (here or in a standby) re-sends from the last stored checkpoint and
+    /// JetStream drops the duplicates. Dropping it closes the leadership connection, so
+    /// a standby on PostgreSQL takes over within [`RelayConfig::lock_retry`].
+    pub async fn run<F>(self, shutdown: F) -> Result<(), RelayError>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            match self.session(&mut shutdown).await {
+                Ok(SessionEnd::Shutdown) => return Ok(()),
+                Err(RelayError::Config(msg)) => return Err(RelayError::Config(msg)),
+                Err(err) => {
+                    tracing::warn!(relay = %self.config.name, error = %err, "relay session failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.as_mut() => return Ok(()),
+                        _ = tokio::time::sleep(self.config.retry_backoff) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// The stored checkpoint of relay `name` on `store`: every event at or below it has
+    /// been acknowledged by JetStream (0 when the relay never stored one).
+    pub async fn checkpoint(store: &Store, name: &str) -> Result<i64, RelayError> {
+        lease::read_checkpoint(store, name).await
+    }
+
+    /// The JetStream stream configuration this relay creates or updates.
+    pub fn stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.config.stream.clone(),
+            subjects: vec![format!("{}.>", self.config.subject_prefix)],
+            storage: StorageType::File,
+            retention: RetentionPolicy::Limits,
+            discard: DiscardPolicy::Old,
+            num_replicas: self.config.replicas,
+            max_age: self.config.max_age,
+            duplicate_window: self.config.duplicate_window,
+            description: Some("commerce events, CloudEvents 1.0 binary mode".into()),
+            ..Default::default()
+        }
+    }
+
+    /// One leadership term: lock, ensure the stream, publish from the checkpoint.
+    async fn session<F>(&self, shutdown: &mut Pin<&mut F>) -> Result<SessionEnd, RelayError>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let config = &self.config;
+        let mut lease = tokio::select! {
+            _ = shutdown.as_mut() => return Ok(SessionEnd::Shutdown),
+            lease = Lease::acquire(&self.store, &config.name, config.lock_retry) => lease?,
+        };
+        // A fresh context per session: its ack semaphore must not hold permits of
+        // publishes abandoned by a failed session, or this one could wait forever.
+        let jetstream = ContextBuilder::new()
+            .timeout(config.ack_timeout)
+            .max_ack_inflight(config.max_in_flight)
+            .build(self.nats.clone());
+        jetstream
+            .create_or_update_stream(self.stream_config())
+            .await
+            .map_err(RelayError::nats)?;
+
+        let mut stored = lease.load().await?;
+        let mut acked = stored;
+        let mut unstored = 0usize;
+        tracing::info!(relay = %config.name, checkpoint = stored, "relay publishing");
+        let mut events = self.store.subscribe(stored);
+        let mut in_flight: FuturesOrdered<AckFuture> = FuturesOrdered::new();
+        let mut tick = tokio::time::interval(config.checkpoint_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.as_mut() => {
+                    // Graceful stop: keep what is already acknowledged, so a restart
+                    // re-sends as little as possible.
+                    let drain = async {
+                        while let Some((position, result)) = in_flight.next().await {
+                            if result.is_err() {
+                                break;
+                            }
+                            acked = position;
+                        }
+                    };
+                    let _ = tokio::time::timeout(config.ack_timeout, drain).await;
+                    if acked > stored {
+                        lease.store(acked).await?;
+                    }
+                    return Ok(SessionEnd::Shutdown);
+                }
+                // Acks come back in publish order, so each one extends the acknowledged
+                // prefix by exactly one event.
+                Some((position, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                    result.map_err(RelayError::nats)?;
+                    acked = position;
+                    unstored += 1;
+                    if unstored >= config.checkpoint_every {
+                        lease.store(acked).await?;
+                        stored = acked;
+                        unstored = 0;
+                    }
+                }
+                item = events.next(), if in_flight.len() < config.max_in_flight => {
+                    let event = match item {
+                        Some(Ok(event)) => event,
+                        // The tail retries by itself from the same position.
+                        Some(Err(err)) => {
+                            tracing::warn!(relay = %config.name, error = %err, "log tail read failed");
+                            continue;
+                        }
+                        None => return Err(RelayError::TailEnded),
+                    };
+                    let (subject, publish) = message::encode(&config.subject_prefix, &event);
+                    let ack = jetstream
+                        .send_publish(subject, publish)
+                        .await
+                        .map_err(RelayError::nats)?;
+                    let position = event.position;
+                    in_flight.push_back(Box::pin(async move { (position, ack.await) }));
+                }
+                _ = tick.tick() => {
+                    if acked > stored {
+                        lease.store(acked).await?;
+                        stored = acked;
+                        unstored = 0;
+                    } else {
+                        // Idle: still prove the lock connection is alive, so a deposed
+                        // leader stops before it publishes again.
+                        lease.check().await?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_is_valid_and_bad_ones_are_refused() {
+        assert!(RelayConfig::default().validate().is_ok());
+        let bad = [
+            RelayConfig {
+                stream: "a.b".into(),
+                ..RelayConfig::default()
+            },
+            RelayConfig {
+                subject_prefix: "x.>".into(),
+                ..RelayConfig::default()
+            },
+            RelayConfig {
+                subject_prefix: "x..y".into(),
+                ..RelayConfig::default()
+            },
+            RelayConfig {
+                max_in_flight: 0,
+                ..RelayConfig::default()
+            },
+            RelayConfig {
+                max_age: Duration::from_secs(60),
+                duplicate_window: Duration::from_secs(120),
+                ..RelayConfig::default()
+            },
+        ];
+        for config in bad {
+            assert!(
+                matches!(config.validate(), Err(RelayError::Config(_))),
+                "{config:?}"
+            );
+        }
+    }
+}

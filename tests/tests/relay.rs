@@ -1,0 +1,557 @@
+//! The relay and the feeds against a real nats-server (JetStream) and PostgreSQL.
+//!
+//! NATS is taken from `COMMERCE_TEST_NATS_URL` (default `127.0.0.1:4222`). Each test uses
+//! its own JetStream stream, subject prefix, relay name and database schema, so tests run
+//! in parallel without seeing each other.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::StreamMessage};
+use infra::feed::{Envelope, Feed, JetStreamFeed, JetStreamFeedConfig, LocalFeed};
+use infra::relay::{message as ce, Relay, RelayConfig};
+use infra::store::{NewEvent, RecordedEvent, StoreConfig, StreamRef};
+use infra::Store;
+use rand::Rng;
+use serde_json::json;
+use tests::{eventually, fresh_store, service_unavailable, BackendKind};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+const DEFAULT_NATS_URL: &str = "127.0.0.1:4222";
+
+fn nats_url() -> String {
+    std::env::var("COMMERCE_TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.to_string())
+}
+
+/// A new NATS connection, or `None` (skip / CI failure) when the server is unreachable.
+async fn nats() -> Option<async_nats::Client> {
+    let url = nats_url();
+    let connect = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(3))
+        .connect(url.as_str());
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(client)) => Some(client),
+        Ok(Err(e)) => {
+            service_unavailable("NATS", &format!("{url}: {e}"));
+            None
+        }
+        Err(_) => {
+            service_unavailable("NATS", &format!("{url}: connect timed out"));
+            None
+        }
+    }
+}
+
+/// A relay configuration private to one test.
+fn relay_config() -> RelayConfig {
+    let id = Uuid::now_v7().simple().to_string();
+    let id = &id[id.len() - 12..];
+    RelayConfig {
+        name: format!("relay-{id}"),
+        stream: format!("TEST_{id}"),
+        subject_prefix: format!("t{id}.commerce"),
+        max_age: Duration::from_secs(3600),
+        checkpoint_interval: Duration::from_millis(50),
+        lock_retry: Duration::from_millis(50),
+        retry_backoff: Duration::from_millis(100),
+        ..RelayConfig::default()
+    }
+}
+
+struct Fixture {
+    store: Store,
+    nats: async_nats::Client,
+    config: RelayConfig,
+}
+
+impl Fixture {
+    /// Deletes the test stream (only on success: a failed test leaves it to inspect).
+    async fn finish(self) {
+        let _ = jetstream::new(self.nats.clone())
+            .delete_stream(&self.config.stream)
+            .await;
+    }
+}
+
+async fn fixture(kind: BackendKind) -> Option<Fixture> {
+    let nats = nats().await?;
+    let store = fresh_store(kind, StoreConfig::default(), Arc::new(tests::test_clock())).await?;
+    Some(Fixture {
+        store,
+        nats,
+        config: relay_config(),
+    })
+}
+
+fn event(n: u64, metadata: BTreeMap<String, String>) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: if n % 2 == 0 { "Incremented" } else { "Noted" }.into(),
+        schema_version: 1 + (n % 3) as i32,
+        payload: json!({ "n": n, "text": "ünïcode \"quoted\"" }),
+        metadata,
+    }
+}
+
+/// Appends `count` events, one per append, round-robin over `streams` streams.
+async fn append(store: &Store, count: u64, streams: u64) {
+    for n in 0..count {
+        let stream = StreamRef::new(
+            if n % 3 == 0 { "cart" } else { "order" },
+            format!("s-{}", n % streams),
+        );
+        let version = store.read_stream(&stream, 0).await.unwrap().len() as i64;
+        let mut metadata = BTreeMap::new();
+        if n % 2 == 0 {
+            metadata.insert("correlation_id".into(), Uuid::now_v7().to_string());
+            metadata.insert("causation_id".into(), Uuid::now_v7().to_string());
+            metadata.insert("actor".into(), "tester".into());
+        }
+        store
+            .append(&stream, version, vec![event(n, metadata)], None)
+            .await
+            .unwrap();
+    }
+}
+
+async fn all_events(store: &Store) -> Vec<RecordedEvent> {
+    let head = store.head_position().await.unwrap();
+    store.read_all(0, head + 1).await.unwrap()
+}
+
+fn spawn_relay(f: &Fixture, nats: async_nats::Client) -> JoinHandle<()> {
+    let relay = Relay::new(f.store.clone(), nats, f.config.clone()).unwrap();
+    tokio::spawn(async move {
+        relay.run(std::future::pending()).await.unwrap();
+    })
+}
+
+async fn stream_count(f: &Fixture) -> u64 {
+    let stream = jetstream::new(f.nats.clone())
+        .get_stream(&f.config.stream)
+        .await
+        .unwrap();
+    stream.get_info().await.unwrap().state.messages
+}
+
+/// Waits until the stream holds `count` messages (and fails if it never does).
+async fn wait_for_count(f: &Fixture, count: u64, within: Duration) {
+    let reached = eventually(within, || async {
+        let stream = jetstream::new(f.nats.clone())
+            .get_stream(&f.config.stream)
+            .await
+            .ok()?;
+        let n = stream.get_info().await.ok()?.state.messages;
+        assert!(
+            n <= count,
+            "the stream holds {n} messages, more than the {count} events"
+        );
+        (n == count).then_some(())
+    })
+    .await;
+    assert!(
+        reached.is_some(),
+        "the stream never reached {count} messages"
+    );
+}
+
+/// Every message of the test stream, in stream order.
+async fn stream_messages(f: &Fixture) -> Vec<StreamMessage> {
+    let stream = jetstream::new(f.nats.clone())
+        .get_stream(&f.config.stream)
+        .await
+        .unwrap();
+    let state = stream.get_info().await.unwrap().state;
+    let mut messages = Vec::new();
+    for seq in state.first_sequence..=state.last_sequence {
+        messages.push(stream.get_raw_message(seq).await.unwrap());
+    }
+    messages
+}
+
+fn header<'a>(message: &'a StreamMessage, name: &str) -> Option<&'a str> {
+    message.headers.get(name).map(|v| v.as_str())
+}
+
+/// The stream holds every event of the log exactly once, in position order.
+async fn assert_exactly_once_in_order(f: &Fixture) {
+    let events = all_events(&f.store).await;
+    let messages = stream_messages(f).await;
+    assert_eq!(messages.len(), events.len(), "one message per event");
+    let ids: HashSet<String> = messages
+        .iter()
+        .map(|m| header(m, ce::ID).unwrap().to_string())
+        .collect();
+    let expected: HashSet<String> = events.iter().map(|e| e.event_id.to_string()).collect();
+    assert_eq!(ids.len(), messages.len(), "no duplicate ce-id");
+    assert_eq!(ids, expected, "the same set of event ids");
+    let positions: Vec<i64> = messages
+        .iter()
+        .map(|m| header(m, ce::POSITION).unwrap().parse().unwrap())
+        .collect();
+    let log_positions: Vec<i64> = events.iter().map(|e| e.position).collect();
+    assert_eq!(positions, log_positions, "stream order is position order");
+}
+
+async fn relay_publishes_every_event_as_a_cloud_event_in_order(kind: BackendKind) {
+    let Some(f) = fixture(kind).await else {
+        return;
+    };
+    append(&f.store, 40, 5).await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let relay = Relay::new(f.store.clone(), f.nats.clone(), f.config.clone()).unwrap();
+    let task = tokio::spawn(relay.run(async {
+        let _ = stopped.await;
+    }));
+    append(&f.store, 20, 5).await;
+    wait_for_count(&f, 60, Duration::from_secs(20)).await;
+
+    let events = all_events(&f.store).await;
+    let messages = stream_messages(&f).await;
+    assert_eq!(events.len(), messages.len());
+    for (event, message) in events.iter().zip(&messages) {
+        let id = event.event_id.to_string();
+        let prefix = &f.config.subject_prefix;
+        assert_eq!(
+            message.subject.as_str(),
+            format!("{prefix}.{}.{}", event.stream_type, event.event_type)
+        );
+        let msg_id = message.headers.get(async_nats::header::NATS_MESSAGE_ID);
+        assert_eq!(msg_id.map(|v| v.as_str()), Some(id.as_str()));
+        assert_eq!(header(message, ce::SPECVERSION), Some("1.0"));
+        assert_eq!(header(message, ce::ID), Some(id.as_str()));
+        assert_eq!(
+            header(message, ce::SOURCE).unwrap(),
+            format!("/commerce/{}/{}", event.stream_type, event.stream_id)
+        );
+        assert_eq!(
+            header(message, ce::TYPE).unwrap(),
+            format!(
+                "commerce.{}.{}.v{}",
+                event.stream_type, event.event_type, event.schema_version
+            )
+        );
+        assert_eq!(header(message, ce::SUBJECT), Some(event.stream_id.as_str()));
+        let time = chrono::DateTime::parse_from_rfc3339(header(message, ce::TIME).unwrap())
+            .expect("ce-time is RFC 3339");
+        assert_eq!(time, event.recorded_at);
+        assert_eq!(
+            header(message, ce::POSITION).unwrap(),
+            event.position.to_string()
+        );
+        assert_eq!(
+            header(message, ce::STREAM_VERSION).unwrap(),
+            event.version.to_string()
+        );
+        assert_eq!(
+            header(message, ce::CORRELATION_ID).map(str::to_string),
+            event.correlation_id.map(|u| u.to_string())
+        );
+        assert_eq!(
+            header(message, ce::CAUSATION_ID).map(str::to_string),
+            event.causation_id.map(|u| u.to_string())
+        );
+        assert_eq!(header(message, ce::CONTENT_TYPE), Some("application/json"));
+        assert_eq!(
+            header(message, ce::METADATA),
+            Some(event.metadata_text.as_str())
+        );
+        assert_eq!(
+            message.payload.as_ref(),
+            event.payload_text.as_bytes(),
+            "body is the stored payload text exactly"
+        );
+    }
+    assert!(messages
+        .iter()
+        .any(|m| header(m, ce::CORRELATION_ID).is_some()));
+    assert!(messages
+        .iter()
+        .any(|m| header(m, ce::CORRELATION_ID).is_none()));
+
+    // A graceful stop stores the checkpoint at the last acknowledged event.
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("relay stops")
+        .unwrap()
+        .unwrap();
+    let last = events.last().unwrap().position;
+    assert_eq!(
+        Relay::checkpoint(&f.store, &f.config.name).await.unwrap(),
+        last
+    );
+    assert_exactly_once_in_order(&f).await;
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_relay_publishes_every_event_as_a_cloud_event_in_order() {
+    relay_publishes_every_event_as_a_cloud_event_in_order(BackendKind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_relay_publishes_every_event_as_a_cloud_event_in_order() {
+    relay_publishes_every_event_as_a_cloud_event_in_order(BackendKind::Sqlite).await;
+}
+
+/// Appends `count` events from one writer, in small batches, to its own streams.
+async fn writer(store: Store, writer: u64, count: u64) {
+    let mut written = 0;
+    let mut versions = BTreeMap::new();
+    while written < count {
+        let (batch, key) = {
+            let mut rng = rand::rng();
+            (
+                rng.random_range(1..=4u64).min(count - written),
+                rng.random_range(0..8u64),
+            )
+        };
+        let stream = StreamRef::new("order", format!("w{writer}-{key}"));
+        let version = versions.entry(key).or_insert(0i64);
+        let events = (0..batch)
+            .map(|i| event(written + i, BTreeMap::new()))
+            .collect();
+        store.append(&stream, *version, events, None).await.unwrap();
+        *version += batch as i64;
+        written += batch;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_killed_at_random_points_loses_and_duplicates_nothing() {
+    let Some(mut f) = fixture(BackendKind::Postgres).await else {
+        return;
+    };
+    // Rare checkpoints: a kill then loses acknowledged but unstored progress, so the
+    // next run must re-send it.
+    f.config.checkpoint_interval = Duration::from_millis(150);
+    f.config.checkpoint_every = 500;
+    const WRITERS: u64 = 4;
+    const PER_WRITER: u64 = 800;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| tokio::spawn(writer(f.store.clone(), w, PER_WRITER)))
+        .collect();
+
+    // One connection per run, as restarted processes would have; kept to count sends.
+    let mut connections = vec![nats().await.unwrap()];
+    let mut relay = spawn_relay(&f, connections[0].clone());
+    for _ in 0..20 {
+        let pause = rand::rng().random_range(10..200u64);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        relay.abort();
+        let _ = relay.await;
+        connections.push(nats().await.unwrap());
+        relay = spawn_relay(&f, connections[connections.len() - 1].clone());
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let total = WRITERS * PER_WRITER;
+    assert_eq!(all_events(&f.store).await.len() as u64, total);
+    wait_for_count(&f, total, Duration::from_secs(60)).await;
+    // Once the checkpoint reaches the head, nothing more can be re-sent.
+    let head = f.store.head_position().await.unwrap();
+    let caught_up = eventually(Duration::from_secs(20), || async {
+        (Relay::checkpoint(&f.store, &f.config.name).await.unwrap() == head).then_some(())
+    })
+    .await;
+    assert!(caught_up.is_some(), "checkpoint reaches the head");
+    relay.abort();
+    assert_eq!(stream_count(&f).await, total);
+    assert_exactly_once_in_order(&f).await;
+    // The kills did force re-sends, which JetStream dropped as duplicates.
+    let sent: u64 = connections
+        .iter()
+        .map(|c| c.statistics().out_messages.load(Ordering::Relaxed))
+        .sum();
+    assert!(sent > total, "{sent} messages sent for {total} events");
+    eprintln!("crash test: {sent} messages sent (incl. API requests) for {total} events");
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standby_relay_takes_over_when_the_leader_dies() {
+    let Some(f) = fixture(BackendKind::Postgres).await else {
+        return;
+    };
+    let (leader_nats, standby_nats) = (nats().await.unwrap(), nats().await.unwrap());
+    let leader = spawn_relay(&f, leader_nats.clone());
+    append(&f.store, 50, 5).await;
+    wait_for_count(&f, 50, Duration::from_secs(20)).await;
+
+    let standby = spawn_relay(&f, standby_nats.clone());
+    append(&f.store, 50, 5).await;
+    wait_for_count(&f, 100, Duration::from_secs(20)).await;
+    // Let the standby poll the lock a few times.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        standby_nats
+            .statistics()
+            .out_messages
+            .load(Ordering::Relaxed),
+        0,
+        "the standby sends nothing while the leader holds the lock"
+    );
+    let leader_sent = leader_nats
+        .statistics()
+        .out_messages
+        .load(Ordering::Relaxed);
+    assert!(leader_sent >= 100, "the leader published ({leader_sent})");
+
+    // Aborting drops the leader's lock connection; the standby takes over.
+    leader.abort();
+    let _ = leader.await;
+    append(&f.store, 50, 5).await;
+    wait_for_count(&f, 150, Duration::from_secs(20)).await;
+    assert!(
+        standby_nats
+            .statistics()
+            .out_messages
+            .load(Ordering::Relaxed)
+            > 0
+    );
+    let head = f.store.head_position().await.unwrap();
+    let caught_up = eventually(Duration::from_secs(20), || async {
+        (Relay::checkpoint(&f.store, &f.config.name).await.unwrap() == head).then_some(())
+    })
+    .await;
+    assert!(caught_up.is_some(), "the standby moves the checkpoint");
+    standby.abort();
+    assert_exactly_once_in_order(&f).await;
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_relays_in_one_process_publish_one_at_a_time() {
+    let Some(f) = fixture(BackendKind::Sqlite).await else {
+        return;
+    };
+    let (first_nats, second_nats) = (nats().await.unwrap(), nats().await.unwrap());
+    let first = spawn_relay(&f, first_nats.clone());
+    append(&f.store, 30, 3).await;
+    wait_for_count(&f, 30, Duration::from_secs(20)).await;
+    let second = spawn_relay(&f, second_nats.clone());
+    append(&f.store, 30, 3).await;
+    wait_for_count(&f, 60, Duration::from_secs(20)).await;
+    assert_eq!(
+        second_nats
+            .statistics()
+            .out_messages
+            .load(Ordering::Relaxed),
+        0
+    );
+    first.abort();
+    let _ = first.await;
+    append(&f.store, 30, 3).await;
+    wait_for_count(&f, 90, Duration::from_secs(20)).await;
+    second.abort();
+    assert_exactly_once_in_order(&f).await;
+    f.finish().await;
+}
+
+async fn take<F: Feed>(feed: &mut F, count: usize) -> Vec<Envelope> {
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let delivery = tokio::time::timeout(Duration::from_secs(20), feed.next())
+            .await
+            .expect("a delivery in time")
+            .unwrap();
+        feed.ack(&delivery).await.unwrap();
+        out.push(delivery.envelope);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn local_and_jetstream_feeds_deliver_the_same_sequence() {
+    let Some(f) = fixture(BackendKind::Postgres).await else {
+        return;
+    };
+    let relay = spawn_relay(&f, f.nats.clone());
+    append(&f.store, 60, 7).await;
+    wait_for_count(&f, 60, Duration::from_secs(20)).await;
+    let events = all_events(&f.store).await;
+
+    let local = take(&mut LocalFeed::new(&f.store, 0), 60).await;
+    let config = JetStreamFeedConfig::new(&f.config.stream, "feed-all");
+    let mut remote_feed = JetStreamFeed::open(f.nats.clone(), config.clone(), 0)
+        .await
+        .unwrap();
+    let remote = take(&mut remote_feed, 60).await;
+    assert_eq!(local, remote);
+    let positions: Vec<i64> = local.iter().map(|e| e.position).collect();
+    assert_eq!(
+        positions,
+        events.iter().map(|e| e.position).collect::<Vec<_>>()
+    );
+    assert!(local.iter().any(|e| !e.metadata.is_empty()));
+
+    // A new subscriber starting mid-log gets exactly the rest, live events included.
+    let middle = events[24].position;
+    let mut local_feed = LocalFeed::new(&f.store, middle);
+    let mut late = JetStreamFeed::open(
+        f.nats.clone(),
+        JetStreamFeedConfig::new(&f.config.stream, "feed-late"),
+        middle,
+    )
+    .await
+    .unwrap();
+    append(&f.store, 10, 7).await;
+    let from_local = take(&mut local_feed, 45).await;
+    let from_remote = take(&mut late, 45).await;
+    assert_eq!(from_local, from_remote);
+    assert_eq!(from_local[0].position, events[25].position);
+
+    // The durable consumer resumes after what it acknowledged.
+    drop(remote_feed);
+    let mut resumed = JetStreamFeed::open(f.nats.clone(), config, 0)
+        .await
+        .unwrap();
+    let rest = take(&mut resumed, 10).await;
+    assert_eq!(rest, from_local[35..].to_vec());
+    relay.abort();
+    f.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unacknowledged_jetstream_delivery_comes_back_with_backoff() {
+    let Some(f) = fixture(BackendKind::Postgres).await else {
+        return;
+    };
+    let relay = spawn_relay(&f, f.nats.clone());
+    append(&f.store, 3, 1).await;
+    wait_for_count(&f, 3, Duration::from_secs(20)).await;
+    let config = JetStreamFeedConfig {
+        backoff: vec![Duration::from_millis(200), Duration::from_millis(400)],
+        max_deliver: 3,
+        ..JetStreamFeedConfig::new(&f.config.stream, "retrying")
+    };
+    let mut feed = JetStreamFeed::open(f.nats.clone(), config, 0)
+        .await
+        .unwrap();
+    let first = feed.next().await.unwrap();
+    assert_eq!(first.attempt, 1);
+    let mut seen = Vec::new();
+    // Everything else is acknowledged; the first comes back twice, then never again.
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Ok(delivery)) = tokio::time::timeout_at(until, feed.next()).await {
+        if delivery.envelope.position != first.envelope.position {
+            feed.ack(&delivery).await.unwrap();
+        }
+        seen.push((delivery.envelope.position, delivery.attempt));
+    }
+    let again: Vec<u64> = seen
+        .iter()
+        .filter(|(p, _)| *p == first.envelope.position)
+        .map(|(_, attempt)| *attempt)
+        .collect();
+    assert_eq!(again, vec![2, 3], "redelivered up to max_deliver: {seen:?}");
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    relay.abort();
+    f.finish().await;
+}
