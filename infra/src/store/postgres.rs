@@ -19,7 +19,7 @@ pub(super) const CHANNEL: &str = "commerce_events";
 
 /// Tells tails in other processes that this process appended, from a session of its own:
 /// NOTIFY inside the append would serialize the appends' commits. Wake-ups are coalesced
-/// (one NOTIFY per burst) and best effort; tails also poll.
+/// (at most one NOTIFY per `NOTIFY_EVERY`) and best effort; tails also poll.
 pub(super) async fn notify_appends(pool: PgPool, mut appended: tokio::sync::watch::Receiver<i64>) {
     while appended.changed().await.is_ok() {
         let head = *appended.borrow_and_update();
@@ -31,8 +31,13 @@ pub(super) async fn notify_appends(pool: PgPool, mut appended: tokio::sync::watc
         {
             tracing::debug!(error = %e, "append wake-up not sent");
         }
+        // Appends in the meantime are announced by the next NOTIFY: one per interval.
+        tokio::time::sleep(NOTIFY_EVERY).await;
     }
 }
+
+/// The shortest interval between two wake-up notifications from one process.
+const NOTIFY_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
 pub(super) async fn connect(url: &str, config: &StoreConfig) -> Result<PgPool, StoreError> {
     let options = PgConnectOptions::from_str(url)?.application_name("commerce");
