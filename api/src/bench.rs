@@ -150,6 +150,29 @@ where
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Events per second of this store's `persist`, the path every aggregate command takes.
+async fn measure_ours(
+    store: &Store,
+    writers: usize,
+    seconds: f64,
+    tag: String,
+    epc: usize,
+) -> Result<f64, String> {
+    let store = store.clone();
+    measure(writers, seconds, move |w, next| {
+        let store = store.clone();
+        let events = serialized(&format!("{tag}-{w}"), next, epc);
+        async move {
+            store
+                .persist::<BenchStream>(&events, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(epc)
+        }
+    })
+    .await
+}
+
 const RAW_COLUMNS: &str = "(event_id, stream_type, stream_id, version, event_type, \
     schema_version, payload, metadata, recorded_at)";
 
@@ -358,21 +381,7 @@ async fn bench_postgres(
                     })
                     .await?
                 };
-                let ours = {
-                    let store = store.clone();
-                    measure(writers, args.seconds, move |w, next| {
-                        let store = store.clone();
-                        let events = serialized(&format!("{tag}-{w}"), next, epc);
-                        async move {
-                            store
-                                .persist::<BenchStream>(&events, None)
-                                .await
-                                .map_err(|e| e.to_string())?;
-                            Ok(epc)
-                        }
-                    })
-                    .await?
-                };
+                let ours = measure_ours(&store, writers, args.seconds, tag, epc).await?;
                 cells.push(Cell {
                     events_per_command: epc,
                     writers,
@@ -453,21 +462,7 @@ async fn bench_sqlite(args: &AppendArgs, path: &str, run_id: &str) -> Result<Vec
                     })
                     .await?
                 };
-                let ours = {
-                    let store = store.clone();
-                    measure(writers, args.seconds, move |w, next| {
-                        let store = store.clone();
-                        let events = serialized(&format!("{tag}-{w}"), next, epc);
-                        async move {
-                            store
-                                .persist::<BenchStream>(&events, None)
-                                .await
-                                .map_err(|e| e.to_string())?;
-                            Ok(epc)
-                        }
-                    })
-                    .await?
-                };
+                let ours = measure_ours(&store, writers, args.seconds, tag, epc).await?;
                 cells.push(Cell {
                     events_per_command: epc,
                     writers,

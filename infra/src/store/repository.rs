@@ -50,7 +50,7 @@ impl From<StoreError> for PersistenceError {
 impl Store {
     /// The cqrs-es event store of aggregate `A` over this store: loads through
     /// `PersistedEventStore` (snapshot, then the events after it, through `upcasters`) and
-    /// commits with a snapshot every [`StoreConfig::snapshot_every`] events.
+    /// commits with a snapshot every `StoreConfig::snapshot_every` events.
     pub fn aggregate_store<A: Aggregate>(
         &self,
         upcasters: Vec<Box<dyn EventUpcaster>>,
