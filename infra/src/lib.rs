@@ -8,6 +8,7 @@
 //! * [`clock`]: the injectable source of time.
 
 pub mod clock;
+pub mod consumer;
 pub mod feed;
 pub mod relay;
 pub mod store;

@@ -1,0 +1,73 @@
+//! What a consumer implements: one [`Handler`] per subscriber.
+
+use std::future::Future;
+
+use crate::feed::Envelope;
+
+/// Whether a handler needs the events of one stream (one aggregate) in their log order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ordering {
+    /// Events of one stream are handled strictly in order: a later event never overtakes
+    /// an earlier one that failed; while the earlier one is retried or dead-lettered,
+    /// the later ones are parked. The default.
+    PerStream,
+    /// Events are independent: a failing event does not hold back any other.
+    Unordered,
+}
+
+/// A subscriber: projections, sagas, webhook fan-out, integrations.
+///
+/// The runtime calls [`Handler::handle`] once per event the handler [wants](Handler::wants)
+/// and acknowledges the event only after it returns `Ok`. A crash between the handler's
+/// effect and the runtime's bookkeeping delivers the event again, so `handle` must be
+/// idempotent by [`Envelope::event_id`] (an upsert keyed by it, a unique constraint, a
+/// stored position compared before acting).
+pub trait Handler: Send + Sync + 'static {
+    /// The subscriber's stable name: its durable consumer, its progress and its dead
+    /// letters are stored under it. `[A-Za-z0-9_-]`, at most 64 characters.
+    fn name(&self) -> &str;
+
+    /// See [`Ordering`]. Defaults to [`Ordering::PerStream`].
+    fn ordering(&self) -> Ordering {
+        Ordering::PerStream
+    }
+
+    /// Whether this handler acts on `envelope` at all. Events it does not want are
+    /// acknowledged (and, for ordered handlers, counted as done) without a call.
+    fn wants(&self, envelope: &Envelope) -> bool {
+        let _ = envelope;
+        true
+    }
+
+    /// Applies one event. `Err` is retried with backoff; a [permanent](HandlerError::permanent)
+    /// error, or too many failures, sends the event to the dead letters.
+    fn handle(&self, envelope: &Envelope) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Why a handler could not apply an event. The text is kept with the dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct HandlerError {
+    pub message: String,
+    /// Retrying cannot help (e.g. the event breaks an invariant of the read model):
+    /// dead-letter at once.
+    pub permanent: bool,
+}
+
+impl HandlerError {
+    /// A failure worth retrying (a database or network error, a timeout).
+    pub fn retry(message: impl std::fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            permanent: false,
+        }
+    }
+
+    /// A failure no retry can fix.
+    pub fn permanent(message: impl std::fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            permanent: true,
+        }
+    }
+}
