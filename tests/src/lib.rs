@@ -2,8 +2,9 @@
 //! small test aggregate, and polling helpers.
 //!
 //! Service-backed tests need PostgreSQL at `COMMERCE_TEST_DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/test`). When it cannot be reached the test fails
-//! if `CI` is set, and is skipped with a printed reason otherwise.
+//! `postgres://postgres@127.0.0.1:5432/test`), JetStream tests NATS at
+//! `COMMERCE_TEST_NATS_URL` (default `127.0.0.1:4222`). When a service cannot be reached
+//! the test fails if `CI` is set, and is skipped with a printed reason otherwise.
 
 pub mod counter;
 
@@ -38,6 +39,33 @@ pub fn service_unavailable(service: &str, detail: &str) {
         "{service} is required in CI but unreachable: {detail}"
     );
     eprintln!("SKIPPED: {service} unreachable ({detail}); set CI=1 to make this a failure");
+}
+
+pub const DEFAULT_TEST_NATS_URL: &str = "127.0.0.1:4222";
+
+/// The NATS URL tests use: `COMMERCE_TEST_NATS_URL`, default `127.0.0.1:4222`.
+pub fn test_nats_url() -> String {
+    std::env::var("COMMERCE_TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_TEST_NATS_URL.to_string())
+}
+
+/// A new NATS connection, or `None` (skip; a failure under CI) when the server is
+/// unreachable.
+pub async fn nats() -> Option<async_nats::Client> {
+    let url = test_nats_url();
+    let connect = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(3))
+        .connect(url.as_str());
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(client)) => Some(client),
+        Ok(Err(e)) => {
+            service_unavailable("NATS", &format!("{url}: {e}"));
+            None
+        }
+        Err(_) => {
+            service_unavailable("NATS", &format!("{url}: connect timed out"));
+            None
+        }
+    }
 }
 
 /// A fixed start time for deterministic tests.

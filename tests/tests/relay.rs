@@ -16,35 +16,10 @@ use infra::store::{NewEvent, RecordedEvent, StoreConfig, StreamRef};
 use infra::Store;
 use rand::Rng;
 use serde_json::json;
-use tests::{eventually, fresh_store, service_unavailable, BackendKind};
+use tests::{eventually, fresh_store, nats, BackendKind};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
-
-const DEFAULT_NATS_URL: &str = "127.0.0.1:4222";
-
-fn nats_url() -> String {
-    std::env::var("COMMERCE_TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.to_string())
-}
-
-/// A new NATS connection, or `None` (skip / CI failure) when the server is unreachable.
-async fn nats() -> Option<async_nats::Client> {
-    let url = nats_url();
-    let connect = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(3))
-        .connect(url.as_str());
-    match tokio::time::timeout(Duration::from_secs(5), connect).await {
-        Ok(Ok(client)) => Some(client),
-        Ok(Err(e)) => {
-            service_unavailable("NATS", &format!("{url}: {e}"));
-            None
-        }
-        Err(_) => {
-            service_unavailable("NATS", &format!("{url}: connect timed out"));
-            None
-        }
-    }
-}
 
 /// A relay configuration private to one test.
 fn relay_config() -> RelayConfig {

@@ -1,6 +1,686 @@
-//! The consumer runtime: runs a [`Handler`] over a [`Feed`](crate::feed::Feed) with
-//! progress, retries, dead letters and per-stream order.
+//! The consumer runtime: runs one [`Handler`] over a [`Feed`] with stored progress,
+//! retries with backoff, dead letters and per-stream order.
+//!
+//! Consumer code is written once and runs on the in-process feed (embedded) or on a
+//! durable JetStream consumer (distributed; several processes may share one, JetStream
+//! splits the work and hands each message to one of them at a time).
+//!
+//! For every delivery the runtime:
+//!
+//! 1. **Skips what is done.** Ordered handlers keep the newest settled version of each
+//!    stream (`consumer_streams`); unordered ones an inbox of handled event ids
+//!    (`consumer_inbox`). A redelivered event that is already settled is acknowledged
+//!    without calling the handler.
+//! 2. **Keeps each stream in order** (ordered handlers). An event is handled only when
+//!    it is the next one of its stream for this consumer. An event whose predecessor is
+//!    dead-lettered or parked is *parked* (stored, acknowledged, held back); an event
+//!    whose predecessor is still in flight elsewhere is handed back to the feed for a
+//!    moment. So a stuck event never lets later events of its stream overtake it, while
+//!    other streams go on.
+//! 3. **Calls the handler** (bounded by [`ConsumerConfig::handler_timeout`], which must
+//!    stay below the JetStream ack wait so no message is handled twice at once), then
+//!    settles the event and acknowledges it: *ack after the effect is stored*.
+//! 4. **Retries failures** with exponential backoff (the JetStream feed redelivers after
+//!    the delay while others proceed; the local feed waits in place). The failure count
+//!    is stored, so it survives restarts and is shared between processes.
+//! 5. **Dead-letters** an event after [`ConsumerConfig::max_attempts`] failures, or at once
+//!    on a [permanent](HandlerError::permanent) error: it is stored with the error text
+//!    (`dead_letters`), acknowledged, and the consumer moves on.
+//!
+//! Operators work the dead letters through [`DeadLetterQueue`] (`commerce dlq`): a
+//! *retry* is carried out by the running consumer (it owns the handler); a *discard*
+//! settles the event without handling it. Either way, once a stream has no open dead
+//! letter its parked events are handled, in order, by the running consumer.
+//!
+//! Every event the runtime settles, parks or dead-letters also moves the consumer's
+//! position (`consumers.position`), from which [`Consumer::local_feed`] resumes.
 
 mod handler;
+mod ledger;
 
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::feed::{
+    Delivery, Envelope, Feed, FeedError, JetStreamFeed, JetStreamFeedConfig, LocalFeed,
+};
+use crate::store::{Store, StoreError, StreamRef};
 pub use handler::{Handler, HandlerError, Ordering};
+
+/// Tuning of a [`Consumer`]. Every field has a working default.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Failed attempts before an event is dead-lettered.
+    pub max_attempts: i32,
+    /// Delay after the first failure; doubles with each further failure...
+    pub backoff_initial: Duration,
+    /// ...up to this.
+    pub backoff_max: Duration,
+    /// Longest a handler call may take; longer counts as a failure.
+    pub handler_timeout: Duration,
+    /// How long an ordered event waits when its predecessor is in flight elsewhere.
+    pub not_next_delay: Duration,
+    /// How often the runtime looks for retry requests and releasable parked events.
+    pub maintenance_interval: Duration,
+    /// A dead-letter claim older than this is taken to belong to a crashed runtime.
+    pub claim_timeout: Duration,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            handler_timeout: Duration::from_secs(20),
+            not_next_delay: Duration::from_millis(200),
+            maintenance_interval: Duration::from_millis(500),
+            claim_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// The delay after the `failures`-th failure.
+    pub fn backoff(&self, failures: i32) -> Duration {
+        let doublings = failures.saturating_sub(1).clamp(0, 30) as u32;
+        self.backoff_initial
+            .saturating_mul(2u32.saturating_pow(doublings))
+            .min(self.backoff_max)
+    }
+}
+
+/// Errors of the runtime (not of the handler: those are retried or dead-lettered).
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error("invalid consumer: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("event store: {0}")]
+    Store(#[from] StoreError),
+    #[error("feed: {0}")]
+    Feed(#[from] FeedError),
+    #[error("cannot encode or decode an envelope: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("corrupt consumer bookkeeping: {0}")]
+    Corrupt(String),
+}
+
+/// Where a dead-letter row stands. See the migration for the life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeadLetterStatus {
+    /// Failed too often or permanently; waits for an operator.
+    Dead,
+    /// An operator asked for another attempt; a running consumer will make it.
+    Retry,
+    /// A running consumer is making that attempt (or releasing a parked event).
+    Retrying,
+    /// Held back behind an earlier dead letter of the same stream.
+    Parked,
+    /// Handled after all.
+    Resolved,
+    /// Dropped by an operator.
+    Discarded,
+}
+
+impl DeadLetterStatus {
+    pub const ALL: [DeadLetterStatus; 6] = [
+        Self::Dead,
+        Self::Retry,
+        Self::Retrying,
+        Self::Parked,
+        Self::Resolved,
+        Self::Discarded,
+    ];
+
+    /// The open ones: still waiting for something to happen.
+    pub const OPEN: [DeadLetterStatus; 4] = [Self::Dead, Self::Retry, Self::Retrying, Self::Parked];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dead => "dead",
+            Self::Retry => "retry",
+            Self::Retrying => "retrying",
+            Self::Parked => "parked",
+            Self::Resolved => "resolved",
+            Self::Discarded => "discarded",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for DeadLetterStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A dead letter (or parked event) with the whole envelope it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub consumer: String,
+    pub status: DeadLetterStatus,
+    pub event_id: Uuid,
+    pub position: i64,
+    pub stream: StreamRef,
+    pub version: i64,
+    pub event_type: String,
+    pub envelope: Envelope,
+    /// Failed attempts so far.
+    pub attempts: i32,
+    /// The last error (none for an event parked without an attempt).
+    pub error: Option<String>,
+    pub not_before: Option<DateTime<Utc>>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Operators' access to the dead letters of every consumer on a store.
+#[derive(Debug, Clone)]
+pub struct DeadLetterQueue {
+    store: Store,
+}
+
+/// Why an operator's request on a dead letter was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    #[error("no dead letter {0}")]
+    NotFound(i64),
+    #[error("dead letter {id} is {status}; only a dead one can be {action}")]
+    WrongStatus {
+        id: i64,
+        status: DeadLetterStatus,
+        action: &'static str,
+    },
+    #[error(transparent)]
+    Consumer(#[from] ConsumerError),
+}
+
+impl DeadLetterQueue {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Dead letters with one of `statuses` (of `consumer`, or of all), by id, after
+    /// `after_id`, at most `limit` (capped at 1000).
+    pub async fn list(
+        &self,
+        consumer: Option<&str>,
+        statuses: &[DeadLetterStatus],
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        if statuses.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(ledger::list(
+            &self.store,
+            consumer,
+            statuses,
+            after_id,
+            limit.clamp(1, 1000),
+        )
+        .await?)
+    }
+
+    pub async fn get(&self, id: i64) -> Result<DeadLetter, DeadLetterError> {
+        ledger::get(&self.store, id)
+            .await?
+            .ok_or(DeadLetterError::NotFound(id))
+    }
+
+    /// Asks the running consumer for another attempt at dead letter `id`.
+    pub async fn retry(&self, id: i64) -> Result<(), DeadLetterError> {
+        if ledger::transition(
+            &self.store,
+            id,
+            DeadLetterStatus::Dead,
+            DeadLetterStatus::Retry,
+        )
+        .await?
+        {
+            return Ok(());
+        }
+        Err(self.refusal(id, "retried").await)
+    }
+
+    /// Drops dead letter `id`: its stream moves on without it.
+    pub async fn discard(&self, id: i64) -> Result<(), DeadLetterError> {
+        if ledger::discard(&self.store, id).await? {
+            return Ok(());
+        }
+        Err(self.refusal(id, "discarded").await)
+    }
+
+    async fn refusal(&self, id: i64, action: &'static str) -> DeadLetterError {
+        match self.get(id).await {
+            Ok(letter) => DeadLetterError::WrongStatus {
+                id,
+                status: letter.status,
+                action,
+            },
+            Err(err) => err,
+        }
+    }
+}
+
+/// What became of one delivery.
+enum Outcome {
+    /// Settled, parked or dead-lettered: acknowledge it.
+    Done,
+    /// Not now: deliver it again after this delay.
+    Later(Duration),
+}
+
+/// Where an event stands in its stream for an ordered consumer.
+enum Place {
+    /// Settled already.
+    Done,
+    /// The next one to handle.
+    Next,
+    /// An earlier event of its stream is not settled yet.
+    Early,
+}
+
+/// Runs one [`Handler`]. Cheap to clone.
+pub struct Consumer<H> {
+    store: Store,
+    handler: Arc<H>,
+    config: ConsumerConfig,
+    name: String,
+    ordered: bool,
+}
+
+impl<H> Clone for Consumer<H> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            handler: self.handler.clone(),
+            config: self.config.clone(),
+            name: self.name.clone(),
+            ordered: self.ordered,
+        }
+    }
+}
+
+impl<H> std::fmt::Debug for Consumer<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.name)
+            .field("ordered", &self.ordered)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks a subscriber name: it names a JetStream durable consumer and database rows.
+pub fn validate_name(name: &str) -> Result<(), ConsumerError> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(ConsumerError::Config(format!(
+            "consumer name `{name}` must be 1-64 characters of [A-Za-z0-9_-]"
+        )));
+    }
+    Ok(())
+}
+
+impl<H: Handler> Consumer<H> {
+    pub fn new(
+        store: Store,
+        handler: Arc<H>,
+        config: ConsumerConfig,
+    ) -> Result<Self, ConsumerError> {
+        let name = handler.name().to_string();
+        validate_name(&name)?;
+        if config.max_attempts < 1 {
+            return Err(ConsumerError::Config(
+                "max_attempts must be at least 1".into(),
+            ));
+        }
+        let ordered = handler.ordering() == Ordering::PerStream;
+        Ok(Self {
+            store,
+            handler,
+            config,
+            name,
+            ordered,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Registers the consumer (on its first run, starting after `start`) and returns the
+    /// position its feed should start after.
+    pub async fn register(&self, start: i64) -> Result<i64, ConsumerError> {
+        Ok(
+            ledger::register(&self.store, &self.name, self.ordered, start)
+                .await?
+                .position,
+        )
+    }
+
+    /// The in-process feed from where this consumer stands (from `start` on its first run).
+    pub async fn local_feed(&self, start: i64) -> Result<LocalFeed, ConsumerError> {
+        let after = self.register(start).await?;
+        Ok(LocalFeed::new(&self.store, after))
+    }
+
+    /// The JetStream feed of this consumer: a durable pull consumer named after it on
+    /// `stream`, optionally filtered (for an ordered handler filter by stream type only,
+    /// `commerce.order.>`, so each stream it sees arrives whole). Redelivery is left to the
+    /// runtime (no JetStream backoff or delivery limit); the ack wait stays above the
+    /// handler timeout.
+    pub async fn jetstream_feed(
+        &self,
+        nats: async_nats::Client,
+        stream: &str,
+        filter_subject: Option<String>,
+        start: i64,
+    ) -> Result<JetStreamFeed, ConsumerError> {
+        let after = self.register(start).await?;
+        let mut config = JetStreamFeedConfig::new(stream, &self.name);
+        config.filter_subject = filter_subject;
+        config.backoff = Vec::new();
+        config.max_deliver = -1;
+        config.ack_wait = self.config.handler_timeout + Duration::from_secs(10);
+        Ok(JetStreamFeed::open(nats, config, after).await?)
+    }
+
+    /// Handles deliveries from `feed` until `shutdown` completes. Returns on shutdown, or
+    /// with an error when the feed or the database fails (the caller restarts it; nothing
+    /// unacknowledged is lost).
+    pub async fn run<F: Feed>(
+        &self,
+        mut feed: F,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ConsumerError> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        self.register(0).await?;
+        let mut tick = tokio::time::interval(self.config.maintenance_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.as_mut() => return Ok(()),
+                _ = tick.tick() => self.maintain().await?,
+                delivery = feed.next() => {
+                    let delivery = match delivery {
+                        Ok(delivery) => delivery,
+                        Err(FeedError::Malformed { sequence, reason }) => {
+                            tracing::error!(consumer = %self.name, sequence, %reason, "malformed message skipped by the feed");
+                            continue;
+                        }
+                        Err(err) => return Err(err.into()),
+                    };
+                    let (mut done, mut retried) = (false, false);
+                    while !done {
+                        match self.process(&delivery, retried).await? {
+                            Outcome::Done => {
+                                feed.ack(&delivery).await?;
+                                done = true;
+                            }
+                            Outcome::Later(delay) => {
+                                if feed.release(&delivery, delay).await? {
+                                    done = true;
+                                } else {
+                                    tokio::select! {
+                                        _ = shutdown.as_mut() => return Ok(()),
+                                        _ = tokio::time::sleep(delay) => {}
+                                    }
+                                    self.maintain().await?;
+                                    retried = true;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decides and carries out what to do with one delivery.
+    async fn process(&self, delivery: &Delivery, retried: bool) -> Result<Outcome, ConsumerError> {
+        let envelope = &delivery.envelope;
+        let stream = StreamRef::new(&envelope.stream_type, &envelope.stream_id);
+        if self.ordered {
+            match self.place(envelope, &stream).await? {
+                Place::Done => return Ok(Outcome::Done),
+                Place::Early => {
+                    if ledger::stream_blocked(&self.store, &self.name, &stream).await? {
+                        ledger::set_aside(
+                            &self.store,
+                            &self.name,
+                            envelope,
+                            DeadLetterStatus::Parked,
+                            0,
+                            None,
+                        )
+                        .await?;
+                        tracing::info!(consumer = %self.name, position = envelope.position, stream = %stream, "event parked behind a dead letter");
+                        return Ok(Outcome::Done);
+                    }
+                    return Ok(Outcome::Later(self.config.not_next_delay));
+                }
+                Place::Next => {}
+            }
+        } else if ledger::in_inbox(&self.store, &self.name, envelope.event_id).await? {
+            return Ok(Outcome::Done);
+        }
+        // A redelivery may be of an event dead-lettered (or parked) before its ack got
+        // through; the dead letter owns it now.
+        if delivery.attempt > 1
+            && ledger::is_dead_letter(&self.store, &self.name, envelope.event_id).await?
+        {
+            return Ok(Outcome::Done);
+        }
+        match self.attempt(envelope).await {
+            Ok(()) => {
+                ledger::settle(
+                    &self.store,
+                    &self.name,
+                    self.ordered,
+                    envelope,
+                    retried || delivery.attempt > 1,
+                )
+                .await?;
+                Ok(Outcome::Done)
+            }
+            Err(error) => {
+                let failures = ledger::record_failure(
+                    &self.store,
+                    &self.name,
+                    envelope.event_id,
+                    &error.message,
+                )
+                .await?;
+                if error.permanent || failures >= self.config.max_attempts {
+                    ledger::set_aside(
+                        &self.store,
+                        &self.name,
+                        envelope,
+                        DeadLetterStatus::Dead,
+                        failures,
+                        Some(&error.message),
+                    )
+                    .await?;
+                    tracing::warn!(consumer = %self.name, position = envelope.position, event_id = %envelope.event_id, failures, error = %error, "event dead-lettered");
+                    return Ok(Outcome::Done);
+                }
+                let delay = self.config.backoff(failures);
+                tracing::info!(consumer = %self.name, position = envelope.position, failures, ?delay, error = %error, "handler failed; retrying later");
+                Ok(Outcome::Later(delay))
+            }
+        }
+    }
+
+    /// Calls the handler if it wants the event, within the timeout.
+    async fn attempt(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+        if !self.handler.wants(envelope) {
+            return Ok(());
+        }
+        match tokio::time::timeout(self.config.handler_timeout, self.handler.handle(envelope)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(HandlerError::retry(format!(
+                "handler timed out after {:?}",
+                self.config.handler_timeout
+            ))),
+        }
+    }
+
+    /// Where `envelope` stands in its stream for this (ordered) consumer.
+    async fn place(&self, envelope: &Envelope, stream: &StreamRef) -> Result<Place, ConsumerError> {
+        let settled = match ledger::settled_version(&self.store, &self.name, stream).await? {
+            Some(version) => version,
+            // Nothing settled yet: the next event is the stream's first after the
+            // consumer's start (version 1 always is).
+            None if envelope.version == 1 => 0,
+            None => {
+                let start = ledger::register(&self.store, &self.name, true, 0)
+                    .await?
+                    .start_position;
+                match ledger::first_version_after(&self.store, stream, start).await? {
+                    Some(first) => first - 1,
+                    None => envelope.version - 1,
+                }
+            }
+        };
+        Ok(if envelope.version <= settled {
+            Place::Done
+        } else if envelope.version == settled + 1 {
+            Place::Next
+        } else {
+            Place::Early
+        })
+    }
+
+    /// Works the dead letters this consumer can act on now: operators' retry requests,
+    /// abandoned claims, and parked events whose stream is clear.
+    pub async fn maintain(&self) -> Result<(), ConsumerError> {
+        loop {
+            let now = self.store.clock().now();
+            let stale =
+                now - chrono::Duration::from_std(self.config.claim_timeout).unwrap_or_default();
+            let Some((letter, previous)) = ledger::claim(&self.store, &self.name, stale).await?
+            else {
+                return Ok(());
+            };
+            self.work(letter, previous).await?;
+        }
+    }
+
+    /// One claimed dead letter: handle it, then resolve it or put it back.
+    async fn work(
+        &self,
+        letter: DeadLetter,
+        previous: DeadLetterStatus,
+    ) -> Result<(), ConsumerError> {
+        let envelope = &letter.envelope;
+        if self.ordered {
+            match self.place(envelope, &letter.stream).await? {
+                Place::Done => {
+                    return ledger::finish_claim(
+                        &self.store,
+                        letter.id,
+                        DeadLetterStatus::Resolved,
+                        letter.attempts,
+                        None,
+                        None,
+                    )
+                    .await;
+                }
+                Place::Early => {
+                    let later = self.store.clock().now()
+                        + chrono::Duration::from_std(self.config.not_next_delay)
+                            .unwrap_or_default();
+                    return ledger::finish_claim(
+                        &self.store,
+                        letter.id,
+                        DeadLetterStatus::Parked,
+                        letter.attempts,
+                        letter.error.as_deref(),
+                        Some(later),
+                    )
+                    .await;
+                }
+                Place::Next => {}
+            }
+        } else if ledger::in_inbox(&self.store, &self.name, envelope.event_id).await? {
+            return ledger::finish_claim(
+                &self.store,
+                letter.id,
+                DeadLetterStatus::Resolved,
+                letter.attempts,
+                None,
+                None,
+            )
+            .await;
+        }
+        match self.attempt(envelope).await {
+            Ok(()) => {
+                ledger::settle(&self.store, &self.name, self.ordered, envelope, true).await?;
+                tracing::info!(consumer = %self.name, position = envelope.position, dead_letter = letter.id, "dead letter handled");
+                ledger::finish_claim(
+                    &self.store,
+                    letter.id,
+                    DeadLetterStatus::Resolved,
+                    letter.attempts,
+                    None,
+                    None,
+                )
+                .await
+            }
+            Err(error) => {
+                let attempts = letter.attempts + 1;
+                // A released parked event gets the usual attempts with backoff before it
+                // becomes a dead letter itself; an operator's retry gets one.
+                let failures = if previous == DeadLetterStatus::Parked {
+                    ledger::record_failure(
+                        &self.store,
+                        &self.name,
+                        envelope.event_id,
+                        &error.message,
+                    )
+                    .await?
+                } else {
+                    self.config.max_attempts
+                };
+                let (status, not_before) =
+                    if error.permanent || failures >= self.config.max_attempts {
+                        (DeadLetterStatus::Dead, None)
+                    } else {
+                        let later = self.store.clock().now()
+                            + chrono::Duration::from_std(self.config.backoff(failures))
+                                .unwrap_or_default();
+                        (DeadLetterStatus::Parked, Some(later))
+                    };
+                tracing::warn!(consumer = %self.name, dead_letter = letter.id, attempts, error = %error, %status, "dead letter attempt failed");
+                ledger::finish_claim(
+                    &self.store,
+                    letter.id,
+                    status,
+                    attempts,
+                    Some(&error.message),
+                    not_before,
+                )
+                .await
+            }
+        }
+    }
+}

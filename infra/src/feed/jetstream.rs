@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
-use async_nats::jetstream::{self, stream::Stream};
+use async_nats::jetstream::{self, stream::Stream, AckKind};
 use async_nats::HeaderMap;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -234,6 +234,19 @@ impl Feed for JetStreamFeed {
         match &delivery.receipt {
             Receipt::JetStream(message) => message.ack().await.map_err(FeedError::Nats),
             Receipt::Local => Ok(()),
+        }
+    }
+
+    async fn release(&mut self, delivery: &Delivery, delay: Duration) -> Result<bool, FeedError> {
+        match &delivery.receipt {
+            Receipt::JetStream(message) => {
+                message
+                    .ack_with(AckKind::Nak(Some(delay)))
+                    .await
+                    .map_err(FeedError::Nats)?;
+                Ok(true)
+            }
+            Receipt::Local => Ok(false),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The in-process feed over the store's tail.
 
+use std::time::Duration;
+
 use futures_util::StreamExt;
 
 use super::{Delivery, Envelope, Feed, FeedError, Receipt};
@@ -60,5 +62,9 @@ impl Feed for LocalFeed {
 
     async fn ack(&mut self, _delivery: &Delivery) -> Result<(), FeedError> {
         Ok(())
+    }
+
+    async fn release(&mut self, _delivery: &Delivery, _delay: Duration) -> Result<bool, FeedError> {
+        Ok(false)
     }
 }

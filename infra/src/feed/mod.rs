@@ -23,6 +23,7 @@ mod jetstream;
 mod local;
 
 use std::future::Future;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -33,7 +34,7 @@ pub use jetstream::{JetStreamFeed, JetStreamFeedConfig};
 pub use local::LocalFeed;
 
 /// One event as consumers see it: the store's envelope with the payload parsed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Envelope {
     /// Global position in the log.
     pub position: i64,
@@ -96,4 +97,13 @@ pub trait Feed: Send {
 
     /// Acknowledges `delivery`: its effect is stored and it must not come again.
     fn ack(&mut self, delivery: &Delivery) -> impl Future<Output = Result<(), FeedError>> + Send;
+
+    /// Hands `delivery` back unhandled, to be delivered again after `delay` while the
+    /// feed goes on with others. Returns `false` when this feed cannot redeliver (the
+    /// local feed): the caller must then retry it in place.
+    fn release(
+        &mut self,
+        delivery: &Delivery,
+        delay: Duration,
+    ) -> impl Future<Output = Result<bool, FeedError>> + Send;
 }

@@ -195,6 +195,27 @@ impl StoreError {
     }
 }
 
+/// A borrowed connection pool of either backend; see [`Store::db`]. With
+/// [`on_db!`](crate::on_db) one sqlx expression (SQL written with `$1`-style parameters,
+/// which both backends accept) runs on whichever it is.
+#[derive(Debug, Clone, Copy)]
+pub enum Db<'a> {
+    Postgres(&'a sqlx::PgPool),
+    Sqlite(&'a sqlx::SqlitePool),
+}
+
+/// Runs the same sqlx expression on whichever pool a [`Db`] holds:
+/// `on_db!(store.db(), pool => sqlx::query("…").execute(pool).await)`.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Postgres($pool) => $body,
+            $crate::store::Db::Sqlite($pool) => $body,
+        }
+    };
+}
+
 #[derive(Debug, Clone)]
 enum Backend {
     Postgres(sqlx::PgPool),
@@ -283,6 +304,25 @@ impl Store {
         match &self.inner.backend {
             Backend::Postgres(_) => "postgres",
             Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// The database for bookkeeping writes next to the log (relay checkpoints, consumer
+    /// progress, dead letters): the pool on PostgreSQL, the single writer on SQLite (a
+    /// write through a reader connection could fail with `SQLITE_BUSY` mid-transaction).
+    pub fn db(&self) -> Db<'_> {
+        match &self.inner.backend {
+            Backend::Postgres(pool) => Db::Postgres(pool),
+            Backend::Sqlite(db) => Db::Sqlite(&db.write),
+        }
+    }
+
+    /// The database for reads next to the log: the pool on PostgreSQL, the reader
+    /// connections on SQLite.
+    pub fn db_read(&self) -> Db<'_> {
+        match &self.inner.backend {
+            Backend::Postgres(pool) => Db::Postgres(pool),
+            Backend::Sqlite(db) => Db::Sqlite(&db.read),
         }
     }
 

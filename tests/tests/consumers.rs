@@ -1,0 +1,558 @@
+//! The consumer runtime: retries, dead letters, parking, per-stream order and shared
+//! durable consumers, on the local feed (PostgreSQL and SQLite) and on JetStream.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use infra::consumer::{
+    Consumer, ConsumerConfig, DeadLetterError, DeadLetterQueue, DeadLetterStatus, Handler,
+    HandlerError, Ordering,
+};
+use infra::feed::Envelope;
+use infra::relay::{Relay, RelayConfig};
+use infra::store::{NewEvent, StoreConfig, StreamRef};
+use infra::{Store, SystemClock};
+use serde_json::json;
+use tests::{eventually, fresh_store, nats, BackendKind};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// How the test handler should treat one event, by (stream id, version).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Plan {
+    /// Fail this many times with a retryable error, then succeed.
+    FailTimes(u32),
+    /// Fail permanently until [`Recorder::heal`] is called.
+    Broken,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    plans: HashMap<(String, i64), Plan>,
+    calls: HashMap<(String, i64), u32>,
+    /// Successful handles, in order.
+    handled: Vec<(String, i64)>,
+    /// Events being handled right now (to catch double handling at once).
+    in_progress: HashSet<Uuid>,
+    overlaps: u32,
+}
+
+/// A handler that records what it handled and fails as planned.
+struct Recorder {
+    name: String,
+    ordering: Ordering,
+    work: Duration,
+    state: Mutex<State>,
+}
+
+impl Recorder {
+    fn new(name: &str, ordering: Ordering) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.to_string(),
+            ordering,
+            work: Duration::ZERO,
+            state: Mutex::default(),
+        })
+    }
+
+    fn plan(&self, stream_id: &str, version: i64, plan: Plan) {
+        let mut state = self.state.lock().unwrap();
+        state.plans.insert((stream_id.to_string(), version), plan);
+    }
+
+    fn heal(&self) {
+        self.state.lock().unwrap().plans.clear();
+    }
+
+    fn handled(&self) -> Vec<(String, i64)> {
+        self.state.lock().unwrap().handled.clone()
+    }
+
+    fn calls(&self, stream_id: &str, version: i64) -> u32 {
+        let state = self.state.lock().unwrap();
+        state
+            .calls
+            .get(&(stream_id.to_string(), version))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn versions_of(&self, stream_id: &str) -> Vec<i64> {
+        self.handled()
+            .into_iter()
+            .filter(|(s, _)| s == stream_id)
+            .map(|(_, v)| v)
+            .collect()
+    }
+}
+
+impl Handler for Recorder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn ordering(&self) -> Ordering {
+        self.ordering
+    }
+
+    fn wants(&self, envelope: &Envelope) -> bool {
+        envelope.event_type != "Ignored"
+    }
+
+    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+        let key = (envelope.stream_id.clone(), envelope.version);
+        {
+            let mut state = self.state.lock().unwrap();
+            if !state.in_progress.insert(envelope.event_id) {
+                state.overlaps += 1;
+            }
+        }
+        if !self.work.is_zero() {
+            tokio::time::sleep(self.work).await;
+        }
+        let mut state = self.state.lock().unwrap();
+        state.in_progress.remove(&envelope.event_id);
+        let calls = {
+            let calls = state.calls.entry(key.clone()).or_default();
+            *calls += 1;
+            *calls
+        };
+        match state.plans.get(&key).copied() {
+            Some(Plan::Broken) => Err(HandlerError::permanent(format!(
+                "cannot project {}/{}",
+                key.0, key.1
+            ))),
+            Some(Plan::FailTimes(n)) if calls <= n => {
+                Err(HandlerError::retry(format!("transient failure {calls}")))
+            }
+            _ => {
+                state.handled.push(key);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn fast_config() -> ConsumerConfig {
+    ConsumerConfig {
+        max_attempts: 3,
+        backoff_initial: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(40),
+        handler_timeout: Duration::from_secs(5),
+        not_next_delay: Duration::from_millis(20),
+        maintenance_interval: Duration::from_millis(20),
+        claim_timeout: Duration::from_secs(60),
+    }
+}
+
+async fn store(kind: BackendKind) -> Option<Store> {
+    fresh_store(kind, StoreConfig::default(), Arc::new(SystemClock)).await
+}
+
+/// Appends `count` events to stream `id` (type `order`), continuing its versions. Events
+/// whose version is in `ignored` get the type the recorder does not want.
+async fn append(store: &Store, id: &str, count: i64, ignored: &[i64]) {
+    let stream = StreamRef::new("order", id);
+    let version = store.read_stream(&stream, 0).await.unwrap().len() as i64;
+    let events = (1..=count)
+        .map(|n| NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: if ignored.contains(&(version + n)) {
+                "Ignored"
+            } else {
+                "Noted"
+            }
+            .into(),
+            schema_version: 1,
+            payload: json!({ "n": version + n }),
+            metadata: BTreeMap::new(),
+        })
+        .collect();
+    store.append(&stream, version, events, None).await.unwrap();
+}
+
+/// A consumer running on the local feed until the returned sender fires.
+fn spawn_local(consumer: Consumer<Recorder>) -> (oneshot::Sender<()>, JoinHandle<()>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let feed = consumer.local_feed(0).await.unwrap();
+        consumer
+            .run(feed, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (stop, task)
+}
+
+async fn stop(running: (oneshot::Sender<()>, JoinHandle<()>)) {
+    let _ = running.0.send(());
+    running.1.await.unwrap();
+}
+
+async fn wait_handled(recorder: &Recorder, count: usize) {
+    let got = eventually(Duration::from_secs(20), || async {
+        (recorder.handled().len() >= count).then_some(())
+    })
+    .await;
+    assert!(
+        got.is_some(),
+        "expected {count} handled, got {:?}",
+        recorder.handled()
+    );
+}
+
+async fn letters(
+    dlq: &DeadLetterQueue,
+    consumer: &str,
+    statuses: &[DeadLetterStatus],
+) -> Vec<(DeadLetterStatus, String, i64)> {
+    dlq.list(Some(consumer), statuses, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.status, l.stream.stream_id, l.version))
+        .collect()
+}
+
+async fn transient_failures_are_retried_in_order(kind: BackendKind) {
+    let Some(store) = store(kind).await else {
+        return;
+    };
+    append(&store, "a", 4, &[2]).await;
+    append(&store, "b", 2, &[]).await;
+    let recorder = Recorder::new("projector", Ordering::PerStream);
+    recorder.plan("a", 1, Plan::FailTimes(2));
+    let consumer = Consumer::new(store.clone(), recorder.clone(), fast_config()).unwrap();
+    let running = spawn_local(consumer.clone());
+    wait_handled(&recorder, 5).await;
+    stop(running).await;
+
+    assert_eq!(
+        recorder.versions_of("a"),
+        vec![1, 3, 4],
+        "version 2 is not wanted"
+    );
+    assert_eq!(recorder.versions_of("b"), vec![1, 2]);
+    assert_eq!(recorder.calls("a", 1), 3, "two failures, then success");
+    let dlq = DeadLetterQueue::new(store.clone());
+    assert!(letters(&dlq, "projector", &DeadLetterStatus::ALL)
+        .await
+        .is_empty());
+
+    // A restart resumes after what it settled: nothing is handled twice.
+    append(&store, "a", 1, &[]).await;
+    let running = spawn_local(consumer);
+    wait_handled(&recorder, 6).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop(running).await;
+    assert_eq!(recorder.versions_of("a"), vec![1, 3, 4, 5]);
+    assert_eq!(recorder.handled().len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_transient_failures_are_retried_in_order() {
+    transient_failures_are_retried_in_order(BackendKind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_transient_failures_are_retried_in_order() {
+    transient_failures_are_retried_in_order(BackendKind::Sqlite).await;
+}
+
+async fn a_dead_letter_parks_its_stream_until_retried(kind: BackendKind) {
+    let Some(store) = store(kind).await else {
+        return;
+    };
+    let recorder = Recorder::new("search", Ordering::PerStream);
+    recorder.plan("a", 2, Plan::Broken);
+    recorder.plan("c", 1, Plan::FailTimes(10));
+    append(&store, "a", 4, &[]).await;
+    append(&store, "b", 3, &[]).await;
+    append(&store, "c", 2, &[]).await;
+    let consumer = Consumer::new(store.clone(), recorder.clone(), fast_config()).unwrap();
+    let running = spawn_local(consumer.clone());
+    let dlq = DeadLetterQueue::new(store.clone());
+
+    // a/2 is dead at once (permanent), c/1 after three attempts; their later events are
+    // parked, stream b is not held back.
+    let open = eventually(Duration::from_secs(20), || async {
+        let open = letters(&dlq, "search", &DeadLetterStatus::OPEN).await;
+        (open.len() == 5 && recorder.handled().len() == 4).then_some(open)
+    })
+    .await
+    .expect("two dead letters and three parked events");
+    let letter = |status, stream: &str, version| (status, stream.to_string(), version);
+    assert_eq!(
+        open,
+        vec![
+            letter(DeadLetterStatus::Dead, "a", 2),
+            letter(DeadLetterStatus::Parked, "a", 3),
+            letter(DeadLetterStatus::Parked, "a", 4),
+            letter(DeadLetterStatus::Dead, "c", 1),
+            letter(DeadLetterStatus::Parked, "c", 2),
+        ]
+    );
+    assert_eq!(recorder.versions_of("a"), vec![1]);
+    assert_eq!(recorder.versions_of("b"), vec![1, 2, 3]);
+    assert_eq!(recorder.calls("c", 1), 3);
+    let all = dlq
+        .list(Some("search"), &DeadLetterStatus::OPEN, 0, 100)
+        .await
+        .unwrap();
+    let dead_a = all
+        .iter()
+        .find(|l| l.stream.stream_id == "a" && l.version == 2)
+        .unwrap();
+    assert_eq!(dead_a.status, DeadLetterStatus::Dead);
+    assert_eq!(dead_a.error.as_deref(), Some("cannot project a/2"));
+    assert_eq!(dead_a.attempts, 1);
+    assert_eq!(dead_a.envelope.payload, json!({ "n": 2 }));
+    let dead_c = all.iter().find(|l| l.stream.stream_id == "c").unwrap();
+    assert_eq!(dead_c.attempts, 3);
+
+    // New events of a parked stream are parked too.
+    append(&store, "a", 1, &[]).await;
+    eventually(Duration::from_secs(10), || async {
+        (letters(&dlq, "search", &[DeadLetterStatus::Parked])
+            .await
+            .len()
+            == 4)
+            .then_some(())
+    })
+    .await
+    .expect("a/5 parked");
+
+    // Only dead letters can be retried or discarded.
+    let parked = all
+        .iter()
+        .find(|l| l.status == DeadLetterStatus::Parked)
+        .unwrap();
+    assert!(matches!(
+        dlq.retry(parked.id).await,
+        Err(DeadLetterError::WrongStatus { .. })
+    ));
+    assert!(matches!(
+        dlq.discard(987_654).await,
+        Err(DeadLetterError::NotFound(_))
+    ));
+
+    // Retrying while still broken: one attempt, dead again, nothing released.
+    dlq.retry(dead_a.id).await.unwrap();
+    eventually(Duration::from_secs(10), || async {
+        (dlq.get(dead_a.id).await.unwrap().attempts == 2).then_some(())
+    })
+    .await
+    .expect("the retry was attempted");
+    assert_eq!(
+        dlq.get(dead_a.id).await.unwrap().status,
+        DeadLetterStatus::Dead
+    );
+    assert_eq!(recorder.versions_of("a"), vec![1]);
+
+    // Healed: a retry handles a/2, then the parked a/3..5 follow in order; c is
+    // discarded and c/2 follows without it.
+    recorder.heal();
+    dlq.retry(dead_a.id).await.unwrap();
+    dlq.discard(dead_c.id).await.unwrap();
+    wait_handled(&recorder, 9).await;
+    stop(running).await;
+    assert_eq!(recorder.versions_of("a"), vec![1, 2, 3, 4, 5]);
+    assert_eq!(recorder.versions_of("c"), vec![2]);
+    assert!(letters(&dlq, "search", &DeadLetterStatus::OPEN)
+        .await
+        .is_empty());
+    assert_eq!(
+        dlq.get(dead_a.id).await.unwrap().status,
+        DeadLetterStatus::Resolved
+    );
+    assert_eq!(
+        dlq.get(dead_c.id).await.unwrap().status,
+        DeadLetterStatus::Discarded
+    );
+    assert!(matches!(
+        dlq.retry(dead_c.id).await,
+        Err(DeadLetterError::WrongStatus {
+            status: DeadLetterStatus::Discarded,
+            ..
+        })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_dead_letter_parks_its_stream_until_retried() {
+    a_dead_letter_parks_its_stream_until_retried(BackendKind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_dead_letter_parks_its_stream_until_retried() {
+    a_dead_letter_parks_its_stream_until_retried(BackendKind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unordered_consumer_is_not_held_back_by_a_dead_letter() {
+    let Some(store) = store(BackendKind::Sqlite).await else {
+        return;
+    };
+    let recorder = Recorder::new("mailer", Ordering::Unordered);
+    recorder.plan("a", 1, Plan::Broken);
+    append(&store, "a", 3, &[]).await;
+    let consumer = Consumer::new(store.clone(), recorder.clone(), fast_config()).unwrap();
+    let running = spawn_local(consumer.clone());
+    wait_handled(&recorder, 2).await;
+    let dlq = DeadLetterQueue::new(store.clone());
+    let open = letters(&dlq, "mailer", &DeadLetterStatus::OPEN).await;
+    assert_eq!(open, vec![(DeadLetterStatus::Dead, "a".to_string(), 1)]);
+    assert_eq!(recorder.versions_of("a"), vec![2, 3]);
+
+    recorder.heal();
+    let id = dlq
+        .list(Some("mailer"), &[DeadLetterStatus::Dead], 0, 10)
+        .await
+        .unwrap()[0]
+        .id;
+    dlq.retry(id).await.unwrap();
+    wait_handled(&recorder, 3).await;
+    stop(running).await;
+    assert_eq!(recorder.versions_of("a"), vec![2, 3, 1]);
+    assert_eq!(
+        dlq.get(id).await.unwrap().status,
+        DeadLetterStatus::Resolved
+    );
+}
+
+#[test]
+fn consumer_names_and_backoff_are_checked() {
+    assert!(infra::consumer::validate_name("search-projection_1").is_ok());
+    for bad in ["", "a.b", "a b", "ä", &"x".repeat(65)] {
+        assert!(infra::consumer::validate_name(bad).is_err(), "{bad:?}");
+    }
+    let config = ConsumerConfig::default();
+    assert_eq!(config.backoff(1), Duration::from_secs(1));
+    assert_eq!(config.backoff(3), Duration::from_secs(4));
+    assert_eq!(config.backoff(30), Duration::from_secs(300));
+}
+
+/// Two runtimes (separate NATS connections, as separate processes would have) share one
+/// durable JetStream consumer: every event is handled exactly once, never by both at
+/// once, and each stream in order, despite retried failures and a dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runtimes_sharing_a_jetstream_consumer_split_the_work_in_stream_order() {
+    let Some(store) = store(BackendKind::Postgres).await else {
+        return;
+    };
+    let Some(client) = nats().await else {
+        return;
+    };
+    let id = Uuid::now_v7().simple().to_string();
+    let id = &id[id.len() - 12..];
+    let relay_config = RelayConfig {
+        name: format!("relay-{id}"),
+        stream: format!("TEST_{id}"),
+        subject_prefix: format!("t{id}.commerce"),
+        max_age: Duration::from_secs(3600),
+        checkpoint_interval: Duration::from_millis(50),
+        ..RelayConfig::default()
+    };
+    let relay = Relay::new(store.clone(), client.clone(), relay_config.clone()).unwrap();
+    let relay_task = tokio::spawn(async move { relay.run(std::future::pending()).await });
+
+    const STREAMS: usize = 12;
+    const PER_STREAM: i64 = 15;
+    let recorder = Arc::new(Recorder {
+        name: format!("shared-{id}"),
+        ordering: Ordering::PerStream,
+        work: Duration::from_millis(2),
+        state: Mutex::default(),
+    });
+    for s in 0..STREAMS {
+        recorder.plan(&format!("s{s}"), 3 + (s as i64 % 5), Plan::FailTimes(1));
+    }
+    recorder.plan("s0", 10, Plan::Broken);
+
+    let mut runtimes = Vec::new();
+    for _ in 0..2 {
+        let connection = nats().await.unwrap();
+        let consumer = Consumer::new(store.clone(), recorder.clone(), fast_config()).unwrap();
+        let stream = relay_config.stream.clone();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let feed = consumer
+                .jetstream_feed(connection, &stream, None, 0)
+                .await
+                .unwrap();
+            consumer
+                .run(feed, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        runtimes.push((stop_tx, task));
+    }
+    // Interleave appends across streams, a few events at a time.
+    for round in 0..5 {
+        for s in 0..STREAMS {
+            append(&store, &format!("s{s}"), PER_STREAM / 5, &[]).await;
+        }
+        if round == 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    let total = STREAMS * PER_STREAM as usize;
+    // s0/10 is dead: s0 stops at 9 (10..15 parked).
+    wait_handled(&recorder, total - 6).await;
+    let dlq = DeadLetterQueue::new(store.clone());
+    let open = eventually(Duration::from_secs(10), || async {
+        let open = letters(&dlq, &recorder.name, &DeadLetterStatus::OPEN).await;
+        (open.len() == 6).then_some(open)
+    })
+    .await
+    .expect("one dead letter and five parked events");
+    assert_eq!(open[0], (DeadLetterStatus::Dead, "s0".to_string(), 10));
+
+    recorder.heal();
+    let dead = dlq
+        .list(Some(&recorder.name), &[DeadLetterStatus::Dead], 0, 10)
+        .await
+        .unwrap();
+    dlq.retry(dead[0].id).await.unwrap();
+    wait_handled(&recorder, total).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    for (stop_tx, task) in runtimes {
+        let _ = stop_tx.send(());
+        task.await.unwrap();
+    }
+    relay_task.abort();
+
+    let state = recorder.state.lock().unwrap();
+    assert_eq!(state.overlaps, 0, "an event was handled twice at once");
+    assert_eq!(
+        state.handled.len(),
+        total,
+        "every event handled exactly once"
+    );
+    for s in 0..STREAMS {
+        let versions: Vec<i64> = state
+            .handled
+            .iter()
+            .filter(|(id, _)| *id == format!("s{s}"))
+            .map(|(_, v)| *v)
+            .collect();
+        assert_eq!(
+            versions,
+            (1..=PER_STREAM).collect::<Vec<_>>(),
+            "stream s{s}"
+        );
+    }
+    drop(state);
+    let _ = jetstream::new(client)
+        .delete_stream(&relay_config.stream)
+        .await;
+}
