@@ -531,27 +531,21 @@ async fn runtimes_sharing_a_jetstream_consumer_split_the_work_in_stream_order() 
     }
     relay_task.abort();
 
-    let state = recorder.state.lock().unwrap();
-    assert_eq!(state.overlaps, 0, "an event was handled twice at once");
+    let overlaps = recorder.state.lock().unwrap().overlaps;
+    assert_eq!(overlaps, 0, "an event was handled twice at once");
     assert_eq!(
-        state.handled.len(),
+        recorder.handled().len(),
         total,
         "every event handled exactly once"
     );
     for s in 0..STREAMS {
-        let versions: Vec<i64> = state
-            .handled
-            .iter()
-            .filter(|(id, _)| *id == format!("s{s}"))
-            .map(|(_, v)| *v)
-            .collect();
+        let versions = recorder.versions_of(&format!("s{s}"));
         assert_eq!(
             versions,
             (1..=PER_STREAM).collect::<Vec<_>>(),
             "stream s{s}"
         );
     }
-    drop(state);
     let _ = jetstream::new(client)
         .delete_stream(&relay_config.stream)
         .await;
