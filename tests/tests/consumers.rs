@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use infra::consumer::{
-    Consumer, ConsumerConfig, DeadLetterError, DeadLetterQueue, DeadLetterStatus, Handler,
-    HandlerError, Ordering,
+    Consumer, ConsumerConfig, DeadLetterError, DeadLetterQueue, DeadLetterStatus, DeadLetterStream,
+    Handler, HandlerError, Ordering,
 };
 use infra::feed::Envelope;
 use infra::relay::{Relay, RelayConfig};
@@ -474,10 +474,21 @@ async fn runtimes_sharing_a_jetstream_consumer_split_the_work_in_stream_order() 
     }
     recorder.plan("s0", 10, Plan::Broken);
 
+    let dlq_stream = format!("TEST_{id}_DLQ");
+    let announcements = DeadLetterStream::ensure(
+        client.clone(),
+        &dlq_stream,
+        &format!("t{id}.dlq"),
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
     let mut runtimes = Vec::new();
     for _ in 0..2 {
         let connection = nats().await.unwrap();
-        let consumer = Consumer::new(store.clone(), recorder.clone(), fast_config()).unwrap();
+        let consumer = Consumer::new(store.clone(), recorder.clone(), fast_config())
+            .unwrap()
+            .with_dead_letter_stream(announcements.clone());
         let stream = relay_config.stream.clone();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -515,6 +526,24 @@ async fn runtimes_sharing_a_jetstream_consumer_split_the_work_in_stream_order() 
     .await
     .expect("one dead letter and five parked events");
     assert_eq!(open[0], (DeadLetterStatus::Dead, "s0".to_string(), 10));
+    // ... and announced on the dead-letter stream, with the error.
+    let announced = jetstream::new(client.clone())
+        .get_stream(&dlq_stream)
+        .await
+        .unwrap()
+        .get_raw_message(1)
+        .await
+        .unwrap();
+    assert_eq!(
+        announced.subject.as_str(),
+        format!("t{id}.dlq.{}.order.Noted", recorder.name)
+    );
+    let header = |name: &str| announced.headers.get(name).unwrap().as_str().to_string();
+    assert_eq!(header("commerce-dlq-error"), "cannot project s0/10");
+    assert_eq!(header("commerce-dlq-attempts"), "1");
+    assert_eq!(header("ce-subject"), "s0");
+    let body: Envelope = serde_json::from_slice(&announced.payload).unwrap();
+    assert_eq!(body.version, 10);
 
     recorder.heal();
     let dead = dlq

@@ -35,6 +35,7 @@
 //! Every event the runtime settles, parks or dead-letters also moves the consumer's
 //! position (`consumers.position`), from which [`Consumer::local_feed`] resumes.
 
+mod dead_letter_stream;
 mod handler;
 mod ledger;
 
@@ -49,6 +50,7 @@ use crate::feed::{
     Delivery, Envelope, Feed, FeedError, JetStreamFeed, JetStreamFeedConfig, LocalFeed,
 };
 use crate::store::{Store, StoreError, StreamRef};
+pub use dead_letter_stream::DeadLetterStream;
 pub use handler::{Handler, HandlerError, Ordering};
 
 /// Tuning of a [`Consumer`]. Every field has a working default.
@@ -105,6 +107,8 @@ pub enum ConsumerError {
     Store(#[from] StoreError),
     #[error("feed: {0}")]
     Feed(#[from] FeedError),
+    #[error("NATS JetStream: {0}")]
+    Nats(#[source] async_nats::Error),
     #[error("cannot encode or decode an envelope: {0}")]
     Encode(#[source] serde_json::Error),
     #[error("corrupt consumer bookkeeping: {0}")]
@@ -299,6 +303,7 @@ pub struct Consumer<H> {
     config: ConsumerConfig,
     name: String,
     ordered: bool,
+    dead_letter_stream: Option<DeadLetterStream>,
 }
 
 impl<H> Clone for Consumer<H> {
@@ -309,6 +314,7 @@ impl<H> Clone for Consumer<H> {
             config: self.config.clone(),
             name: self.name.clone(),
             ordered: self.ordered,
+            dead_letter_stream: self.dead_letter_stream.clone(),
         }
     }
 }
@@ -358,7 +364,25 @@ impl<H: Handler> Consumer<H> {
             config,
             name,
             ordered,
+            dead_letter_stream: None,
         })
+    }
+
+    /// Also announces every dead letter on `stream` (the distributed deployment's
+    /// dead-letter stream; see [`DeadLetterStream`]).
+    pub fn with_dead_letter_stream(mut self, stream: DeadLetterStream) -> Self {
+        self.dead_letter_stream = Some(stream);
+        self
+    }
+
+    /// Announces a new dead letter; the stored row is what counts, so a failed
+    /// announcement is logged, not fatal.
+    async fn announce(&self, envelope: &Envelope, attempts: i32, error: &str) {
+        if let Some(stream) = &self.dead_letter_stream {
+            if let Err(err) = stream.publish(&self.name, envelope, attempts, error).await {
+                tracing::warn!(consumer = %self.name, event_id = %envelope.event_id, error = %err, "dead letter not announced on JetStream");
+            }
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -520,6 +544,7 @@ impl<H: Handler> Consumer<H> {
                     )
                     .await?;
                     tracing::warn!(consumer = %self.name, position = envelope.position, event_id = %envelope.event_id, failures, error = %error, "event dead-lettered");
+                    self.announce(envelope, failures, &error.message).await;
                     return Ok(Outcome::Done);
                 }
                 let delay = self.config.backoff(failures);
@@ -679,7 +704,11 @@ impl<H: Handler> Consumer<H> {
                     Some(&error.message),
                     not_before,
                 )
-                .await
+                .await?;
+                if status == DeadLetterStatus::Dead && previous == DeadLetterStatus::Parked {
+                    self.announce(envelope, attempts, &error.message).await;
+                }
+                Ok(())
             }
         }
     }

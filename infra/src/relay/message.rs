@@ -96,7 +96,7 @@ pub fn cloud_event_type(stream_type: &str, event_type: &str, schema_version: i32
 
 /// Header values may not contain line breaks (they would end the header block); the
 /// store does not forbid them in ids, so they are escaped rather than sent raw.
-fn header_safe(value: &str) -> String {
+pub(crate) fn header_safe(value: &str) -> String {
     value.replace('\r', "\\r").replace('\n', "\\n")
 }
 
