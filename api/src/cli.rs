@@ -7,9 +7,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use infra::{Store, StoreConfig};
 
-use crate::bench;
 use crate::http::{app, AppState};
 use crate::telemetry::{self, LogFormat};
+use crate::{bench, dlq};
 
 /// The default embedded database: a SQLite file in `./data/`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:./data/commerce.db";
@@ -60,6 +60,9 @@ pub enum Command {
     /// Measure throughput against baselines measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Consumers' dead letters: list, show, retry, discard.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -100,13 +103,13 @@ pub struct CliError {
 }
 
 impl CliError {
-    fn config(message: impl Into<String>) -> Self {
+    pub fn config(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             code: 2,
         }
     }
-    fn runtime(message: impl Into<String>) -> Self {
+    pub fn runtime(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             code: 1,
@@ -156,6 +159,7 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
         }
         Command::Verify(db) => verify(db).await,
         Command::Bench(cmd) => bench::run(cmd).await.map_err(CliError::runtime),
+        Command::Dlq(cmd) => dlq::run(cmd, &mut std::io::stdout().lock()).await,
     }
 }
 

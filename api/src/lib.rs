@@ -1,7 +1,8 @@
 //! The `commerce` binary's library: configuration, the HTTP API and the commands
-//! (`serve`, `migrate`, `verify`, `bench`). `main.rs` only parses and dispatches.
+//! (`serve`, `migrate`, `verify`, `bench`, `dlq`). `main.rs` only parses and dispatches.
 
 pub mod bench;
 pub mod cli;
+pub mod dlq;
 pub mod http;
 pub mod telemetry;

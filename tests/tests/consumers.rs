@@ -579,3 +579,133 @@ async fn runtimes_sharing_a_jetstream_consumer_split_the_work_in_stream_order() 
         .delete_stream(&relay_config.stream)
         .await;
 }
+
+/// Runs `commerce dlq …` in process and returns its output (or its one-line error).
+async fn commerce_dlq(args: &[&str]) -> Result<String, String> {
+    use api::cli::{Cli, Command};
+    use clap::Parser;
+    let cli =
+        Cli::try_parse_from(["commerce", "dlq"].iter().chain(args)).map_err(|e| e.to_string())?;
+    let Some(Command::Dlq(command)) = cli.command else {
+        return Err("not a dlq command".into());
+    };
+    let mut out = Vec::new();
+    api::dlq::run(command, &mut out)
+        .await
+        .map_err(|e| e.message)?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dlq_command_lists_shows_retries_and_discards() {
+    let url = format!("sqlite:{}", tests::temp_path("dlq.db").display());
+    let store = Store::connect(&url, StoreConfig::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    let recorder = Recorder::new("projector", Ordering::PerStream);
+    recorder.plan("a", 1, Plan::Broken);
+    recorder.plan("b", 1, Plan::Broken);
+    append(&store, "a", 2, &[]).await;
+    append(&store, "b", 1, &[]).await;
+    let consumer = Consumer::new(store.clone(), recorder.clone(), fast_config()).unwrap();
+    let running = spawn_local(consumer);
+    let dlq = DeadLetterQueue::new(store.clone());
+    eventually(Duration::from_secs(10), || async {
+        (letters(&dlq, "projector", &DeadLetterStatus::OPEN)
+            .await
+            .len()
+            == 3)
+            .then_some(())
+    })
+    .await
+    .expect("a/1 and b/1 dead, a/2 parked");
+
+    let listed = commerce_dlq(&["list", "--database-url", &url, "--json"])
+        .await
+        .unwrap();
+    let rows: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<(&str, &str, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap(),
+                r["stream_id"].as_str().unwrap(),
+                r["version"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![("dead", "a", 1), ("parked", "a", 2), ("dead", "b", 1)]
+    );
+    let id = |n: usize| rows[n]["id"].as_i64().unwrap().to_string();
+    let table = commerce_dlq(&["list", "--database-url", &url, "--status", "dead"])
+        .await
+        .unwrap();
+    assert_eq!(
+        table.lines().count(),
+        3,
+        "header and two dead letters:\n{table}"
+    );
+    assert!(table.contains("cannot project a/1"), "{table}");
+
+    let shown = commerce_dlq(&["show", "--database-url", &url, &id(0)])
+        .await
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["envelope"]["payload"], json!({ "n": 1 }));
+    assert_eq!(shown["error"], "cannot project a/1");
+
+    let refused = commerce_dlq(&["retry", "--database-url", &url, &id(1)])
+        .await
+        .unwrap_err();
+    assert!(refused.contains("left as they were"), "{refused}");
+    assert!(commerce_dlq(&["show", "--database-url", &url, "999"])
+        .await
+        .unwrap_err()
+        .contains("no dead letter 999"));
+    assert!(
+        commerce_dlq(&["retry", "--database-url", &url, "--all"])
+            .await
+            .is_err(),
+        "--all needs --consumer"
+    );
+
+    recorder.heal();
+    let discarded = commerce_dlq(&["discard", "--database-url", &url, &id(2)])
+        .await
+        .unwrap();
+    assert_eq!(discarded.trim(), format!("{}: discarded", id(2)));
+    let retried = commerce_dlq(&[
+        "retry",
+        "--database-url",
+        &url,
+        "--all",
+        "--consumer",
+        "projector",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(retried.trim(), format!("{}: retry requested", id(0)));
+    wait_handled(&recorder, 2).await;
+    stop(running).await;
+    assert_eq!(
+        recorder.handled(),
+        vec![("a".to_string(), 1), ("a".to_string(), 2)]
+    );
+    let all = commerce_dlq(&["list", "--database-url", &url, "--status", "all", "--json"])
+        .await
+        .unwrap();
+    let statuses: Vec<String> = all
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(statuses, vec!["resolved", "resolved", "discarded"]);
+}
