@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use infra::{Store, StoreConfig};
 
+use crate::engine::{Engine, NatsArgs};
 use crate::http::{app, AppState};
 use crate::telemetry::{self, LogFormat};
 use crate::{bench, dlq};
@@ -51,7 +52,7 @@ pub struct DatabaseArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the engine: HTTP API (and, as they land, relay, sagas, projections). The default.
+    /// Run the engine: the HTTP API, and with `--nats-url` the relay to JetStream. The default.
     Serve(ServeArgs),
     /// Apply the database migrations embedded in this binary, then exit.
     Migrate(DatabaseArgs),
@@ -79,6 +80,8 @@ pub struct ServeArgs {
     /// `commerce migrate` is the usual step.
     #[arg(long, env = "COMMERCE_MIGRATE", default_value_t = false)]
     pub migrate: bool,
+    #[command(flatten)]
+    pub nats: NatsArgs,
 }
 
 impl Default for ServeArgs {
@@ -91,6 +94,7 @@ impl Default for ServeArgs {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             snapshot_every: 100,
             migrate: false,
+            nats: NatsArgs::default_embedded(),
         }
     }
 }
@@ -227,16 +231,19 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError::config(format!("cannot listen on {}: {e}", args.listen)))?;
+    let engine = Engine::start(store.clone(), &args.nats).await?;
     tracing::info!(
         listen = %args.listen,
         backend = store.backend_name(),
         database = %redact(&args.db.database_url),
+        nats = args.nats.nats_url.as_deref().unwrap_or("(embedded)"),
         "commerce serving"
     );
-    axum::serve(listener, app(AppState { store }))
+    let served = axum::serve(listener, app(AppState { store }))
         .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| CliError::runtime(format!("server error: {e}")))?;
+        .await;
+    engine.stop(Duration::from_secs(10)).await;
+    served.map_err(|e| CliError::runtime(format!("server error: {e}")))?;
     tracing::info!("commerce stopped");
     Ok(())
 }

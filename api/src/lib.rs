@@ -4,5 +4,6 @@
 pub mod bench;
 pub mod cli;
 pub mod dlq;
+pub mod engine;
 pub mod http;
 pub mod telemetry;

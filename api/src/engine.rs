@@ -1,0 +1,211 @@
+//! What `commerce serve` runs beside the HTTP API: the relay to JetStream (when NATS is
+//! configured) and the consumers, each supervised (restarted after a failure) and all
+//! stopped together on shutdown.
+//!
+//! * **Embedded** (no `--nats-url`): consumers read the log in process ([`LocalFeed`]).
+//! * **Distributed** (`--nats-url`): the relay publishes the log to JetStream and the
+//!   consumers read their durable JetStream consumers; dead letters are also announced
+//!   on the dead-letter stream.
+//!
+//! [`LocalFeed`]: infra::feed::LocalFeed
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use infra::consumer::{Consumer, ConsumerConfig, ConsumerError, DeadLetterStream, Handler};
+use infra::relay::{Relay, RelayConfig};
+use infra::Store;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::cli::CliError;
+
+/// Options of the distributed deployment's messaging.
+#[derive(Debug, Args, Clone)]
+pub struct NatsArgs {
+    /// NATS server with JetStream, e.g. `nats://127.0.0.1:4222`. When set, the relay
+    /// publishes the log to JetStream and consumers read from it; when not, everything
+    /// runs in process.
+    #[arg(long, env = "COMMERCE_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// The JetStream stream the relay publishes to.
+    #[arg(long, env = "COMMERCE_JETSTREAM_STREAM", default_value = "COMMERCE")]
+    pub jetstream_stream: String,
+    /// Replicas of the JetStream streams (3 on a cluster).
+    #[arg(long, env = "COMMERCE_JETSTREAM_REPLICAS", default_value_t = 1)]
+    pub jetstream_replicas: usize,
+    /// Seconds JetStream keeps events (0 = forever; the log stays the source of truth).
+    #[arg(long, env = "COMMERCE_JETSTREAM_MAX_AGE_SECS", default_value_t = 0)]
+    pub jetstream_max_age_secs: u64,
+    /// JetStream's de-duplication window in seconds: longer than any relay restart.
+    #[arg(
+        long,
+        env = "COMMERCE_JETSTREAM_DUPLICATE_WINDOW_SECS",
+        default_value_t = 120
+    )]
+    pub jetstream_duplicate_window_secs: u64,
+    /// The stream dead letters are announced on.
+    #[arg(long, env = "COMMERCE_DLQ_STREAM", default_value = "COMMERCE_DLQ")]
+    pub dlq_stream: String,
+}
+
+impl NatsArgs {
+    /// The defaults of the embedded deployment (no NATS).
+    pub fn default_embedded() -> Self {
+        Self {
+            nats_url: None,
+            jetstream_stream: "COMMERCE".into(),
+            jetstream_replicas: 1,
+            jetstream_max_age_secs: 0,
+            jetstream_duplicate_window_secs: 120,
+            dlq_stream: "COMMERCE_DLQ".into(),
+        }
+    }
+}
+
+/// The background tasks of a running engine.
+#[derive(Debug)]
+pub struct Engine {
+    tasks: Vec<(String, JoinHandle<()>)>,
+    shutdown: watch::Sender<bool>,
+    store: Store,
+    nats: Option<Messaging>,
+}
+
+#[derive(Debug, Clone)]
+struct Messaging {
+    client: async_nats::Client,
+    stream: String,
+    dead_letters: DeadLetterStream,
+}
+
+impl Engine {
+    /// Connects to NATS when configured and starts the relay.
+    pub async fn start(store: Store, args: &NatsArgs) -> Result<Self, CliError> {
+        let (shutdown, _) = watch::channel(false);
+        let mut engine = Self {
+            tasks: Vec::new(),
+            shutdown,
+            store,
+            nats: None,
+        };
+        let Some(url) = &args.nats_url else {
+            return Ok(engine);
+        };
+        let client = async_nats::ConnectOptions::new()
+            .name("commerce")
+            .connection_timeout(Duration::from_secs(5))
+            .retry_on_initial_connect()
+            .connect(url.as_str())
+            .await
+            .map_err(|e| CliError::runtime(format!("cannot connect to NATS at {url}: {e}")))?;
+        let config = RelayConfig {
+            stream: args.jetstream_stream.clone(),
+            replicas: args.jetstream_replicas,
+            max_age: Duration::from_secs(args.jetstream_max_age_secs),
+            duplicate_window: Duration::from_secs(args.jetstream_duplicate_window_secs),
+            ..RelayConfig::default()
+        };
+        let relay = Relay::new(engine.store.clone(), client.clone(), config)
+            .map_err(|e| CliError::config(e.to_string()))?;
+        let dead_letters = DeadLetterStream::ensure(
+            client.clone(),
+            &args.dlq_stream,
+            &format!("{}_dlq", infra::relay::message::NAMESPACE),
+            Duration::from_secs(args.jetstream_max_age_secs),
+        )
+        .await
+        .map_err(|e| CliError::runtime(format!("cannot set up the dead-letter stream: {e}")))?;
+        let stop = engine.stopped();
+        engine.spawn("relay", async move {
+            if let Err(err) = relay.run(stop).await {
+                tracing::error!(error = %err, "relay stopped");
+            }
+        });
+        engine.nats = Some(Messaging {
+            client,
+            stream: args.jetstream_stream.clone(),
+            dead_letters,
+        });
+        tracing::info!(nats = %url, stream = %args.jetstream_stream, "relay started");
+        Ok(engine)
+    }
+
+    /// Runs `handler` for as long as the engine runs: on the in-process feed, or on its
+    /// durable JetStream consumer (all events; the handler's `wants` filters). A failed
+    /// run is logged and restarted after a pause; nothing unacknowledged is lost.
+    pub fn run_consumer<H: Handler>(
+        &mut self,
+        handler: Arc<H>,
+        config: ConsumerConfig,
+    ) -> Result<(), CliError> {
+        let mut consumer = Consumer::new(self.store.clone(), handler, config)
+            .map_err(|e| CliError::config(e.to_string()))?;
+        if let Some(nats) = &self.nats {
+            consumer = consumer.with_dead_letter_stream(nats.dead_letters.clone());
+        }
+        let nats = self.nats.clone();
+        let name = consumer.name().to_string();
+        let mut stop = self.shutdown.subscribe();
+        self.spawn(&format!("consumer {name}"), async move {
+            loop {
+                let stopped = {
+                    let mut stop = stop.clone();
+                    async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    }
+                };
+                let result: Result<(), ConsumerError> = match &nats {
+                    None => match consumer.local_feed(0).await {
+                        Ok(feed) => consumer.run(feed, stopped).await,
+                        Err(e) => Err(e),
+                    },
+                    Some(nats) => {
+                        match consumer.jetstream_feed(nats.client.clone(), &nats.stream, None, 0).await {
+                            Ok(feed) => consumer.run(feed, stopped).await,
+                            Err(e) => Err(e),
+                        }
+                    }
+                };
+                if *stop.borrow() {
+                    return;
+                }
+                if let Err(err) = result {
+                    tracing::warn!(consumer = %consumer.name(), error = %err, "consumer failed; restarting");
+                }
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Starts a background task.
+    pub fn spawn(&mut self, name: &str, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.push((name.to_string(), tokio::spawn(task)));
+    }
+
+    /// A future that completes when the engine is asked to stop.
+    pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stop = self.shutdown.subscribe();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    }
+
+    /// Asks every task to stop and waits for them (at most `grace`; then aborts).
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.shutdown.send(true);
+        for (name, task) in self.tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(grace, task).await.is_err() {
+                tracing::warn!(task = %name, "did not stop in time; aborted");
+                abort.abort();
+            }
+        }
+    }
+}
