@@ -709,3 +709,35 @@ async fn the_dlq_command_lists_shows_retries_and_discards() {
         .collect();
     assert_eq!(statuses, vec!["resolved", "resolved", "discarded"]);
 }
+
+/// A consumer that starts after existing history handles each stream from the first
+/// event after its start, not from version 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_started_late_begins_each_stream_after_its_start() {
+    let Some(store) = store(BackendKind::Postgres).await else {
+        return;
+    };
+    append(&store, "a", 3, &[]).await;
+    let start = store.head_position().await.unwrap();
+    let recorder = Recorder::new("late", Ordering::PerStream);
+    let consumer = Consumer::new(store.clone(), recorder.clone(), fast_config()).unwrap();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let task = {
+        let consumer = consumer.clone();
+        tokio::spawn(async move {
+            let feed = consumer.local_feed(start).await.unwrap();
+            consumer
+                .run(feed, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+        })
+    };
+    append(&store, "a", 2, &[]).await;
+    append(&store, "b", 1, &[]).await;
+    wait_handled(&recorder, 3).await;
+    stop((stop_tx, task)).await;
+    assert_eq!(recorder.versions_of("a"), vec![4, 5]);
+    assert_eq!(recorder.versions_of("b"), vec![1]);
+}

@@ -50,6 +50,17 @@ pub(super) async fn register(
     })
 }
 
+/// Where a registered consumer started (0 when it is not registered).
+pub(super) async fn start_position(store: &Store, name: &str) -> Result<i64, ConsumerError> {
+    let start: Option<i64> = on_db!(store.db_read(), pool => {
+        sqlx::query_scalar("SELECT start_position FROM consumers WHERE name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(start.unwrap_or(0))
+}
+
 /// The newest settled version of `stream` for an ordered consumer, if any.
 pub(super) async fn settled_version(
     store: &Store,

@@ -409,7 +409,7 @@ impl<H: Handler> Consumer<H> {
     /// `stream`, optionally filtered (for an ordered handler filter by stream type only,
     /// `commerce.order.>`, so each stream it sees arrives whole). Redelivery is left to the
     /// runtime (no JetStream backoff or delivery limit); the ack wait stays above the
-    /// handler timeout.
+    /// handler timeout. A new durable consumer starts after `start` (on the first run).
     pub async fn jetstream_feed(
         &self,
         nats: async_nats::Client,
@@ -417,7 +417,12 @@ impl<H: Handler> Consumer<H> {
         filter_subject: Option<String>,
         start: i64,
     ) -> Result<JetStreamFeed, ConsumerError> {
-        let after = self.register(start).await?;
+        // Not the consumer's position: processes sharing the durable consumer settle
+        // events out of position order, so only its start is a safe floor; the durable
+        // consumer's own acks are its progress.
+        let after = ledger::register(&self.store, &self.name, self.ordered, start)
+            .await?
+            .start_position;
         let mut config = JetStreamFeedConfig::new(stream, &self.name);
         config.filter_subject = filter_subject;
         config.backoff = Vec::new();
@@ -577,9 +582,7 @@ impl<H: Handler> Consumer<H> {
             // consumer's start (version 1 always is).
             None if envelope.version == 1 => 0,
             None => {
-                let start = ledger::register(&self.store, &self.name, true, 0)
-                    .await?
-                    .start_position;
+                let start = ledger::start_position(&self.store, &self.name).await?;
                 match ledger::first_version_after(&self.store, stream, start).await? {
                     Some(first) => first - 1,
                     None => envelope.version - 1,
