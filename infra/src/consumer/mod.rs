@@ -504,7 +504,15 @@ impl<H: Handler> Consumer<H> {
                         tracing::info!(consumer = %self.name, position = envelope.position, stream = %stream, "event parked behind a dead letter");
                         return Ok(Outcome::Done);
                     }
-                    return Ok(Outcome::Later(self.config.not_next_delay));
+                    // Its predecessor is in flight elsewhere (or waiting out a backoff):
+                    // look again later, less often the longer it takes.
+                    let doublings = delivery.attempt.saturating_sub(1).min(16) as u32;
+                    let delay = self
+                        .config
+                        .not_next_delay
+                        .saturating_mul(2u32.pow(doublings))
+                        .min(self.config.backoff_max);
+                    return Ok(Outcome::Later(delay));
                 }
                 Place::Next => {}
             }
