@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use infra::{Store, StoreConfig};
 
 use crate::bench;
-use crate::http::{app, AppState};
+use crate::http::{app, AdminTokens, AppState};
 use crate::telemetry::{self, LogFormat};
 
 /// The default embedded database: a SQLite file in `./data/`.
@@ -76,6 +76,15 @@ pub struct ServeArgs {
     /// `commerce migrate` is the usual step.
     #[arg(long, env = "COMMERCE_MIGRATE", default_value_t = false)]
     pub migrate: bool,
+    /// Bearer token accepted on the admin API (`/admin/…`); repeat or comma-separate for
+    /// several. Without one the admin API refuses every request.
+    #[arg(
+        long = "admin-token",
+        env = "COMMERCE_ADMIN_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub admin_tokens: Vec<String>,
 }
 
 impl Default for ServeArgs {
@@ -88,6 +97,7 @@ impl Default for ServeArgs {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             snapshot_every: 100,
             migrate: false,
+            admin_tokens: Vec::new(),
         }
     }
 }
@@ -209,6 +219,8 @@ pub fn redact(url: &str) -> String {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let admin_tokens = AdminTokens::new(&args.admin_tokens)
+        .map_err(|e| CliError::config(format!("--admin-token: {e}")))?;
     let config = StoreConfig {
         snapshot_every: args.snapshot_every,
         ..StoreConfig::default()
@@ -229,10 +241,13 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         database = %redact(&args.db.database_url),
         "commerce serving"
     );
-    axum::serve(listener, app(AppState { store }))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| CliError::runtime(format!("server error: {e}")))?;
+    axum::serve(
+        listener,
+        app(AppState::new(store).with_admin_tokens(admin_tokens)),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| CliError::runtime(format!("server error: {e}")))?;
     tracing::info!("commerce stopped");
     Ok(())
 }
