@@ -241,13 +241,11 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         database = %redact(&args.db.database_url),
         "commerce serving"
     );
-    axum::serve(
-        listener,
-        app(AppState::new(store).with_admin_tokens(admin_tokens)),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(|e| CliError::runtime(format!("server error: {e}")))?;
+    let state = AppState::new(store).with_admin_tokens(admin_tokens);
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| CliError::runtime(format!("server error: {e}")))?;
     tracing::info!("commerce stopped");
     Ok(())
 }

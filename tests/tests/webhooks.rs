@@ -550,7 +550,7 @@ async fn intermittent_failures_are_retried_on_schedule_with_the_same_id() {
 async fn final_4xx_stops_at_once_while_429_timeouts_and_refused_connections_retry() {
     for kind in BACKENDS {
         let config = WebhookConfig {
-            request_timeout: Duration::from_millis(300),
+            request_timeout: Duration::from_secs(1),
             lease: Duration::from_secs(5),
             ..test_config()
         };
@@ -563,7 +563,7 @@ async fn final_4xx_stops_at_once_while_429_timeouts_and_refused_connections_retr
         let gone = f.subscribe(&receiver.url, &["gone.*"], &secret).await;
         let slow_receiver = Receiver::start(secret.clone(), f.clock.clone(), |_, before| Reply {
             status: 200,
-            delay: (before == 0).then_some(Duration::from_secs(2)),
+            delay: (before == 0).then_some(Duration::from_secs(4)),
             retry_after: None,
         })
         .await;
@@ -916,6 +916,65 @@ async fn concurrent_dispatchers_send_each_delivery_once_in_stream_order() {
             .await
             .iter()
             .all(|d| d.delivery.status == DeliveryStatus::Delivered));
+    }
+}
+
+#[tokio::test]
+async fn a_claim_left_by_a_dead_dispatcher_is_taken_over_when_its_lease_expires() {
+    for kind in BACKENDS {
+        let Some(mut f) = fixture(kind, test_config()).await else {
+            continue;
+        };
+        let secret = WebhookSecret::generate();
+        // The very first request hangs: the dispatcher sending it is killed meanwhile.
+        let first = std::sync::atomic::AtomicBool::new(true);
+        let receiver = Receiver::start(secret.clone(), f.clock.clone(), move |_, _| Reply {
+            status: 200,
+            delay: first
+                .swap(false, Ordering::SeqCst)
+                .then_some(Duration::from_secs(30)),
+            retry_after: None,
+        })
+        .await;
+        let sub = f.subscribe(&receiver.url, &[], &secret).await;
+        f.append("order", "o-1", "OrderPlaced").await;
+        f.append("order", "o-1", "OrderPaid").await;
+        f.fan_out().await;
+
+        let dispatcher = f.dispatcher.clone();
+        let doomed = tokio::spawn(async move { dispatcher.run(std::future::pending()).await });
+        let sent = eventually(Duration::from_secs(10), || async {
+            (!receiver.log().is_empty()).then_some(())
+        })
+        .await;
+        assert!(sent.is_some(), "{kind:?}: the first request did not arrive");
+        doomed.abort();
+        assert!(doomed.await.unwrap_err().is_cancelled());
+
+        // The claim holds until its lease (30 s in these tests) runs out.
+        let other = WebhookDispatcher::new(f.store.clone(), test_config()).unwrap();
+        assert_eq!(other.deliver_due().await.unwrap(), 0);
+        f.clock.advance(chrono::Duration::seconds(29));
+        assert_eq!(other.deliver_due().await.unwrap(), 0);
+        f.clock.advance(chrono::Duration::seconds(1));
+        assert_eq!(
+            other.deliver_due().await.unwrap(),
+            2,
+            "{kind:?}: taken over, then the next"
+        );
+
+        let log = receiver.log();
+        assert_eq!(log.len(), 3);
+        assert_eq!(log[0].id, log[1].id, "the same webhook-id again");
+        // (The receiver logged the hung request as answered; its client was gone.)
+        assert_stream_order(&log[1..]);
+        receiver.assert_all_verified();
+        let records = f.deliveries(sub.id).await;
+        assert!(records
+            .iter()
+            .all(|r| r.delivery.status == DeliveryStatus::Delivered));
+        // The killed attempt left no log entry; the one that took over did.
+        assert_eq!(records[0].attempt_log.len(), 1);
     }
 }
 
