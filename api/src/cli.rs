@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use infra::{Store, StoreConfig};
 
 use crate::engine::{Engine, NatsArgs};
-use crate::http::{app, AppState};
+use crate::http::{app, AdminTokens, AppState};
 use crate::telemetry::{self, LogFormat};
 use crate::{bench, dlq};
 
@@ -82,6 +82,15 @@ pub struct ServeArgs {
     pub migrate: bool,
     #[command(flatten)]
     pub nats: NatsArgs,
+    /// Bearer token accepted on the admin API (`/admin/…`); repeat or comma-separate for
+    /// several. Without one the admin API refuses every request.
+    #[arg(
+        long = "admin-token",
+        env = "COMMERCE_ADMIN_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub admin_tokens: Vec<String>,
 }
 
 impl Default for ServeArgs {
@@ -95,6 +104,7 @@ impl Default for ServeArgs {
             snapshot_every: 100,
             migrate: false,
             nats: NatsArgs::default_embedded(),
+            admin_tokens: Vec::new(),
         }
     }
 }
@@ -217,6 +227,8 @@ pub fn redact(url: &str) -> String {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let admin_tokens = AdminTokens::new(&args.admin_tokens)
+        .map_err(|e| CliError::config(format!("--admin-token: {e}")))?;
     let config = StoreConfig {
         snapshot_every: args.snapshot_every,
         ..StoreConfig::default()
@@ -239,7 +251,8 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         nats = args.nats.nats_url.as_deref().unwrap_or("(embedded)"),
         "commerce serving"
     );
-    let served = axum::serve(listener, app(AppState { store }))
+    let state = AppState::new(store.clone()).with_admin_tokens(admin_tokens);
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await;
     engine.stop(Duration::from_secs(10)).await;

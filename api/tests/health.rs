@@ -19,7 +19,7 @@ async fn store() -> Store {
 }
 
 async fn get(store: Store, path: &str) -> (StatusCode, String, serde_json::Value) {
-    let response = app(AppState { store })
+    let response = app(AppState::new(store))
         .oneshot(Request::get(path).body(Body::empty()).unwrap())
         .await
         .unwrap();

@@ -12,6 +12,7 @@ pub mod consumer;
 pub mod feed;
 pub mod relay;
 pub mod store;
+pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use store::{

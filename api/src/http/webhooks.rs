@@ -1,0 +1,276 @@
+//! The webhook admin API under `/admin/webhooks` (admin token required; see
+//! [`auth`](super::auth)). Thin: each route validates its input shape and calls
+//! [`infra::webhook::admin`].
+//!
+//! | route | does |
+//! |---|---|
+//! | `POST /admin/webhooks` | create; the response carries the secret, the only time it is shown |
+//! | `GET /admin/webhooks` | list |
+//! | `GET /admin/webhooks/{id}` | one subscription |
+//! | `PATCH /admin/webhooks/{id}` | change url, event types, description, secret, `enabled` |
+//! | `DELETE /admin/webhooks/{id}` | delete, with its deliveries |
+//! | `GET /admin/webhooks/{id}/deliveries` | delivery log, newest first (`status`, `limit`, `before_position`, `before_generation`) |
+//! | `GET /admin/webhooks/{id}/deliveries/{delivery_id}` | one delivery with its attempts |
+//! | `POST /admin/webhooks/{id}/deliveries/{delivery_id}/redeliver` | send again now |
+//! | `POST /admin/webhooks/{id}/replay` | `{ "from_position": N }`: enqueue every matching event after N |
+//!
+//! Errors are problem+json with the codes `unauthenticated`, `forbidden`,
+//! `invalid_webhook`, `invalid_request`, `webhook_not_found`, `delivery_not_found`,
+//! `unsupported_media_type`, `payload_too_large` and `internal_error`.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use infra::webhook::admin::{self, DeliveryQuery, NewSubscription, SubscriptionUpdate};
+use infra::webhook::WebhookError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::auth::Admin;
+use super::problem::Problem;
+use super::AppState;
+
+/// Largest request body the admin routes read.
+pub const MAX_BODY: usize = 64 * 1024;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/webhooks", post(create).get(list))
+        .route(
+            "/admin/webhooks/{id}",
+            get(show).patch(update).delete(delete),
+        )
+        .route("/admin/webhooks/{id}/deliveries", get(deliveries))
+        .route(
+            "/admin/webhooks/{id}/deliveries/{delivery_id}",
+            get(delivery),
+        )
+        .route(
+            "/admin/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            post(redeliver),
+        )
+        .route("/admin/webhooks/{id}/replay", post(replay))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// The body of `POST /admin/webhooks/{id}/replay`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    from_position: i64,
+}
+
+async fn create(
+    _: Admin,
+    State(state): State<AppState>,
+    body: Result<Json<NewSubscription>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let Json(new) = body.map_err(|r| json_problem(r, "invalid_webhook"))?;
+    let created = admin::create(&state.store, new)
+        .await
+        .map_err(|e| problem(e, "invalid_webhook"))?;
+    let mut body = to_json(&created.subscription)?;
+    if let Value::Object(fields) = &mut body {
+        fields.insert(
+            "secret".into(),
+            Value::String(created.secret.expose().to_string()),
+        );
+    }
+    let location = format!("/admin/webhooks/{}", created.subscription.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response())
+}
+
+async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<Value>, Problem> {
+    let subscriptions = admin::list(&state.store)
+        .await
+        .map_err(|e| problem(e, "invalid_request"))?;
+    Ok(Json(json!({ "webhooks": to_json(&subscriptions)? })))
+}
+
+async fn show(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let id = subscription_id(&id)?;
+    let subscription = admin::get(&state.store, id)
+        .await
+        .map_err(|e| problem(e, "invalid_request"))?;
+    Ok(Json(to_json(&subscription)?))
+}
+
+async fn update(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<SubscriptionUpdate>, JsonRejection>,
+) -> Result<Json<Value>, Problem> {
+    let id = subscription_id(&id)?;
+    let Json(change) = body.map_err(|r| json_problem(r, "invalid_webhook"))?;
+    let subscription = admin::update(&state.store, id, change)
+        .await
+        .map_err(|e| problem(e, "invalid_webhook"))?;
+    Ok(Json(to_json(&subscription)?))
+}
+
+async fn delete(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let id = subscription_id(&id)?;
+    admin::delete(&state.store, id)
+        .await
+        .map_err(|e| problem(e, "invalid_request"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn deliveries(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<DeliveryQuery>, QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    let id = subscription_id(&id)?;
+    let Query(query) = query.map_err(|r| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Invalid request",
+            r.body_text(),
+        )
+    })?;
+    let page = admin::deliveries(&state.store, id, query)
+        .await
+        .map_err(|e| problem(e, "invalid_request"))?;
+    Ok(Json(to_json(&page)?))
+}
+
+async fn delivery(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((id, delivery_id)): Path<(String, String)>,
+) -> Result<Json<Value>, Problem> {
+    let (id, delivery_id) = (subscription_id(&id)?, delivery_id_of(&delivery_id)?);
+    let record = admin::delivery(&state.store, id, delivery_id)
+        .await
+        .map_err(|e| problem(e, "invalid_request"))?;
+    Ok(Json(to_json(&record)?))
+}
+
+async fn redeliver(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((id, delivery_id)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let (id, delivery_id) = (subscription_id(&id)?, delivery_id_of(&delivery_id)?);
+    let record = admin::redeliver(&state.store, id, delivery_id)
+        .await
+        .map_err(|e| problem(e, "invalid_request"))?;
+    Ok((StatusCode::ACCEPTED, Json(to_json(&record)?)))
+}
+
+async fn replay(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<ReplayRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let id = subscription_id(&id)?;
+    let Json(request) = body.map_err(|r| json_problem(r, "invalid_request"))?;
+    let outcome = admin::replay(&state.store, id, request.from_position)
+        .await
+        .map_err(|e| problem(e, "invalid_request"))?;
+    Ok((StatusCode::ACCEPTED, Json(to_json(&outcome)?)))
+}
+
+/// A path segment that is not a UUID names no subscription.
+fn subscription_id(text: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(text).map_err(|_| not_found("webhook_not_found", "Webhook not found", text))
+}
+
+fn delivery_id_of(text: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(text).map_err(|_| not_found("delivery_not_found", "Delivery not found", text))
+}
+
+fn not_found(code: &'static str, title: &'static str, what: &str) -> Problem {
+    let what: String = what.chars().take(64).collect();
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        code,
+        title,
+        format!("no such id: {what}"),
+    )
+}
+
+/// The problem for an admin operation's error; `invalid_code` names bad input.
+fn problem(err: WebhookError, invalid_code: &'static str) -> Problem {
+    match err {
+        WebhookError::Invalid(detail) => Problem::new(
+            StatusCode::BAD_REQUEST,
+            invalid_code,
+            "Invalid request",
+            detail,
+        ),
+        WebhookError::SubscriptionNotFound(id) => Problem::new(
+            StatusCode::NOT_FOUND,
+            "webhook_not_found",
+            "Webhook not found",
+            format!("no webhook subscription {id}"),
+        ),
+        WebhookError::DeliveryNotFound(id) => Problem::new(
+            StatusCode::NOT_FOUND,
+            "delivery_not_found",
+            "Delivery not found",
+            format!("no delivery {id} in this subscription"),
+        ),
+        other => internal(&other),
+    }
+}
+
+/// The problem for a JSON body that could not be read.
+fn json_problem(rejection: JsonRejection, invalid_code: &'static str) -> Problem {
+    match rejection.status() {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "send the body as `content-type: application/json`",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Payload too large",
+            format!("the body exceeds {MAX_BODY} bytes"),
+        ),
+        _ => Problem::new(
+            StatusCode::BAD_REQUEST,
+            invalid_code,
+            "Invalid request",
+            rejection.body_text(),
+        ),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, Problem> {
+    serde_json::to_value(value).map_err(|e| internal(&e))
+}
+
+fn internal(err: &dyn std::fmt::Display) -> Problem {
+    tracing::error!(error = %err, "webhook admin request failed");
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "Internal error",
+        "the request could not be completed; see the server log",
+    )
+}

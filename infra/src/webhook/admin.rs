@@ -1,0 +1,568 @@
+//! Managing subscriptions and their deliveries: the operations behind the admin API.
+//!
+//! Each function opens nothing of its own: it runs a few statements on the store's
+//! database and returns. Inputs are validated first ([`WebhookError::Invalid`]); unknown
+//! ids give [`WebhookError::SubscriptionNotFound`] / [`WebhookError::DeliveryNotFound`].
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::db::{
+    filter_text, insert_deliveries, now, on_db, AttemptRow, Db, DeliveryRow, NewDelivery,
+    SubscriptionRow, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, SUBSCRIPTION_COLUMNS,
+};
+use super::{
+    Attempt, CreatedSubscription, Delivery, DeliveryRecord, DeliveryStatus, EventFilter,
+    Subscription, SubscriptionStatus, WebhookError, WebhookSecret, MAX_DESCRIPTION_LEN,
+    MAX_URL_LEN,
+};
+use crate::store::Store;
+
+/// What [`create`] needs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSubscription {
+    /// `http://` or `https://`, at most [`MAX_URL_LEN`] bytes.
+    pub url: String,
+    /// Filter patterns (see [`EventFilter`]); empty = every event.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    /// A `whsec_…` secret to use; a new one is generated when absent.
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// What [`update`] changes; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionUpdate {
+    pub url: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub description: Option<String>,
+    /// A new `whsec_…` secret; takes effect with the next attempt.
+    pub secret: Option<String>,
+    /// `false` disables the subscription; `true` enables it again and resets its count of
+    /// consecutive failures (pending deliveries resume).
+    pub enabled: Option<bool>,
+}
+
+/// Which deliveries [`deliveries`] lists: newest (highest position) first, `limit` at a
+/// time, continuing below a cursor.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryQuery {
+    pub status: Option<DeliveryStatus>,
+    /// 1 to [`MAX_PAGE`]; [`DEFAULT_PAGE`] when absent.
+    pub limit: Option<u32>,
+    /// Continue with deliveries before this cursor (from [`DeliveryPage::next`]).
+    pub before_position: Option<i64>,
+    pub before_generation: Option<i64>,
+}
+
+/// Deliveries listed by default.
+pub const DEFAULT_PAGE: u32 = 50;
+/// Most deliveries listed at once.
+pub const MAX_PAGE: u32 = 200;
+
+/// A page of deliveries with their attempt logs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeliveryPage {
+    pub deliveries: Vec<DeliveryRecord>,
+    /// The cursor for the next page, when this one was full.
+    pub next: Option<DeliveryCursor>,
+}
+
+/// Where the next page of deliveries starts (exclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DeliveryCursor {
+    pub before_position: i64,
+    pub before_generation: i64,
+}
+
+/// What [`replay`] enqueued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReplayOutcome {
+    /// The generation of the new deliveries.
+    pub generation: i64,
+    /// Events after this position were considered…
+    pub from_position: i64,
+    /// …up to and including this one (the log's head when the replay started).
+    pub to_position: i64,
+    /// Deliveries enqueued: the matching events in that range.
+    pub enqueued: u64,
+}
+
+/// Events read from the log per batch during a replay.
+const REPLAY_BATCH: i64 = 500;
+
+/// Creates an active subscription. It receives events appended after this call (its
+/// `start_position` is the log's current head); use [`replay`] for earlier ones.
+pub async fn create(
+    store: &Store,
+    new: NewSubscription,
+) -> Result<CreatedSubscription, WebhookError> {
+    let url = validate_url(&new.url)?;
+    let event_types = validate_filter(new.event_types)?;
+    let description = validate_description(new.description.unwrap_or_default())?;
+    let secret = match new.secret {
+        Some(text) => parse_secret(&text)?,
+        None => WebhookSecret::generate(),
+    };
+    let db = Db::of(store)?;
+    let start_position = store.head_position().await?;
+    let now = now(store);
+    let subscription = Subscription {
+        id: Uuid::now_v7(),
+        url,
+        description,
+        event_types,
+        status: SubscriptionStatus::Active,
+        consecutive_failures: 0,
+        disabled_reason: None,
+        disabled_at: None,
+        start_position,
+        created_at: now,
+        updated_at: now,
+    };
+    let filter = filter_text(&subscription.event_types)?;
+    on_db!(&db, pool => {
+        sqlx::query(
+            "INSERT INTO webhook_subscriptions (id, url, description, event_types, secret, \
+             status, start_position, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7)",
+        )
+        .bind(subscription.id)
+        .bind(&subscription.url)
+        .bind(&subscription.description)
+        .bind(&filter)
+        .bind(secret.expose())
+        .bind(start_position)
+        .bind(now)
+        .execute(pool)
+        .await?;
+    });
+    tracing::info!(subscription = %subscription.id, url = %subscription.url, "webhook subscription created");
+    Ok(CreatedSubscription {
+        subscription,
+        secret,
+    })
+}
+
+/// Every subscription, oldest first.
+pub async fn list(store: &Store) -> Result<Vec<Subscription>, WebhookError> {
+    let db = Db::of(store)?;
+    let sql =
+        format!("SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions ORDER BY created_at, id");
+    let rows: Vec<SubscriptionRow> = on_db!(&db, pool => {
+        sqlx::query_as(&sql).fetch_all(pool).await?
+    });
+    rows.into_iter().map(Subscription::try_from).collect()
+}
+
+/// One subscription.
+pub async fn get(store: &Store, id: Uuid) -> Result<Subscription, WebhookError> {
+    let db = Db::of(store)?;
+    let sql = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = $1");
+    let row: Option<SubscriptionRow> = on_db!(&db, pool => {
+        sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?
+    });
+    row.ok_or(WebhookError::SubscriptionNotFound(id))?
+        .try_into()
+}
+
+/// Changes a subscription; see [`SubscriptionUpdate`].
+pub async fn update(
+    store: &Store,
+    id: Uuid,
+    change: SubscriptionUpdate,
+) -> Result<Subscription, WebhookError> {
+    let url = change.url.as_deref().map(validate_url).transpose()?;
+    let filter = change
+        .event_types
+        .map(validate_filter)
+        .transpose()?
+        .map(|f| filter_text(&f))
+        .transpose()?;
+    let description = change.description.map(validate_description).transpose()?;
+    let secret = change.secret.as_deref().map(parse_secret).transpose()?;
+    let status = change.enabled.map(|enabled| {
+        if enabled {
+            SubscriptionStatus::Active.as_str()
+        } else {
+            SubscriptionStatus::Disabled.as_str()
+        }
+    });
+    let db = Db::of(store)?;
+    let now = now(store);
+    // SET expressions see the row as it was, so `status` below is the old status.
+    let sql = format!(
+        "UPDATE webhook_subscriptions SET \
+             url = COALESCE($2, url), \
+             event_types = COALESCE($3, event_types), \
+             description = COALESCE($4, description), \
+             secret = COALESCE($5, secret), \
+             status = COALESCE($6, status), \
+             consecutive_failures = CASE WHEN $6 = 'active' THEN 0 \
+                                         ELSE consecutive_failures END, \
+             disabled_reason = CASE WHEN $6 = 'active' THEN NULL \
+                                    WHEN $6 = 'disabled' AND status = 'active' \
+                                        THEN 'disabled by an operator' \
+                                    ELSE disabled_reason END, \
+             disabled_at = CASE WHEN $6 = 'active' THEN NULL \
+                                WHEN $6 = 'disabled' AND status = 'active' THEN $7 \
+                                ELSE disabled_at END, \
+             updated_at = $7 \
+         WHERE id = $1 \
+         RETURNING {SUBSCRIPTION_COLUMNS}"
+    );
+    let row: Option<SubscriptionRow> = on_db!(&db, pool => {
+        sqlx::query_as(&sql)
+            .bind(id)
+            .bind(url.as_deref())
+            .bind(filter.as_deref())
+            .bind(description.as_deref())
+            .bind(secret.as_ref().map(WebhookSecret::expose))
+            .bind(status)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+    });
+    let subscription: Subscription = row
+        .ok_or(WebhookError::SubscriptionNotFound(id))?
+        .try_into()?;
+    tracing::info!(subscription = %id, status = subscription.status.as_str(), "webhook subscription updated");
+    Ok(subscription)
+}
+
+/// Deletes a subscription with its deliveries and their attempt log.
+pub async fn delete(store: &Store, id: Uuid) -> Result<(), WebhookError> {
+    let db = Db::of(store)?;
+    let deleted = on_db!(&db, pool => {
+        sqlx::query("DELETE FROM webhook_subscriptions WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    if deleted == 0 {
+        return Err(WebhookError::SubscriptionNotFound(id));
+    }
+    tracing::info!(subscription = %id, "webhook subscription deleted");
+    Ok(())
+}
+
+/// A page of a subscription's deliveries, with their attempt logs.
+pub async fn deliveries(
+    store: &Store,
+    subscription_id: Uuid,
+    query: DeliveryQuery,
+) -> Result<DeliveryPage, WebhookError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(WebhookError::Invalid(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    // Fails with SubscriptionNotFound rather than listing nothing.
+    get(store, subscription_id).await?;
+    let db = Db::of(store)?;
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
+         WHERE subscription_id = $1 AND ($2 IS NULL OR status = $2) \
+           AND (position, generation) < ($3, $4) \
+         ORDER BY position DESC, generation DESC LIMIT $5"
+    );
+    let rows: Vec<DeliveryRow> = on_db!(&db, pool => {
+        sqlx::query_as(&sql)
+            .bind(subscription_id)
+            .bind(query.status.map(DeliveryStatus::as_str))
+            .bind(query.before_position.unwrap_or(i64::MAX))
+            .bind(query.before_generation.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+    });
+    let deliveries = rows
+        .into_iter()
+        .map(Delivery::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = match deliveries.last() {
+        Some(last) if deliveries.len() == limit as usize => Some(DeliveryCursor {
+            before_position: last.position,
+            before_generation: last.generation,
+        }),
+        _ => None,
+    };
+    let deliveries = with_attempts(&db, deliveries).await?;
+    Ok(DeliveryPage { deliveries, next })
+}
+
+/// One delivery of a subscription, with its attempt log.
+pub async fn delivery(
+    store: &Store,
+    subscription_id: Uuid,
+    delivery_id: Uuid,
+) -> Result<DeliveryRecord, WebhookError> {
+    let db = Db::of(store)?;
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1 AND subscription_id = $2"
+    );
+    let row: Option<DeliveryRow> = on_db!(&db, pool => {
+        sqlx::query_as(&sql)
+            .bind(delivery_id)
+            .bind(subscription_id)
+            .fetch_optional(pool)
+            .await?
+    });
+    let delivery = row
+        .ok_or(WebhookError::DeliveryNotFound(delivery_id))?
+        .try_into()?;
+    let mut records = with_attempts(&db, vec![delivery]).await?;
+    records
+        .pop()
+        .ok_or(WebhookError::DeliveryNotFound(delivery_id))
+}
+
+/// Sends a delivery again, now, with the same `webhook-id`.
+///
+/// A delivered or failed delivery becomes pending with a fresh round of attempts; a
+/// pending one is made due now (its round goes on). It goes out once its subscription is
+/// active and no earlier delivery of its stream is pending.
+pub async fn redeliver(
+    store: &Store,
+    subscription_id: Uuid,
+    delivery_id: Uuid,
+) -> Result<DeliveryRecord, WebhookError> {
+    let db = Db::of(store)?;
+    let now = now(store);
+    let updated = on_db!(&db, pool => {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET \
+                 attempts = CASE WHEN status = 'pending' THEN attempts ELSE 0 END, \
+                 status = 'pending', next_attempt_at = $3, delivered_at = NULL, updated_at = $3 \
+             WHERE id = $1 AND subscription_id = $2",
+        )
+        .bind(delivery_id)
+        .bind(subscription_id)
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    if updated == 0 {
+        return Err(WebhookError::DeliveryNotFound(delivery_id));
+    }
+    tracing::info!(subscription = %subscription_id, delivery = %delivery_id, "webhook redelivery requested");
+    delivery(store, subscription_id, delivery_id).await
+}
+
+/// Enqueues every event after `from_position` that the subscription's filter matches, up
+/// to the log's current head, as a new generation of deliveries (sent even if they were
+/// delivered before; receivers deduplicate by `webhook-id`). Reads the log in batches and
+/// returns when all are enqueued.
+pub async fn replay(
+    store: &Store,
+    subscription_id: Uuid,
+    from_position: i64,
+) -> Result<ReplayOutcome, WebhookError> {
+    if from_position < 0 {
+        return Err(WebhookError::Invalid(
+            "from_position must be 0 or more".into(),
+        ));
+    }
+    let subscription = get(store, subscription_id).await?;
+    let db = Db::of(store)?;
+    let to_position = store.head_position().await?;
+    let now = now(store);
+    let generation: Option<i64> = on_db!(&db, pool => {
+        sqlx::query_scalar(
+            "UPDATE webhook_subscriptions SET generation = generation + 1, updated_at = $2 \
+             WHERE id = $1 RETURNING generation",
+        )
+        .bind(subscription_id)
+        .bind(now)
+        .fetch_optional(pool)
+        .await?
+    });
+    let generation = generation.ok_or(WebhookError::SubscriptionNotFound(subscription_id))?;
+    let mut after = from_position;
+    let mut enqueued = 0;
+    while after < to_position {
+        let events = store.read_all(after, REPLAY_BATCH).await?;
+        let Some(last) = events.last() else { break };
+        after = last.position;
+        let rows: Vec<NewDelivery> = events
+            .into_iter()
+            .filter(|e| e.position <= to_position)
+            .filter(|e| {
+                subscription
+                    .event_types
+                    .matches(&e.stream_type, &e.event_type)
+            })
+            .map(|e| NewDelivery {
+                subscription_id,
+                generation,
+                event_id: e.event_id,
+                position: e.position,
+                stream_type: e.stream_type,
+                stream_id: e.stream_id,
+                event_type: e.event_type,
+            })
+            .collect();
+        enqueued += insert_deliveries(&db, &rows, now).await?;
+    }
+    tracing::info!(subscription = %subscription_id, generation, from_position, to_position, enqueued, "webhook replay enqueued");
+    Ok(ReplayOutcome {
+        generation,
+        from_position,
+        to_position,
+        enqueued,
+    })
+}
+
+/// Deletes finished (delivered or failed) deliveries, with their attempt logs, that were
+/// last changed before `finished_before`. Returns how many were deleted.
+///
+/// Keep at least a few days: fan-out recognizes an event it already handled by its
+/// delivery row, so an event re-handled after its row was pruned (the consumer runtime
+/// redelivers only around a crash) would be sent again.
+pub async fn prune(
+    store: &Store,
+    finished_before: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, WebhookError> {
+    let db = Db::of(store)?;
+    let deleted = on_db!(&db, pool => {
+        sqlx::query(
+            "DELETE FROM webhook_deliveries \
+             WHERE status IN ('delivered', 'failed') AND updated_at < $1",
+        )
+        .bind(finished_before)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(deleted)
+}
+
+/// Loads the attempt logs of `deliveries` in one query.
+async fn with_attempts(
+    db: &Db,
+    deliveries: Vec<Delivery>,
+) -> Result<Vec<DeliveryRecord>, WebhookError> {
+    if deliveries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<AttemptRow> = on_db!(db, pool => {
+        let mut select = sqlx::QueryBuilder::new(format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM webhook_attempts WHERE delivery_id IN ("
+        ));
+        let mut ids = select.separated(", ");
+        for d in &deliveries {
+            ids.push_bind(d.id);
+        }
+        select.push(") ORDER BY attempt_no");
+        select.build_query_as().fetch_all(pool).await?
+    });
+    let mut logs: HashMap<Uuid, Vec<Attempt>> = HashMap::new();
+    for row in rows {
+        let id = row.delivery_id;
+        logs.entry(id).or_default().push(row.try_into()?);
+    }
+    Ok(deliveries
+        .into_iter()
+        .map(|delivery| DeliveryRecord {
+            attempt_log: logs.remove(&delivery.id).unwrap_or_default(),
+            delivery,
+        })
+        .collect())
+}
+
+/// Checks a subscription URL: absolute `http`/`https` with a host, at most
+/// [`MAX_URL_LEN`] bytes.
+pub fn validate_url(url: &str) -> Result<String, WebhookError> {
+    if url.is_empty() || url.len() > MAX_URL_LEN {
+        return Err(WebhookError::Invalid(format!(
+            "url must be 1 to {MAX_URL_LEN} bytes long"
+        )));
+    }
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| WebhookError::Invalid(format!("url is not a valid absolute URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(WebhookError::Invalid(
+            "url must be http:// or https://".into(),
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(WebhookError::Invalid("url has no host".into()));
+    }
+    Ok(url.to_string())
+}
+
+fn validate_filter(patterns: Vec<String>) -> Result<EventFilter, WebhookError> {
+    EventFilter::new(patterns).map_err(WebhookError::Invalid)
+}
+
+fn validate_description(description: String) -> Result<String, WebhookError> {
+    if description.chars().count() > MAX_DESCRIPTION_LEN {
+        return Err(WebhookError::Invalid(format!(
+            "description is longer than {MAX_DESCRIPTION_LEN} characters"
+        )));
+    }
+    Ok(description)
+}
+
+fn parse_secret(text: &str) -> Result<WebhookSecret, WebhookError> {
+    WebhookSecret::parse(text).map_err(|e| WebhookError::Invalid(format!("secret: {e}")))
+}
+
+/// The secret and URL a dispatcher needs for one attempt; `None` once the subscription
+/// is gone.
+pub(super) async fn target(
+    db: &Db,
+    subscription_id: Uuid,
+) -> Result<Option<(String, WebhookSecret)>, WebhookError> {
+    let row: Option<(String, String)> = on_db!(db, pool => {
+        sqlx::query_as("SELECT url, secret FROM webhook_subscriptions WHERE id = $1")
+            .bind(subscription_id)
+            .fetch_optional(pool)
+            .await?
+    });
+    row.map(|(url, secret)| {
+        WebhookSecret::parse(&secret)
+            .map(|secret| (url, secret))
+            .map_err(|_| WebhookError::Corrupt(format!("secret of subscription {subscription_id}")))
+    })
+    .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_http_with_a_host_and_bounded() {
+        validate_url("https://hooks.example.com/in?x=1").unwrap();
+        validate_url("http://127.0.0.1:8080/").unwrap();
+        for bad in [
+            "",
+            "ftp://example.com/",
+            "example.com/hook",
+            "https://",
+            "file:///etc/passwd",
+        ] {
+            assert!(validate_url(bad).is_err(), "{bad} accepted");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
+        assert!(validate_url(&long).is_err());
+    }
+
+    #[test]
+    fn descriptions_are_bounded() {
+        validate_description("ä".repeat(MAX_DESCRIPTION_LEN)).unwrap();
+        assert!(validate_description("a".repeat(MAX_DESCRIPTION_LEN + 1)).is_err());
+    }
+}
