@@ -718,7 +718,10 @@ async fn a_consumer_started_late_begins_each_stream_after_its_start() {
         return;
     };
     append(&store, "a", 3, &[]).await;
-    let history = store.read_stream(&StreamRef::new("order", "a"), 0).await.unwrap();
+    let history = store
+        .read_stream(&StreamRef::new("order", "a"), 0)
+        .await
+        .unwrap();
     let start = history.last().unwrap().position;
     let recorder = Recorder::new("late", Ordering::PerStream);
     let consumer = Consumer::new(store.clone(), recorder.clone(), fast_config()).unwrap();

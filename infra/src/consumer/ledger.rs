@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::{ConsumerError, DeadLetter, DeadLetterStatus};
 use crate::feed::Envelope;
-use crate::on_db;
 use crate::store::{Store, StreamRef};
+use crate::{in_tx, on_db};
 
 /// A subscriber's registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
@@ -181,8 +181,7 @@ pub(super) async fn settle(
     had_failures: bool,
 ) -> Result<(), ConsumerError> {
     let now = store.clock().now();
-    on_db!(store.db(), pool => {
-        let mut tx = pool.begin().await?;
+    in_tx!(store.db(), tx => {
         if ordered {
             sqlx::query(UPSERT_STREAM)
                 .bind(consumer)
@@ -215,7 +214,6 @@ pub(super) async fn settle(
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
     });
     Ok(())
 }
@@ -257,8 +255,7 @@ pub(super) async fn set_aside(
 ) -> Result<(), ConsumerError> {
     let now = store.clock().now();
     let text = serde_json::to_string(envelope).map_err(ConsumerError::Encode)?;
-    on_db!(store.db(), pool => {
-        let mut tx = pool.begin().await?;
+    in_tx!(store.db(), tx => {
         sqlx::query(
             "INSERT INTO dead_letters (consumer, status, event_id, position, stream_type, \
              stream_id, version, event_type, envelope, attempts, error, created_at, updated_at) \
@@ -290,7 +287,6 @@ pub(super) async fn set_aside(
             .bind(envelope.event_id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
     });
     Ok(())
 }
@@ -502,8 +498,7 @@ pub(super) async fn discard(store: &Store, id: i64) -> Result<bool, ConsumerErro
     };
     let now = store.clock().now();
     let envelope = &letter.envelope;
-    on_db!(store.db(), pool => {
-        let mut tx = pool.begin().await?;
+    in_tx!(store.db(), tx => {
         let changed = sqlx::query(
             "UPDATE dead_letters SET status = 'discarded', updated_at = $2 \
              WHERE id = $1 AND status = 'dead'",
@@ -539,7 +534,6 @@ pub(super) async fn discard(store: &Store, id: i64) -> Result<bool, ConsumerErro
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
     });
     Ok(true)
 }

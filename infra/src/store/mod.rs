@@ -216,6 +216,29 @@ macro_rules! on_db {
     };
 }
 
+/// Runs `$body` inside a transaction `$tx` on a [`Db`] and commits it (SQLite:
+/// `BEGIN IMMEDIATE`, so the write lock is taken up front and the transaction cannot
+/// fail later on a lock upgrade). A `?` in the body rolls back.
+#[macro_export]
+macro_rules! in_tx {
+    ($db:expr, $tx:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            $crate::store::Db::Sqlite(pool) => {
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
 #[derive(Debug, Clone)]
 enum Backend {
     Postgres(sqlx::PgPool),

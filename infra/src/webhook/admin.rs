@@ -112,7 +112,7 @@ pub async fn create(
         Some(text) => parse_secret(&text)?,
         None => WebhookSecret::generate(),
     };
-    let db = Db::of(store)?;
+    let db = store.db();
     let start_position = store.head_position().await?;
     let now = now(store);
     let subscription = Subscription {
@@ -129,7 +129,7 @@ pub async fn create(
         updated_at: now,
     };
     let filter = filter_text(&subscription.event_types)?;
-    on_db!(&db, pool => {
+    on_db!(db, pool => {
         sqlx::query(
             "INSERT INTO webhook_subscriptions (id, url, description, event_types, secret, \
              status, start_position, created_at, updated_at) \
@@ -154,10 +154,10 @@ pub async fn create(
 
 /// Every subscription, oldest first.
 pub async fn list(store: &Store) -> Result<Vec<Subscription>, WebhookError> {
-    let db = Db::of(store)?;
+    let db = store.db();
     let sql =
         format!("SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions ORDER BY created_at, id");
-    let rows: Vec<SubscriptionRow> = on_db!(&db, pool => {
+    let rows: Vec<SubscriptionRow> = on_db!(db, pool => {
         sqlx::query_as(&sql).fetch_all(pool).await?
     });
     rows.into_iter().map(Subscription::try_from).collect()
@@ -165,9 +165,9 @@ pub async fn list(store: &Store) -> Result<Vec<Subscription>, WebhookError> {
 
 /// One subscription.
 pub async fn get(store: &Store, id: Uuid) -> Result<Subscription, WebhookError> {
-    let db = Db::of(store)?;
+    let db = store.db();
     let sql = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id = $1");
-    let row: Option<SubscriptionRow> = on_db!(&db, pool => {
+    let row: Option<SubscriptionRow> = on_db!(db, pool => {
         sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?
     });
     row.ok_or(WebhookError::SubscriptionNotFound(id))?
@@ -196,7 +196,7 @@ pub async fn update(
             SubscriptionStatus::Disabled.as_str()
         }
     });
-    let db = Db::of(store)?;
+    let db = store.db();
     let now = now(store);
     // SET expressions see the row as it was, so `status` below is the old status.
     let sql = format!(
@@ -219,7 +219,7 @@ pub async fn update(
          WHERE id = $1 \
          RETURNING {SUBSCRIPTION_COLUMNS}"
     );
-    let row: Option<SubscriptionRow> = on_db!(&db, pool => {
+    let row: Option<SubscriptionRow> = on_db!(db, pool => {
         sqlx::query_as(&sql)
             .bind(id)
             .bind(url.as_deref())
@@ -240,8 +240,8 @@ pub async fn update(
 
 /// Deletes a subscription with its deliveries and their attempt log.
 pub async fn delete(store: &Store, id: Uuid) -> Result<(), WebhookError> {
-    let db = Db::of(store)?;
-    let deleted = on_db!(&db, pool => {
+    let db = store.db();
+    let deleted = on_db!(db, pool => {
         sqlx::query("DELETE FROM webhook_subscriptions WHERE id = $1")
             .bind(id)
             .execute(pool)
@@ -269,14 +269,14 @@ pub async fn deliveries(
     }
     // Fails with SubscriptionNotFound rather than listing nothing.
     get(store, subscription_id).await?;
-    let db = Db::of(store)?;
+    let db = store.db();
     let sql = format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
          WHERE subscription_id = $1 AND ($2 IS NULL OR status = $2) \
            AND (position, generation) < ($3, $4) \
          ORDER BY position DESC, generation DESC LIMIT $5"
     );
-    let rows: Vec<DeliveryRow> = on_db!(&db, pool => {
+    let rows: Vec<DeliveryRow> = on_db!(db, pool => {
         sqlx::query_as(&sql)
             .bind(subscription_id)
             .bind(query.status.map(DeliveryStatus::as_str))
@@ -297,7 +297,7 @@ pub async fn deliveries(
         }),
         _ => None,
     };
-    let deliveries = with_attempts(&db, deliveries).await?;
+    let deliveries = with_attempts(db, deliveries).await?;
     Ok(DeliveryPage { deliveries, next })
 }
 
@@ -307,11 +307,11 @@ pub async fn delivery(
     subscription_id: Uuid,
     delivery_id: Uuid,
 ) -> Result<DeliveryRecord, WebhookError> {
-    let db = Db::of(store)?;
+    let db = store.db();
     let sql = format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1 AND subscription_id = $2"
     );
-    let row: Option<DeliveryRow> = on_db!(&db, pool => {
+    let row: Option<DeliveryRow> = on_db!(db, pool => {
         sqlx::query_as(&sql)
             .bind(delivery_id)
             .bind(subscription_id)
@@ -321,7 +321,7 @@ pub async fn delivery(
     let delivery = row
         .ok_or(WebhookError::DeliveryNotFound(delivery_id))?
         .try_into()?;
-    let mut records = with_attempts(&db, vec![delivery]).await?;
+    let mut records = with_attempts(db, vec![delivery]).await?;
     records
         .pop()
         .ok_or(WebhookError::DeliveryNotFound(delivery_id))
@@ -337,9 +337,9 @@ pub async fn redeliver(
     subscription_id: Uuid,
     delivery_id: Uuid,
 ) -> Result<DeliveryRecord, WebhookError> {
-    let db = Db::of(store)?;
+    let db = store.db();
     let now = now(store);
-    let updated = on_db!(&db, pool => {
+    let updated = on_db!(db, pool => {
         sqlx::query(
             "UPDATE webhook_deliveries SET \
                  attempts = CASE WHEN status = 'pending' THEN attempts ELSE 0 END, \
@@ -375,10 +375,10 @@ pub async fn replay(
         ));
     }
     let subscription = get(store, subscription_id).await?;
-    let db = Db::of(store)?;
+    let db = store.db();
     let to_position = store.head_position().await?;
     let now = now(store);
-    let generation: Option<i64> = on_db!(&db, pool => {
+    let generation: Option<i64> = on_db!(db, pool => {
         sqlx::query_scalar(
             "UPDATE webhook_subscriptions SET generation = generation + 1, updated_at = $2 \
              WHERE id = $1 RETURNING generation",
@@ -413,7 +413,7 @@ pub async fn replay(
                 event_type: e.event_type,
             })
             .collect();
-        enqueued += insert_deliveries(&db, &rows, now).await?;
+        enqueued += insert_deliveries(db, &rows, now).await?;
     }
     tracing::info!(subscription = %subscription_id, generation, from_position, to_position, enqueued, "webhook replay enqueued");
     Ok(ReplayOutcome {
@@ -434,8 +434,8 @@ pub async fn prune(
     store: &Store,
     finished_before: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, WebhookError> {
-    let db = Db::of(store)?;
-    let deleted = on_db!(&db, pool => {
+    let db = store.db();
+    let deleted = on_db!(db, pool => {
         sqlx::query(
             "DELETE FROM webhook_deliveries \
              WHERE status IN ('delivered', 'failed') AND updated_at < $1",
@@ -450,7 +450,7 @@ pub async fn prune(
 
 /// Loads the attempt logs of `deliveries` in one query.
 async fn with_attempts(
-    db: &Db,
+    db: Db<'_>,
     deliveries: Vec<Delivery>,
 ) -> Result<Vec<DeliveryRecord>, WebhookError> {
     if deliveries.is_empty() {
@@ -522,7 +522,7 @@ fn parse_secret(text: &str) -> Result<WebhookSecret, WebhookError> {
 /// The secret and URL a dispatcher needs for one attempt; `None` once the subscription
 /// is gone.
 pub(super) async fn target(
-    db: &Db,
+    db: Db<'_>,
     subscription_id: Uuid,
 ) -> Result<Option<(String, WebhookSecret)>, WebhookError> {
     let row: Option<(String, String)> = on_db!(db, pool => {

@@ -3,11 +3,10 @@
 //! Most statements are one SQL text for both backends: sqlx binds `$N` parameters on
 //! SQLite too, both accept `ON CONFLICT … DO NOTHING`, row values and `RETURNING`, and
 //! UUIDs and times bind as the same Rust types (SQLite stores UUIDs as blobs and times as
-//! RFC 3339 text in UTC, which sorts in time order). The [`on_db!`] and [`in_tx!`] macros
-//! expand one body once per backend.
+//! RFC 3339 text in UTC, which sorts in time order). The store's [`on_db!`](crate::on_db)
+//! and [`in_tx!`](crate::in_tx) macros expand one body once per backend.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sqlx::{PgPool, SqlitePool};
 use uuid::Uuid;
 
 use super::{
@@ -15,61 +14,8 @@ use super::{
 };
 use crate::store::Store;
 
-/// The pool of the store's backend. SQLite writes go through the store's reader pool
-/// (opened read-write) inside `BEGIN IMMEDIATE`, waiting on the busy timeout for the
-/// event writer.
-#[derive(Debug, Clone)]
-pub(super) enum Db {
-    Postgres(PgPool),
-    Sqlite(SqlitePool),
-}
-
-impl Db {
-    pub(super) fn of(store: &Store) -> Result<Self, WebhookError> {
-        if let Some(pool) = store.pg_pool() {
-            Ok(Db::Postgres(pool.clone()))
-        } else if let Some(pool) = store.sqlite_pool() {
-            Ok(Db::Sqlite(pool.clone()))
-        } else {
-            Err(WebhookError::Config(
-                "the store has no known backend".into(),
-            ))
-        }
-    }
-}
-
-/// Runs `$body` with `$pool` bound to the backend's pool.
-macro_rules! on_db {
-    ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            $crate::webhook::db::Db::Postgres($pool) => $body,
-            $crate::webhook::db::Db::Sqlite($pool) => $body,
-        }
-    };
-}
-
-/// Runs `$body` inside a transaction `$tx` (SQLite: `BEGIN IMMEDIATE`, so the write lock
-/// is taken up front) and commits it. A `?` in the body rolls back.
-macro_rules! in_tx {
-    ($db:expr, $tx:ident => $body:expr) => {
-        match $db {
-            $crate::webhook::db::Db::Postgres(pool) => {
-                let mut $tx = pool.begin().await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-            $crate::webhook::db::Db::Sqlite(pool) => {
-                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-        }
-    };
-}
-
-pub(super) use {in_tx, on_db};
+pub(super) use crate::store::Db;
+pub(super) use crate::{in_tx, on_db};
 
 /// The store clock's now, at the microsecond precision both databases keep.
 pub(super) fn now(store: &Store) -> DateTime<Utc> {
@@ -224,7 +170,7 @@ const INSERT_CHUNK: usize = 500;
 /// Inserts pending deliveries, due at `now`; rows already present (same subscription,
 /// event and generation) are left alone. Returns how many were new.
 pub(super) async fn insert_deliveries(
-    db: &Db,
+    db: Db<'_>,
     rows: &[NewDelivery],
     now: DateTime<Utc>,
 ) -> Result<u64, WebhookError> {

@@ -36,7 +36,6 @@ pub struct WebhookDispatcher {
 
 struct Inner {
     store: Store,
-    db: Db,
     config: WebhookConfig,
     client: reqwest::Client,
     lease: chrono::Duration,
@@ -177,7 +176,6 @@ impl WebhookDispatcher {
             .map_err(WebhookError::Client)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                db: Db::of(&store)?,
                 store,
                 config,
                 client,
@@ -276,7 +274,7 @@ impl WebhookDispatcher {
         let until = now + self.inner.lease;
         let lease_id = Uuid::now_v7();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let claimed = match &self.inner.db {
+        let claimed = match self.inner.store.db() {
             Db::Postgres(pool) => {
                 let exclude: Vec<Uuid> = exclude.iter().copied().collect();
                 sqlx::query_as(PG_CLAIM)
@@ -308,7 +306,8 @@ impl WebhookDispatcher {
 
     /// Makes one attempt of a claimed delivery and records it.
     async fn attempt(&self, claimed: Claimed) -> Result<(), WebhookError> {
-        let Some((url, secret)) = target(&self.inner.db, claimed.subscription_id).await? else {
+        let Some((url, secret)) = target(self.inner.store.db(), claimed.subscription_id).await?
+        else {
             // The subscription was deleted, and its deliveries with it.
             return Ok(());
         };
@@ -450,7 +449,7 @@ impl WebhookDispatcher {
             "disabled after {} deliveries in a row failed",
             inner.config.disable_after
         );
-        let disabled: Option<(String, i64)> = in_tx!(&inner.db, tx => {
+        let disabled: Option<(String, i64)> = in_tx!(inner.store.db(), tx => {
             let applied = sqlx::query(
                 "UPDATE webhook_deliveries SET \
                      status = $3, attempts = attempts + 1, next_attempt_at = $4, \

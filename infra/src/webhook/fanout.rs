@@ -4,7 +4,7 @@ use crate::consumer::{Handler, HandlerError};
 use crate::feed::Envelope;
 use crate::store::Store;
 
-use super::db::{insert_deliveries, now, on_db, parse_filter, Db, NewDelivery};
+use super::db::{insert_deliveries, now, on_db, parse_filter, NewDelivery};
 use super::{WebhookError, FANOUT_NAME};
 
 /// The consumer [`Handler`] named `webhooks`: for every event, inserts a pending delivery
@@ -20,19 +20,17 @@ use super::{WebhookError, FANOUT_NAME};
 #[derive(Debug, Clone)]
 pub struct WebhookFanout {
     store: Store,
-    db: Db,
 }
 
 impl WebhookFanout {
     /// A fan-out writing to `store`'s database.
     pub fn new(store: Store) -> Result<Self, WebhookError> {
-        let db = Db::of(&store)?;
-        Ok(Self { store, db })
+        Ok(Self { store })
     }
 
     /// Enqueues `envelope` for its subscriptions; returns how many deliveries were new.
     pub async fn fan_out(&self, envelope: &Envelope) -> Result<u64, WebhookError> {
-        let active: Vec<(uuid::Uuid, String)> = on_db!(&self.db, pool => {
+        let active: Vec<(uuid::Uuid, String)> = on_db!(self.store.db(), pool => {
             sqlx::query_as(
                 "SELECT id, event_types FROM webhook_subscriptions \
                  WHERE status = 'active' AND start_position < $1",
@@ -67,7 +65,7 @@ impl WebhookFanout {
         if rows.is_empty() {
             return Ok(0);
         }
-        insert_deliveries(&self.db, &rows, now(&self.store)).await
+        insert_deliveries(self.store.db(), &rows, now(&self.store)).await
     }
 }
 
