@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use infra::webhook::WebhookConfig;
 use infra::{Store, StoreConfig};
 
 use crate::engine::{Engine, NatsArgs};
@@ -52,7 +53,7 @@ pub struct DatabaseArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the engine: the HTTP API, and with `--nats-url` the relay to JetStream. The default.
+    /// Run the engine: the HTTP API, webhooks, and with `--nats-url` the relay to JetStream. The default.
     Serve(ServeArgs),
     /// Apply the database migrations embedded in this binary, then exit.
     Migrate(DatabaseArgs),
@@ -243,7 +244,8 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError::config(format!("cannot listen on {}: {e}", args.listen)))?;
-    let engine = Engine::start(store.clone(), &args.nats).await?;
+    let mut engine = Engine::start(store.clone(), &args.nats).await?;
+    engine.run_webhooks(WebhookConfig::default())?;
     tracing::info!(
         listen = %args.listen,
         backend = store.backend_name(),

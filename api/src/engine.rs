@@ -1,6 +1,6 @@
 //! What `commerce serve` runs beside the HTTP API: the relay to JetStream (when NATS is
-//! configured) and the consumers, each supervised (restarted after a failure) and all
-//! stopped together on shutdown.
+//! configured), the consumers (today the webhook fan-out) and the webhook dispatcher,
+//! each supervised (restarted after a failure) and all stopped together on shutdown.
 //!
 //! * **Embedded** (no `--nats-url`): consumers read the log in process ([`LocalFeed`]).
 //! * **Distributed** (`--nats-url`): the relay publishes the log to JetStream and the
@@ -16,6 +16,7 @@ use std::time::Duration;
 use clap::Args;
 use infra::consumer::{Consumer, ConsumerConfig, ConsumerError, DeadLetterStream, Handler};
 use infra::relay::{Relay, RelayConfig};
+use infra::webhook::{WebhookConfig, WebhookDispatcher, WebhookFanout};
 use infra::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -33,6 +34,13 @@ pub struct NatsArgs {
     /// The JetStream stream the relay publishes to.
     #[arg(long, env = "COMMERCE_JETSTREAM_STREAM", default_value = "COMMERCE")]
     pub jetstream_stream: String,
+    /// Subjects are `<prefix>.<aggregate>.<event>`; dead letters `<prefix>_dlq.…`.
+    #[arg(
+        long,
+        env = "COMMERCE_JETSTREAM_SUBJECT_PREFIX",
+        default_value = "commerce"
+    )]
+    pub jetstream_subject_prefix: String,
     /// Replicas of the JetStream streams (3 on a cluster).
     #[arg(long, env = "COMMERCE_JETSTREAM_REPLICAS", default_value_t = 1)]
     pub jetstream_replicas: usize,
@@ -57,6 +65,7 @@ impl NatsArgs {
         Self {
             nats_url: None,
             jetstream_stream: "COMMERCE".into(),
+            jetstream_subject_prefix: "commerce".into(),
             jetstream_replicas: 1,
             jetstream_max_age_secs: 0,
             jetstream_duplicate_window_secs: 120,
@@ -97,12 +106,12 @@ impl Engine {
         let client = async_nats::ConnectOptions::new()
             .name("commerce")
             .connection_timeout(Duration::from_secs(5))
-            .retry_on_initial_connect()
             .connect(url.as_str())
             .await
             .map_err(|e| CliError::runtime(format!("cannot connect to NATS at {url}: {e}")))?;
         let config = RelayConfig {
             stream: args.jetstream_stream.clone(),
+            subject_prefix: args.jetstream_subject_prefix.clone(),
             replicas: args.jetstream_replicas,
             max_age: Duration::from_secs(args.jetstream_max_age_secs),
             duplicate_window: Duration::from_secs(args.jetstream_duplicate_window_secs),
@@ -113,7 +122,7 @@ impl Engine {
         let dead_letters = DeadLetterStream::ensure(
             client.clone(),
             &args.dlq_stream,
-            &format!("{}_dlq", infra::relay::message::NAMESPACE),
+            &format!("{}_dlq", args.jetstream_subject_prefix),
             Duration::from_secs(args.jetstream_max_age_secs),
         )
         .await
@@ -179,6 +188,22 @@ impl Engine {
                     _ = stop.wait_for(|s| *s) => return,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
+            }
+        });
+        Ok(())
+    }
+
+    /// Starts the webhook fan-out (a consumer named `webhooks`) and dispatcher.
+    pub fn run_webhooks(&mut self, config: WebhookConfig) -> Result<(), CliError> {
+        let fanout = WebhookFanout::new(self.store.clone())
+            .map_err(|e| CliError::config(format!("webhooks: {e}")))?;
+        self.run_consumer(Arc::new(fanout), ConsumerConfig::default())?;
+        let dispatcher = WebhookDispatcher::new(self.store.clone(), config)
+            .map_err(|e| CliError::config(format!("webhooks: {e}")))?;
+        let stop = self.stopped();
+        self.spawn("webhook dispatcher", async move {
+            if let Err(err) = dispatcher.run(stop).await {
+                tracing::error!(error = %err, "webhook dispatcher stopped");
             }
         });
         Ok(())

@@ -3,8 +3,9 @@
 //! PostgreSQL and SQLite.
 //!
 //! Time is a `ManualClock` shared by the store and the receiver: tests advance it past
-//! retry waits instead of sleeping. The fan-out is driven by a small loop over a
-//! `LocalFeed` standing in for the consumer runtime.
+//! retry waits instead of sleeping. Most tests drive the fan-out step by step with a small
+//! loop over a `LocalFeed`; the engine tests at the end run it the way `commerce serve`
+//! does (consumer runtime, dispatcher), embedded and over JetStream.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -1430,4 +1431,90 @@ async fn delivery_pages_continue_below_the_cursor() {
     .await
     .unwrap();
     assert!(delivered.deliveries.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Through the engine, as `commerce serve` runs it.
+
+/// The engine's consumer runtime fans events out and its dispatcher delivers them:
+/// embedded (local feed) or distributed (relay to JetStream, durable consumer).
+async fn the_engine_delivers_webhooks(kind: BackendKind, over_jetstream: bool) {
+    use api::engine::{Engine, NatsArgs};
+    let Some(f) = fixture(kind, test_config()).await else {
+        return;
+    };
+    let mut args = NatsArgs::default_embedded();
+    let id = Uuid::now_v7().simple().to_string();
+    let id = &id[id.len() - 12..];
+    if over_jetstream {
+        let Some(_) = tests::nats().await else {
+            return;
+        };
+        args.nats_url = Some(tests::test_nats_url());
+        args.jetstream_stream = format!("TEST_{id}");
+        args.jetstream_subject_prefix = format!("t{id}");
+        args.dlq_stream = format!("TEST_{id}_DLQ");
+        args.jetstream_max_age_secs = 3600;
+    }
+    let secret = WebhookSecret::generate();
+    let receiver = Receiver::ok(secret.clone(), f.clock.clone()).await;
+    f.subscribe(&receiver.url, &["order.*"], &secret).await;
+    let mut engine = Engine::start(f.store.clone(), &args).await.unwrap();
+    engine.run_webhooks(test_config()).unwrap();
+
+    let mut expected = Vec::new();
+    for (stream_type, stream_id) in [
+        ("order", "o1"),
+        ("cart", "c1"),
+        ("order", "o2"),
+        ("order", "o1"),
+    ] {
+        f.append(stream_type, stream_id, "Noted").await;
+        if stream_type == "order" {
+            let events = f
+                .store
+                .read_stream(&StreamRef::new(stream_type, stream_id), 0)
+                .await
+                .unwrap();
+            expected.push(events.last().unwrap().event_id.to_string());
+        }
+    }
+    let delivered = eventually(Duration::from_secs(20), || async {
+        let ids: Vec<String> = receiver.accepted().into_iter().map(|r| r.id).collect();
+        (ids.len() >= expected.len()).then_some(ids)
+    })
+    .await
+    .expect("every order event delivered");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    engine.stop(Duration::from_secs(5)).await;
+
+    assert_eq!(
+        receiver.accepted().len(),
+        3,
+        "each event once, the cart event filtered out"
+    );
+    let o1: Vec<&String> = delivered
+        .iter()
+        .filter(|id| **id == expected[0] || **id == expected[2])
+        .collect();
+    assert_eq!(o1, vec![&expected[0], &expected[2]], "o1's events in order");
+    assert_eq!(
+        delivered.iter().collect::<HashSet<_>>(),
+        expected.iter().collect::<HashSet<_>>()
+    );
+    if over_jetstream {
+        let context = async_nats::jetstream::new(tests::nats().await.unwrap());
+        let _ = context.delete_stream(&args.jetstream_stream).await;
+        let _ = context.delete_stream(&args.dlq_stream).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_delivers_webhooks_embedded_on_sqlite() {
+    the_engine_delivers_webhooks(BackendKind::Sqlite, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_engine_delivers_webhooks_over_jetstream_on_postgres() {
+    the_engine_delivers_webhooks(BackendKind::Postgres, true).await;
 }
