@@ -105,14 +105,13 @@ pub(super) async fn in_inbox(
     consumer: &str,
     event_id: Uuid,
 ) -> Result<bool, ConsumerError> {
-    let found: Option<i64> = on_db!(store.db_read(), pool => {
-        sqlx::query_scalar("SELECT position FROM consumer_inbox WHERE consumer = $1 AND event_id = $2")
-            .bind(consumer)
-            .bind(event_id)
-            .fetch_optional(pool)
-            .await?
-    });
-    Ok(found.is_some())
+    has_event(
+        store,
+        "SELECT position FROM consumer_inbox WHERE consumer = $1 AND event_id = $2",
+        consumer,
+        event_id,
+    )
+    .await
 }
 
 /// Whether `event_id` is among the consumer's dead letters (in any status).
@@ -121,8 +120,24 @@ pub(super) async fn is_dead_letter(
     consumer: &str,
     event_id: Uuid,
 ) -> Result<bool, ConsumerError> {
+    has_event(
+        store,
+        "SELECT position FROM dead_letters WHERE consumer = $1 AND event_id = $2",
+        consumer,
+        event_id,
+    )
+    .await
+}
+
+/// Whether `sql` (selecting a bigint by consumer and event id) finds a row.
+async fn has_event(
+    store: &Store,
+    sql: &str,
+    consumer: &str,
+    event_id: Uuid,
+) -> Result<bool, ConsumerError> {
     let found: Option<i64> = on_db!(store.db_read(), pool => {
-        sqlx::query_scalar("SELECT id FROM dead_letters WHERE consumer = $1 AND event_id = $2")
+        sqlx::query_scalar(sql)
             .bind(consumer)
             .bind(event_id)
             .fetch_optional(pool)

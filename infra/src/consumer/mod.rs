@@ -628,19 +628,10 @@ impl<H: Handler> Consumer<H> {
         previous: DeadLetterStatus,
     ) -> Result<(), ConsumerError> {
         let envelope = &letter.envelope;
-        if self.ordered {
+        let settled = if self.ordered {
             match self.place(envelope, &letter.stream).await? {
-                Place::Done => {
-                    return ledger::finish_claim(
-                        &self.store,
-                        letter.id,
-                        DeadLetterStatus::Resolved,
-                        letter.attempts,
-                        None,
-                        None,
-                    )
-                    .await;
-                }
+                Place::Done => true,
+                Place::Next => false,
                 Place::Early => {
                     let later = self.store.clock().now()
                         + chrono::Duration::from_std(self.config.not_next_delay)
@@ -655,10 +646,12 @@ impl<H: Handler> Consumer<H> {
                     )
                     .await;
                 }
-                Place::Next => {}
             }
-        } else if ledger::in_inbox(&self.store, &self.name, envelope.event_id).await? {
-            return ledger::finish_claim(
+        } else {
+            ledger::in_inbox(&self.store, &self.name, envelope.event_id).await?
+        };
+        let resolve = || {
+            ledger::finish_claim(
                 &self.store,
                 letter.id,
                 DeadLetterStatus::Resolved,
@@ -666,21 +659,15 @@ impl<H: Handler> Consumer<H> {
                 None,
                 None,
             )
-            .await;
+        };
+        if settled {
+            return resolve().await;
         }
         match self.attempt(envelope).await {
             Ok(()) => {
                 ledger::settle(&self.store, &self.name, self.ordered, envelope, true).await?;
                 tracing::info!(consumer = %self.name, position = envelope.position, dead_letter = letter.id, "dead letter handled");
-                ledger::finish_claim(
-                    &self.store,
-                    letter.id,
-                    DeadLetterStatus::Resolved,
-                    letter.attempts,
-                    None,
-                    None,
-                )
-                .await
+                resolve().await
             }
             Err(error) => {
                 let attempts = letter.attempts + 1;
