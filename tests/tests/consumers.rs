@@ -745,3 +745,75 @@ async fn a_consumer_started_late_begins_each_stream_after_its_start() {
     assert_eq!(recorder.versions_of("a"), vec![4, 5]);
     assert_eq!(recorder.versions_of("b"), vec![1]);
 }
+
+/// A message on the stream that is not an event of this system (no CloudEvents headers)
+/// is dropped for good, and the consumer goes on with the events after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_jetstream_message_is_dropped_and_the_consumer_goes_on() {
+    let Some(store) = store(BackendKind::Postgres).await else {
+        return;
+    };
+    let Some(client) = nats().await else {
+        return;
+    };
+    let id = Uuid::now_v7().simple().to_string();
+    let id = &id[id.len() - 12..];
+    let relay_config = RelayConfig {
+        name: format!("relay-{id}"),
+        stream: format!("TEST_{id}"),
+        subject_prefix: format!("t{id}.commerce"),
+        max_age: Duration::from_secs(3600),
+        ..RelayConfig::default()
+    };
+    let relay = Relay::new(store.clone(), client.clone(), relay_config.clone()).unwrap();
+    let relay_task = tokio::spawn(async move { relay.run(std::future::pending()).await });
+    append(&store, "a", 1, &[]).await;
+    let context = jetstream::new(client.clone());
+    eventually(Duration::from_secs(10), || async {
+        let stream = context.get_stream(&relay_config.stream).await.ok()?;
+        (stream.cached_info().state.messages >= 1).then_some(())
+    })
+    .await
+    .expect("the relay published the first event");
+    context
+        .publish(format!("t{id}.commerce.order.Noted"), "not an event".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    append(&store, "a", 2, &[]).await;
+
+    let recorder = Recorder::new(&format!("strict-{id}"), Ordering::PerStream);
+    let consumer = Consumer::new(store.clone(), recorder.clone(), fast_config()).unwrap();
+    let feed = consumer
+        .jetstream_feed(client.clone(), &relay_config.stream, None, 0)
+        .await
+        .unwrap();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let running = {
+        let consumer = consumer.clone();
+        tokio::spawn(async move {
+            consumer
+                .run(feed, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+        })
+    };
+    wait_handled(&recorder, 3).await;
+    stop((stop_tx, running)).await;
+    relay_task.abort();
+    assert_eq!(recorder.versions_of("a"), vec![1, 2, 3]);
+    let mut durable = context
+        .get_stream(&relay_config.stream)
+        .await
+        .unwrap()
+        .get_consumer::<jetstream::consumer::pull::Config>(consumer.name())
+        .await
+        .unwrap();
+    let info = durable.info().await.unwrap();
+    assert_eq!(info.num_ack_pending, 0, "nothing left to redeliver");
+    assert_eq!(info.num_pending, 0);
+    let _ = context.delete_stream(&relay_config.stream).await;
+}

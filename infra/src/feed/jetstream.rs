@@ -130,8 +130,12 @@ async fn start_sequence(stream: &Stream, after: i64) -> Result<u64, FeedError> {
     while low < high {
         let mid = low + (high - low) / 2;
         let position = match stream.get_raw_message(mid).await {
-            Ok(message) => position_of(&message.headers, mid)?,
-            // A hole (deleted message): start earlier; the floor skips the surplus.
+            Ok(message) => match position_of(&message.headers, mid) {
+                Ok(position) => position,
+                // Not one of ours: start earlier; the floor skips the surplus.
+                Err(_) => return Ok(low),
+            },
+            // A hole (deleted message): likewise.
             Err(_) => return Ok(low),
         };
         if position <= after {
@@ -216,7 +220,18 @@ impl Feed for JetStreamFeed {
             };
             let empty = HeaderMap::new();
             let headers = message.headers.as_ref().unwrap_or(&empty);
-            let envelope = decode(headers, &message.payload, sequence)?;
+            let envelope = match decode(headers, &message.payload, sequence) {
+                Ok(envelope) => envelope,
+                Err(err) => {
+                    // Not an event of this system (the relay only publishes well-formed
+                    // ones): redelivering it cannot help, so JetStream is told to drop it.
+                    message
+                        .ack_with(AckKind::Term)
+                        .await
+                        .map_err(FeedError::Nats)?;
+                    return Err(err);
+                }
+            };
             if envelope.position <= self.floor {
                 // Already applied by this subscriber (its stored position says so).
                 message.ack().await.map_err(FeedError::Nats)?;

@@ -75,8 +75,8 @@ pub enum FeedError {
     Store(#[from] StoreError),
     #[error("NATS JetStream: {0}")]
     Nats(#[source] async_nats::Error),
-    /// A message that is not a well-formed event of this system. It is not
-    /// acknowledged, so JetStream redelivers it until `max_deliver`.
+    /// A message that is not a well-formed event of this system. JetStream is told to
+    /// drop it (`Term`); the consumer logs it and goes on.
     #[error("malformed message at stream sequence {sequence}: {reason}")]
     Malformed { sequence: u64, reason: String },
     #[error("the feed ended")]
