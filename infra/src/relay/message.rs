@@ -100,8 +100,8 @@ fn header_safe(value: &str) -> String {
     value.replace('\r', "\\r").replace('\n', "\\n")
 }
 
-/// Builds the subject and message of one event.
-pub(crate) fn encode(prefix: &str, event: &RecordedEvent) -> (String, Publish) {
+/// Builds the subject and message of one event, exactly as the relay publishes it.
+pub fn encode(prefix: &str, event: &RecordedEvent) -> (String, Publish) {
     let mut headers = HeaderMap::new();
     let id = event.event_id.to_string();
     headers.insert(SPECVERSION, "1.0");

@@ -100,6 +100,22 @@ impl Default for RelayConfig {
 }
 
 impl RelayConfig {
+    /// The JetStream stream configuration a relay with this config creates or updates.
+    pub fn stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.stream.clone(),
+            subjects: vec![format!("{}.>", self.subject_prefix)],
+            storage: StorageType::File,
+            retention: RetentionPolicy::Limits,
+            discard: DiscardPolicy::Old,
+            num_replicas: self.replicas,
+            max_age: self.max_age,
+            duplicate_window: self.duplicate_window,
+            description: Some("commerce events, CloudEvents 1.0 binary mode".into()),
+            ..Default::default()
+        }
+    }
+
     fn validate(&self) -> Result<(), RelayError> {
         let bad = |what: &str| Err(RelayError::Config(what.to_string()));
         if self.name.is_empty() {
@@ -232,18 +248,7 @@ impl Relay {
 
     /// The JetStream stream configuration this relay creates or updates.
     pub fn stream_config(&self) -> stream::Config {
-        stream::Config {
-            name: self.config.stream.clone(),
-            subjects: vec![format!("{}.>", self.config.subject_prefix)],
-            storage: StorageType::File,
-            retention: RetentionPolicy::Limits,
-            discard: DiscardPolicy::Old,
-            num_replicas: self.config.replicas,
-            max_age: self.config.max_age,
-            duplicate_window: self.config.duplicate_window,
-            description: Some("commerce events, CloudEvents 1.0 binary mode".into()),
-            ..Default::default()
-        }
+        self.config.stream_config()
     }
 
     /// One leadership term: lock, ensure the stream, publish from the checkpoint.
