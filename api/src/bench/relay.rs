@@ -414,7 +414,7 @@ pub async fn relay(args: RelayArgs) -> Result<(), String> {
             backlog.iter().map(|e| e.payload_text.len()).sum::<usize>() / backlog.len();
         let messages: Vec<_> = backlog
             .iter()
-            .map(|e| message::encode(&raw_config.subject_prefix, e))
+            .map(|e| message::encode(&raw_config.subject_prefix, e.clone()))
             .collect();
         drop(backlog);
         let count = messages.len() as u64;
