@@ -51,6 +51,9 @@ pub struct RelayArgs {
     /// relay's default).
     #[arg(long, default_value_t = RelayConfig::default().max_in_flight)]
     pub max_in_flight: usize,
+    /// Rounds of both measurements, alternating; the medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// Print only the JSON line, no table.
     #[arg(long)]
     pub json: bool,
@@ -255,13 +258,14 @@ async fn read_backlog(store: &Store, events: usize) -> Result<Vec<RecordedEvent>
     Ok(all)
 }
 
-/// A relay configuration private to this run (`role` tells the two streams apart).
-fn bench_config(run_id: &str, role: &str, max_in_flight: usize) -> RelayConfig {
+/// A relay configuration private to one round of this run (`role` tells the raw and
+/// the relay streams apart).
+fn bench_config(run_id: &str, role: &str, round: usize, max_in_flight: usize) -> RelayConfig {
     let id = &run_id[run_id.len() - 12..];
     RelayConfig {
-        name: format!("bench-{id}"),
-        stream: format!("BENCH_{}_{id}", role.to_uppercase()),
-        subject_prefix: format!("bench_{id}_{role}"),
+        name: format!("bench-{id}-{round}"),
+        stream: format!("BENCH_{}_{id}_{round}", role.to_uppercase()),
+        subject_prefix: format!("bench_{id}_{role}{round}"),
         max_in_flight,
         ..RelayConfig::default()
     }
@@ -269,19 +273,19 @@ fn bench_config(run_id: &str, role: &str, max_in_flight: usize) -> RelayConfig {
 
 /// The number of messages in stream `name`.
 async fn stream_messages(jetstream: &Context, name: &str) -> Result<u64, String> {
-    let mut stream = jetstream
+    // One request: looking the stream up fetches its current state.
+    let stream = jetstream
         .get_stream(name)
         .await
         .map_err(|e| format!("JetStream: {e}"))?;
-    let info = stream.info().await.map_err(|e| format!("JetStream: {e}"))?;
-    Ok(info.state.messages)
+    Ok(stream.cached_info().state.messages)
 }
 
 /// Raw pipelined publishing of `messages` to a fresh stream under `config`, at most
 /// `config.max_in_flight` acks pending; seconds from the first publish to the last ack.
 async fn raw_publish(
-    nats: &async_nats::Client,
-    config: &RelayConfig,
+    nats: async_nats::Client,
+    config: RelayConfig,
     messages: Vec<(String, PublishMessage)>,
 ) -> Result<f64, String> {
     let count = messages.len() as u64;
@@ -289,7 +293,7 @@ async fn raw_publish(
     let jetstream = ContextBuilder::new()
         .timeout(config.ack_timeout)
         .max_ack_inflight(config.max_in_flight)
-        .build(nats.clone());
+        .build(nats);
     jetstream
         .create_or_update_stream(config.stream_config())
         .await
@@ -323,8 +327,8 @@ async fn raw_publish(
     Ok(seconds)
 }
 
-/// Seconds until the relay's stream holds `count` messages, then until its stored
-/// checkpoint reaches `last_position`.
+/// Seconds from the relay's start until its (fresh) stream holds `count` messages, and
+/// until its stored checkpoint reaches `last_position`.
 async fn relay_run(
     store: &Store,
     nats: &async_nats::Client,
@@ -333,6 +337,11 @@ async fn relay_run(
     count: u64,
     last_position: i64,
 ) -> Result<(f64, f64), String> {
+    // A fresh, empty stream, created before timing as for the raw publish.
+    monitor
+        .create_stream(config.stream_config())
+        .await
+        .map_err(|e| format!("JetStream: cannot create stream {}: {e}", config.stream))?;
     let relay =
         Relay::new(store.clone(), nats.clone(), config.clone()).map_err(|e| e.to_string())?;
     let (stop, stopped) = oneshot::channel::<()>();
@@ -343,12 +352,19 @@ async fn relay_run(
     let measured = async {
         let deadline = start + RELAY_DEADLINE;
         let mut published = None;
+        let mut pause = Duration::from_millis(20);
         loop {
             if published.is_none() {
-                // The stream is created by the relay's first session.
-                let n = stream_messages(monitor, &config.stream).await.unwrap_or(0);
+                let n = stream_messages(monitor, &config.stream).await?;
                 if n >= count {
                     published = Some(start.elapsed().as_secs_f64());
+                    pause = Duration::from_millis(2);
+                } else if n > 0 {
+                    // Each poll costs CPU on both sides, so poll sparsely while far
+                    // from the end and finely close to it (the finish is seen within
+                    // about a millisecond): wait half the estimated remaining time.
+                    let remaining = start.elapsed().as_secs_f64() * (count - n) as f64 / n as f64;
+                    pause = Duration::from_secs_f64((remaining / 2.0).clamp(0.001, 0.05));
                 }
             }
             if published.is_some() {
@@ -369,7 +385,7 @@ async fn relay_run(
                     RELAY_DEADLINE.as_secs()
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(pause).await;
         }
     }
     .await;
@@ -389,9 +405,34 @@ async fn relay_run(
     Ok((published, checkpointed))
 }
 
+/// One round's figures, in seconds.
+struct Round {
+    raw: f64,
+    published: f64,
+    checkpointed: f64,
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}
+
 pub async fn relay(args: RelayArgs) -> Result<(), String> {
-    if args.events == 0 || args.streams == 0 || args.batch == 0 || args.max_in_flight == 0 {
-        return Err("--events, --streams, --batch and --max-in-flight must be at least 1".into());
+    if args.events == 0
+        || args.streams == 0
+        || args.batch == 0
+        || args.max_in_flight == 0
+        || args.rounds == 0
+    {
+        return Err(
+            "--events, --streams, --batch, --max-in-flight and --rounds must be at least 1".into(),
+        );
     }
     let backend = if args.database_url.starts_with("sqlite:") {
         "sqlite"
@@ -403,66 +444,83 @@ pub async fn relay(args: RelayArgs) -> Result<(), String> {
     let monitor = async_nats::jetstream::new(connect_nats(&args.nats_url).await?);
     let run_id = Uuid::now_v7().simple().to_string();
     let (store, scratch) = fresh_store(&args.database_url, &run_id).await?;
-    let raw_config = bench_config(&run_id, "raw", args.max_in_flight);
-    let relay_config = bench_config(&run_id, "relay", args.max_in_flight);
 
+    let mut rounds = Vec::new();
     let result = async {
         append_backlog(&store, &args).await?;
         let backlog = read_backlog(&store, args.events).await?;
         let last_position = backlog.last().map_or(0, |e| e.position);
         let payload_bytes =
             backlog.iter().map(|e| e.payload_text.len()).sum::<usize>() / backlog.len();
-        let messages: Vec<_> = backlog
-            .iter()
-            .map(|e| message::encode(&raw_config.subject_prefix, e.clone()))
-            .collect();
-        drop(backlog);
-        let count = messages.len() as u64;
-        let raw = raw_publish(&nats, &raw_config, messages).await?;
-        let (published, checkpointed) =
-            relay_run(&store, &nats, &monitor, &relay_config, count, last_position).await?;
-        Ok::<_, String>((payload_bytes, raw, published, checkpointed))
+        let count = backlog.len() as u64;
+        // Raw and relay alternate, each on fresh streams, so a load change on the
+        // machine hits both alike; medians are reported.
+        for round in 1..=args.rounds {
+            let raw_config = bench_config(&run_id, "raw", round, args.max_in_flight);
+            let relay_config = bench_config(&run_id, "relay", round, args.max_in_flight);
+            let messages: Vec<_> = backlog
+                .iter()
+                .map(|e| message::encode(&raw_config.subject_prefix, e.clone()))
+                .collect();
+            // On a runtime worker, as the relay publishes from one.
+            let raw = tokio::spawn(raw_publish(nats.clone(), raw_config.clone(), messages))
+                .await
+                .unwrap_or_else(|e| Err(format!("raw publish task: {e}")));
+            let _ = monitor.delete_stream(&raw_config.stream).await;
+            let raw = raw?;
+            let relayed =
+                relay_run(&store, &nats, &monitor, &relay_config, count, last_position).await;
+            let _ = monitor.delete_stream(&relay_config.stream).await;
+            let (published, checkpointed) = relayed?;
+            rounds.push(Round {
+                raw,
+                published,
+                checkpointed,
+            });
+        }
+        Ok::<_, String>(payload_bytes)
     }
     .await;
 
-    for config in [&raw_config, &relay_config] {
-        let _ = monitor.delete_stream(&config.stream).await;
-    }
     if let Some(pool) = store.pg_pool() {
         pool.close().await;
     }
     drop(store);
     scratch.remove().await;
-    let (payload_bytes, raw, published, checkpointed) = result?;
+    let payload_bytes = result?;
 
     let n = args.events as f64;
-    let raw_per_s = n / raw;
-    let relay_per_s = n / published;
-    let checkpoint_per_s = n / checkpointed;
+    let raw_per_s = median(rounds.iter().map(|r| n / r.raw).collect());
+    let relay_per_s = median(rounds.iter().map(|r| n / r.published).collect());
+    let checkpoint_per_s = median(rounds.iter().map(|r| n / r.checkpointed).collect());
     if !args.json {
         println!(
             "relay throughput on {backend}: {} events in {} streams, {payload_bytes}-byte \
-             payloads on average, {} acks in flight",
-            args.events, args.streams, args.max_in_flight
+             payloads on average, {} acks in flight, {} rounds",
+            args.events, args.streams, args.max_in_flight, args.rounds
         );
         println!(
-            "{:<32} {:>10} {:>10} {:>8}",
-            "measurement", "seconds", "events/s", "vs raw"
+            "{:>6} {:>14} {:>14} {:>10} {:>18}",
+            "round", "raw ev/s", "relay ev/s", "relay/raw", "checkpoint ev/s"
         );
-        for (what, seconds, per_s) in [
-            ("raw JetStream publish", raw, raw_per_s),
-            ("relay, stream holds all", published, relay_per_s),
-            (
-                "relay, checkpoint at the last",
-                checkpointed,
-                checkpoint_per_s,
-            ),
-        ] {
+        for (i, r) in rounds.iter().enumerate() {
             println!(
-                "{what:<32} {seconds:>10.3} {per_s:>10.0} {:>8.2}",
-                per_s / raw_per_s
+                "{:>6} {:>14.0} {:>14.0} {:>10.2} {:>18.0}",
+                i + 1,
+                n / r.raw,
+                n / r.published,
+                r.raw / r.published,
+                n / r.checkpointed
             );
         }
+        println!(
+            "{:>6} {:>14.0} {:>14.0} {:>10.2} {:>18.0}",
+            "median",
+            raw_per_s,
+            relay_per_s,
+            relay_per_s / raw_per_s,
+            checkpoint_per_s
+        );
     }
     let summary = json!({
         "backend": backend,
@@ -470,6 +528,7 @@ pub async fn relay(args: RelayArgs) -> Result<(), String> {
         "streams": args.streams,
         "payload_bytes_avg": payload_bytes,
         "max_in_flight": args.max_in_flight,
+        "rounds": args.rounds,
         "raw_publish_per_s": raw_per_s.round(),
         "relay_events_per_s": relay_per_s.round(),
         "relay_checkpoint_events_per_s": checkpoint_per_s.round(),
