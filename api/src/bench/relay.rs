@@ -16,7 +16,7 @@ use infra::store::{NewEvent, RecordedEvent, StreamRef};
 use infra::{Store, StoreConfig, SystemClock};
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Executor, PgPool};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -90,10 +90,14 @@ async fn fresh_store(url: &str, run_id: &str) -> Result<(Store, Scratch), String
     let cannot = |e: &dyn std::fmt::Display| format!("cannot connect to {}: {e}", redact(url));
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let schema = format!("bench_{run_id}");
-        let admin = tokio::time::timeout(Duration::from_secs(15), PgPool::connect(url))
+        // One direct connection first: a pool reports only "timed out" for a refused
+        // connection, the direct error names the cause.
+        let probe = tokio::time::timeout(Duration::from_secs(15), PgConnection::connect(url))
             .await
             .map_err(|_| cannot(&"timed out after 15 s"))?
             .map_err(|e| cannot(&e))?;
+        let _ = probe.close().await;
+        let admin = PgPool::connect(url).await.map_err(|e| cannot(&e))?;
         admin
             .execute(format!("CREATE SCHEMA {schema}").as_str())
             .await
