@@ -19,10 +19,15 @@ use uuid::Uuid;
 
 use crate::cli::DEFAULT_DATABASE_URL;
 
+mod relay;
+pub use relay::{RelayArgs, DEFAULT_NATS_URL};
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Event appends: raw multi-row INSERT vs stock postgres-es vs this store.
     Append(AppendArgs),
+    /// Relay: raw pipelined JetStream publishing vs the relay draining a stored backlog.
+    Relay(RelayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +53,7 @@ pub struct AppendArgs {
 pub async fn run(command: BenchCommand) -> Result<(), String> {
     match command {
         BenchCommand::Append(args) => append(args).await,
+        BenchCommand::Relay(args) => relay::relay(args).await,
     }
 }
 

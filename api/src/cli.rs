@@ -329,6 +329,36 @@ mod tests {
     }
 
     #[test]
+    fn bench_relay_parses_with_the_relay_defaults() {
+        let cli = Cli::try_parse_from([
+            "commerce",
+            "bench",
+            "relay",
+            "--database-url",
+            "sqlite:/tmp/x.db",
+            "--nats-url",
+            "nats://nats:4222",
+            "--events",
+            "1000",
+            "--json",
+        ])
+        .unwrap();
+        let Some(Command::Bench(bench::BenchCommand::Relay(args))) = cli.command else {
+            panic!("not bench relay: {:?}", cli.command);
+        };
+        assert_eq!(args.database_url, "sqlite:/tmp/x.db");
+        assert_eq!(args.nats_url, "nats://nats:4222");
+        assert_eq!(args.events, 1000);
+        assert!(args.json);
+        assert_eq!((args.streams, args.batch, args.rounds), (100, 50, 3));
+        assert_eq!(
+            args.max_in_flight,
+            infra::relay::RelayConfig::default().max_in_flight
+        );
+        assert!(Cli::try_parse_from(["commerce", "bench", "relay", "--events", "many"]).is_err());
+    }
+
+    #[test]
     fn the_cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();

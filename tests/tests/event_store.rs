@@ -143,11 +143,22 @@ async fn an_append_is_atomic_and_contiguous(kind: BackendKind) {
 }
 
 async fn the_tail_never_skips_duplicates_or_reorders(kind: BackendKind) {
+    tail_delivers_every_event_once_in_order(kind, StoreConfig::default().tail_batch).await;
+}
+
+/// Small batches are nearly always full, so the tail reads the next one ahead almost
+/// all the time.
+async fn the_tail_reading_ahead_never_skips_duplicates_or_reorders(kind: BackendKind) {
+    tail_delivers_every_event_once_in_order(kind, 16).await;
+}
+
+async fn tail_delivers_every_event_once_in_order(kind: BackendKind, tail_batch: i64) {
     const WRITERS: usize = 16;
     const TOTAL: usize = 20_000;
     let config = StoreConfig {
         max_connections: 24,
         idle_poll: Duration::from_millis(50),
+        tail_batch,
         ..StoreConfig::default()
     };
     let Some(store) = fresh_store(kind, config, Arc::new(test_clock())).await else {
@@ -557,6 +568,7 @@ contract!(
     exactly_one_concurrent_append_wins,
     an_append_is_atomic_and_contiguous,
     the_tail_never_skips_duplicates_or_reorders,
+    the_tail_reading_ahead_never_skips_duplicates_or_reorders,
     read_all_pages_in_position_order,
     every_event_carries_its_envelope,
     the_hash_chain_detects_tampering,

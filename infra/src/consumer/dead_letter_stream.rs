@@ -71,17 +71,17 @@ impl DeadLetterStream {
         headers.insert(ce::ID, envelope.event_id.to_string());
         headers.insert(
             ce::SOURCE,
-            ce::header_safe(&ce::source(&envelope.stream_type, &envelope.stream_id)),
+            ce::header_safe(ce::source(&envelope.stream_type, &envelope.stream_id)),
         );
         headers.insert(
             ce::TYPE,
-            ce::header_safe(&ce::cloud_event_type(
+            ce::header_safe(ce::cloud_event_type(
                 &envelope.stream_type,
                 &envelope.event_type,
                 envelope.schema_version,
             )),
         );
-        headers.insert(ce::SUBJECT, ce::header_safe(&envelope.stream_id));
+        headers.insert(ce::SUBJECT, ce::header_safe(envelope.stream_id.clone()));
         headers.insert(
             ce::TIME,
             envelope
@@ -92,7 +92,10 @@ impl DeadLetterStream {
         headers.insert(ce::STREAM_VERSION, envelope.version.to_string());
         headers.insert(ce::CONTENT_TYPE, "application/json");
         headers.insert(CONSUMER, consumer);
-        headers.insert(ERROR, ce::header_safe(truncate(error, MAX_ERROR_BYTES)));
+        headers.insert(
+            ERROR,
+            ce::header_safe(truncate(error, MAX_ERROR_BYTES).to_string()),
+        );
         headers.insert(ATTEMPTS, attempts.to_string());
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,

@@ -13,6 +13,8 @@
 //!   would each publish (JetStream still de-duplicates within its window).
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -166,6 +168,98 @@ impl Lease {
             Lease::Sqlite { .. } => {}
         }
         Ok(())
+    }
+}
+
+/// A checkpoint store under way: it holds the lease and hands it back when done.
+type Storing = Pin<Box<dyn Future<Output = (Lease, Result<(), RelayError>)> + Send>>;
+
+/// Keeps a session's checkpoint through its lease, storing in the background of
+/// publishing: one store at a time, each of a position the caller knows acknowledged.
+pub(super) struct Checkpointer {
+    /// The lease while no store runs.
+    lease: Option<Lease>,
+    storing: Option<Storing>,
+    /// The newest position known to be stored.
+    stored: i64,
+    /// The position of the newest store started (`stored` once it completes).
+    requested: i64,
+}
+
+impl Checkpointer {
+    /// Takes over `lease` and loads the stored checkpoint.
+    pub(super) async fn new(mut lease: Lease) -> Result<Self, RelayError> {
+        let stored = lease.load().await?;
+        Ok(Self {
+            lease: Some(lease),
+            storing: None,
+            stored,
+            requested: stored,
+        })
+    }
+
+    /// The newest position known to be stored.
+    pub(super) fn stored(&self) -> i64 {
+        self.stored
+    }
+
+    pub(super) fn is_storing(&self) -> bool {
+        self.storing.is_some()
+    }
+
+    /// Starts storing `position` in the background, unless a store is already under
+    /// way or `position` is not past the newest one started. Returns whether it started.
+    pub(super) fn start(&mut self, position: i64) -> bool {
+        if position <= self.requested {
+            return false;
+        }
+        let Some(mut lease) = self.lease.take() else {
+            return false;
+        };
+        self.requested = position;
+        self.storing = Some(Box::pin(async move {
+            let result = lease.store(position).await;
+            (lease, result)
+        }));
+        true
+    }
+
+    /// Completes with the stored position when the store under way does; pending
+    /// forever when none is. Cancel-safe: dropping it leaves the store running.
+    pub(super) async fn completed(&mut self) -> Result<i64, RelayError> {
+        let Some(storing) = self.storing.as_mut() else {
+            return std::future::pending().await;
+        };
+        let (lease, result) = storing.await;
+        self.storing = None;
+        self.lease = Some(lease);
+        result?;
+        self.stored = self.requested;
+        Ok(self.stored)
+    }
+
+    /// Waits for the store under way, then stores `position` if it is past it.
+    pub(super) async fn flush(&mut self, position: i64) -> Result<(), RelayError> {
+        if self.storing.is_some() {
+            self.completed().await?;
+        }
+        if position > self.stored {
+            if let Some(lease) = self.lease.as_mut() {
+                lease.store(position).await?;
+                self.stored = position;
+                self.requested = position;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails when leadership may have been lost. While a store is under way it proves
+    /// the lock connection itself, so there is nothing to check.
+    pub(super) async fn check(&mut self) -> Result<(), RelayError> {
+        match self.lease.as_mut() {
+            Some(lease) => lease.check().await,
+            None => Ok(()),
+        }
     }
 }
 

@@ -21,7 +21,7 @@
 //! token are replaced by `_` there only, the headers carry the exact names.
 
 use async_nats::jetstream::message::PublishMessage as Publish;
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, HeaderName};
 use chrono::SecondsFormat;
 
 use crate::store::RecordedEvent;
@@ -50,7 +50,7 @@ pub const CAUSATION_ID: &str = "ce-causationid";
 pub const CONTENT_TYPE: &str = "content-type";
 /// The event's metadata object (not a CloudEvents attribute: it is JSON, not a string).
 pub const METADATA: &str = "commerce-metadata";
-/// The JetStream de-duplication header (as async-nats' `header::NATS_MESSAGE_ID`).
+/// The JetStream de-duplication header (async-nats' `header::NATS_MESSAGE_ID`).
 pub const MSG_ID: &str = "Nats-Msg-Id";
 
 /// The `ce-source` prefix and `ce-type` namespace. Fixed, unlike the subject prefix: the
@@ -59,92 +59,128 @@ pub const NAMESPACE: &str = "commerce";
 
 /// The NATS subject of `event` under `prefix`.
 pub fn subject(prefix: &str, stream_type: &str, event_type: &str) -> String {
-    format!(
-        "{prefix}.{}.{}",
-        subject_token(stream_type),
-        subject_token(event_type)
-    )
+    let mut subject =
+        String::with_capacity(prefix.len() + stream_type.len() + event_type.len() + 2);
+    subject.push_str(prefix);
+    for token in [stream_type, event_type] {
+        subject.push('.');
+        push_subject_token(&mut subject, token);
+    }
+    subject
 }
 
-fn subject_token(name: &str) -> String {
-    let token: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if token.is_empty() {
-        "_".to_string()
-    } else {
-        token
+fn push_subject_token(subject: &mut String, name: &str) {
+    if name.is_empty() {
+        subject.push('_');
     }
+    subject.extend(name.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+            c
+        } else {
+            '_'
+        }
+    }));
 }
 
 /// `ce-source` of an event.
 pub fn source(stream_type: &str, stream_id: &str) -> String {
-    format!("/{NAMESPACE}/{stream_type}/{stream_id}")
+    // Built by hand rather than with `format!`: this runs once per published event.
+    let mut source =
+        String::with_capacity(NAMESPACE.len() + stream_type.len() + stream_id.len() + 3);
+    for part in ["/", NAMESPACE, "/", stream_type, "/", stream_id] {
+        source.push_str(part);
+    }
+    source
 }
 
 /// `ce-type` of an event.
 pub fn cloud_event_type(stream_type: &str, event_type: &str, schema_version: i32) -> String {
-    format!("{NAMESPACE}.{stream_type}.{event_type}.v{schema_version}")
+    let version = schema_version.to_string();
+    let mut name = String::with_capacity(
+        NAMESPACE.len() + stream_type.len() + event_type.len() + version.len() + 4,
+    );
+    for part in [NAMESPACE, ".", stream_type, ".", event_type, ".v", &version] {
+        name.push_str(part);
+    }
+    name
 }
 
 /// Header values may not contain line breaks (they would end the header block); the
 /// store does not forbid them in ids, so they are escaped rather than sent raw.
-pub(crate) fn header_safe(value: &str) -> String {
-    value.replace('\r', "\\r").replace('\n', "\\n")
+pub(crate) fn header_safe(value: String) -> String {
+    if value.bytes().any(|b| b == b'\r' || b == b'\n') {
+        value.replace('\r', "\\r").replace('\n', "\\n")
+    } else {
+        value
+    }
 }
 
-/// Builds the subject and message of one event.
-pub(crate) fn encode(prefix: &str, event: &RecordedEvent) -> (String, Publish) {
+// Header names, built once (a name from a `&str` is an allocation per message).
+const H_SPECVERSION: HeaderName = HeaderName::from_static(SPECVERSION);
+const H_ID: HeaderName = HeaderName::from_static(ID);
+const H_SOURCE: HeaderName = HeaderName::from_static(SOURCE);
+const H_TYPE: HeaderName = HeaderName::from_static(TYPE);
+const H_SUBJECT: HeaderName = HeaderName::from_static(SUBJECT);
+const H_TIME: HeaderName = HeaderName::from_static(TIME);
+const H_POSITION: HeaderName = HeaderName::from_static(POSITION);
+const H_STREAM_VERSION: HeaderName = HeaderName::from_static(STREAM_VERSION);
+const H_CORRELATION_ID: HeaderName = HeaderName::from_static(CORRELATION_ID);
+const H_CAUSATION_ID: HeaderName = HeaderName::from_static(CAUSATION_ID);
+const H_CONTENT_TYPE: HeaderName = HeaderName::from_static(CONTENT_TYPE);
+const H_METADATA: HeaderName = HeaderName::from_static(METADATA);
+
+/// Builds the subject and message of one event, exactly as the relay publishes it.
+/// Takes the event by value: its payload and metadata texts move into the message.
+pub fn encode(prefix: &str, event: RecordedEvent) -> (String, Publish) {
+    let (subject, headers, payload) = encode_parts(prefix, event);
+    let message = Publish::build().headers(headers).payload(payload.into());
+    (subject, message)
+}
+
+/// The subject, headers and body of one event's message.
+fn encode_parts(prefix: &str, event: RecordedEvent) -> (String, HeaderMap, String) {
+    let subject = subject(prefix, &event.stream_type, &event.event_type);
+    let id = event
+        .event_id
+        .hyphenated()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .to_owned();
     let mut headers = HeaderMap::new();
-    let id = event.event_id.to_string();
-    headers.insert(SPECVERSION, "1.0");
-    headers.insert(ID, id.as_str());
+    headers.insert(H_SPECVERSION, "1.0");
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, id.clone());
+    headers.insert(H_ID, id);
     headers.insert(
-        SOURCE,
-        header_safe(&source(&event.stream_type, &event.stream_id)),
+        H_SOURCE,
+        header_safe(source(&event.stream_type, &event.stream_id)),
     );
     headers.insert(
-        TYPE,
-        header_safe(&cloud_event_type(
+        H_TYPE,
+        header_safe(cloud_event_type(
             &event.stream_type,
             &event.event_type,
             event.schema_version,
         )),
     );
-    headers.insert(SUBJECT, header_safe(&event.stream_id));
+    headers.insert(H_SUBJECT, header_safe(event.stream_id));
     headers.insert(
-        TIME,
+        H_TIME,
         event
             .recorded_at
             .to_rfc3339_opts(SecondsFormat::Micros, true),
     );
-    headers.insert(POSITION, event.position.to_string());
-    headers.insert(STREAM_VERSION, event.version.to_string());
+    headers.insert(H_POSITION, event.position.to_string());
+    headers.insert(H_STREAM_VERSION, event.version.to_string());
     if let Some(id) = event.correlation_id {
-        headers.insert(CORRELATION_ID, id.to_string());
+        headers.insert(H_CORRELATION_ID, id.to_string());
     }
     if let Some(id) = event.causation_id {
-        headers.insert(CAUSATION_ID, id.to_string());
+        headers.insert(H_CAUSATION_ID, id.to_string());
     }
-    headers.insert(CONTENT_TYPE, "application/json");
+    headers.insert(H_CONTENT_TYPE, "application/json");
     // serde_json's compact output escapes control characters inside strings, so the
     // stored metadata text holds no raw line break; escape anyway for safety.
-    headers.insert(METADATA, header_safe(&event.metadata_text));
-    headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
-    let message = Publish::build()
-        .headers(headers)
-        .payload(event.payload_text.clone().into());
-    (
-        subject(prefix, &event.stream_type, &event.event_type),
-        message,
-    )
+    headers.insert(H_METADATA, header_safe(event.metadata_text));
+    (subject, headers, event.payload_text)
 }
 
 #[cfg(test)]
@@ -158,10 +194,59 @@ mod tests {
             "commerce.order.OrderPlaced"
         );
         assert_eq!(subject("p", "a.b", "c d*>"), "p.a_b.c_d__");
+        assert_eq!(subject("p", "", "X"), "p._.X");
+        assert_eq!(source("cart", "c-1"), "/commerce/cart/c-1");
         assert_eq!(
             cloud_event_type("a.b", "X", 2),
             "commerce.a.b.X.v2",
             "the type keeps the exact names"
         );
+    }
+
+    #[test]
+    fn encode_builds_every_header() {
+        let event = RecordedEvent {
+            position: 42,
+            event_id: uuid::Uuid::now_v7(),
+            stream_type: "cart".into(),
+            stream_id: "c-1\nx".into(),
+            version: 7,
+            event_type: "ItemAdded".into(),
+            schema_version: 2,
+            payload_text: r#"{"sku":"A"}"#.into(),
+            metadata_text: r#"{"actor":"me"}"#.into(),
+            correlation_id: Some(uuid::Uuid::now_v7()),
+            causation_id: None,
+            actor: Some("me".into()),
+            recorded_at: chrono::Utc::now(),
+            hash: vec![0; 32],
+            prev_hash: None,
+        };
+        let id = event.event_id.to_string();
+        let correlation = event.correlation_id.map(|u| u.to_string());
+        let (subject, headers, payload) = encode_parts("p", event);
+        assert_eq!(subject, "p.cart.ItemAdded");
+        assert_eq!(payload, r#"{"sku":"A"}"#);
+        let header = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
+        assert_eq!(header(ID).as_deref(), Some(id.as_str()));
+        // A standard name: looked up as such, not as a custom `&str` name.
+        let msg_id = headers.get(async_nats::header::NATS_MESSAGE_ID);
+        assert_eq!(msg_id.map(|v| v.as_str()), Some(id.as_str()));
+        assert_eq!(header(SPECVERSION).as_deref(), Some("1.0"));
+        assert_eq!(header(SOURCE).as_deref(), Some("/commerce/cart/c-1\\nx"));
+        assert_eq!(header(TYPE).as_deref(), Some("commerce.cart.ItemAdded.v2"));
+        assert_eq!(
+            header(SUBJECT).as_deref(),
+            Some("c-1\\nx"),
+            "line breaks escaped"
+        );
+        assert_eq!(header(POSITION).as_deref(), Some("42"));
+        assert_eq!(header(STREAM_VERSION).as_deref(), Some("7"));
+        assert_eq!(header(CORRELATION_ID), correlation);
+        assert_eq!(header(CAUSATION_ID), None);
+        assert_eq!(header(CONTENT_TYPE).as_deref(), Some("application/json"));
+        assert_eq!(header(METADATA).as_deref(), Some(r#"{"actor":"me"}"#));
+        assert!(header(TIME).is_some());
+        assert_eq!(headers.len(), 12);
     }
 }

@@ -25,9 +25,18 @@
 //!   advisory lock on a connection of its own (released by the server when that
 //!   connection dies; standbys poll `pg_try_advisory_lock`), writes its checkpoint
 //!   through that connection and pings it while idle, so a deposed leader stops within
-//!   one tick. On SQLite (embedded: one process per database file) a process-local
-//!   guard per file and name is enough; two *processes* on one SQLite file would both
-//!   publish, and only the duplicate window would keep the stream clean.
+//!   one tick (two if a checkpoint store hangs rather than fails). On SQLite (embedded:
+//!   one process per database file) a process-local guard per file and name is enough;
+//!   two *processes* on one SQLite file would both publish, and only the duplicate
+//!   window would keep the stream clean.
+//!
+//! Throughput: a reader task follows the log (the tail reads the next batch while the
+//! current one is handed out) and encodes events ahead of the publisher into a bounded
+//! buffer ([`RelayConfig::read_ahead`]); the publisher keeps up to
+//! [`RelayConfig::max_in_flight`] publishes awaiting their ack; checkpoint stores run
+//! alongside publishing, one at a time, and never for longer than one tick unchecked.
+//! None of this changes what is published or in which order: one task publishes, in
+//! position order, and the checkpoint only ever names an acknowledged position.
 //!
 //! Transient failures (NATS or database down, stream missing, publish timeouts) never
 //! end [`Relay::run`]: the current session is dropped, leadership given up, and a new
@@ -35,19 +44,21 @@
 
 mod lease;
 pub mod message;
+mod reader;
 
-use std::future::Future;
+use std::collections::VecDeque;
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::time::Duration;
 
-use async_nats::jetstream::context::ContextBuilder;
-use async_nats::jetstream::publish::PublishAck;
+use async_nats::jetstream::context::{ContextBuilder, PublishAckFuture};
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 use futures_util::stream::FuturesOrdered;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 
 use crate::store::{Store, StoreError};
-use lease::Lease;
+use lease::{Checkpointer, Lease};
+use reader::Outgoing;
 
 /// Settings of one relay. Every field has a working default.
 #[derive(Debug, Clone)]
@@ -68,6 +79,9 @@ pub struct RelayConfig {
     pub duplicate_window: Duration,
     /// Largest number of publishes awaiting their ack at once.
     pub max_in_flight: usize,
+    /// Events read from the log and encoded ahead of the publisher (the read-ahead
+    /// buffer), so a log read never stalls publishing.
+    pub read_ahead: usize,
     /// Store the checkpoint after this many acks...
     pub checkpoint_every: usize,
     /// ...or this long after the last store, whichever comes first.
@@ -90,6 +104,7 @@ impl Default for RelayConfig {
             max_age: Duration::ZERO,
             duplicate_window: Duration::from_secs(120),
             max_in_flight: 256,
+            read_ahead: 2048,
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_millis(100),
             ack_timeout: Duration::from_secs(10),
@@ -100,6 +115,22 @@ impl Default for RelayConfig {
 }
 
 impl RelayConfig {
+    /// The JetStream stream configuration a relay with this config creates or updates.
+    pub fn stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.stream.clone(),
+            subjects: vec![format!("{}.>", self.subject_prefix)],
+            storage: StorageType::File,
+            retention: RetentionPolicy::Limits,
+            discard: DiscardPolicy::Old,
+            num_replicas: self.replicas,
+            max_age: self.max_age,
+            duplicate_window: self.duplicate_window,
+            description: Some("commerce events, CloudEvents 1.0 binary mode".into()),
+            ..Default::default()
+        }
+    }
+
     fn validate(&self) -> Result<(), RelayError> {
         let bad = |what: &str| Err(RelayError::Config(what.to_string()));
         if self.name.is_empty() {
@@ -114,8 +145,14 @@ impl RelayConfig {
         {
             return bad("subject prefix must be dot-separated non-empty tokens without wildcards");
         }
-        if self.max_in_flight == 0 || self.checkpoint_every == 0 || self.replicas == 0 {
-            return bad("max_in_flight, checkpoint_every and replicas must be at least 1");
+        if self.max_in_flight == 0
+            || self.read_ahead == 0
+            || self.checkpoint_every == 0
+            || self.replicas == 0
+        {
+            return bad(
+                "max_in_flight, read_ahead, checkpoint_every and replicas must be at least 1",
+            );
         }
         if self.checkpoint_interval.is_zero() || self.ack_timeout.is_zero() {
             return bad("checkpoint_interval and ack_timeout must be positive");
@@ -165,17 +202,8 @@ impl std::fmt::Debug for Relay {
     }
 }
 
-/// A publish awaiting its ack, tagged with the event's position.
-type AckFuture = Pin<
-    Box<
-        dyn Future<
-                Output = (
-                    i64,
-                    Result<PublishAck, async_nats::jetstream::context::PublishError>,
-                ),
-            > + Send,
-    >,
->;
+/// A publish awaiting its ack (its event's position is kept alongside, in order).
+type AckFuture = <PublishAckFuture as IntoFuture>::IntoFuture;
 
 /// How a session ended without error.
 enum SessionEnd {
@@ -232,18 +260,7 @@ impl Relay {
 
     /// The JetStream stream configuration this relay creates or updates.
     pub fn stream_config(&self) -> stream::Config {
-        stream::Config {
-            name: self.config.stream.clone(),
-            subjects: vec![format!("{}.>", self.config.subject_prefix)],
-            storage: StorageType::File,
-            retention: RetentionPolicy::Limits,
-            discard: DiscardPolicy::Old,
-            num_replicas: self.config.replicas,
-            max_age: self.config.max_age,
-            duplicate_window: self.config.duplicate_window,
-            description: Some("commerce events, CloudEvents 1.0 binary mode".into()),
-            ..Default::default()
-        }
+        self.config.stream_config()
     }
 
     /// One leadership term: lock, ensure the stream, publish from the checkpoint.
@@ -252,7 +269,7 @@ impl Relay {
         F: Future<Output = ()> + Send,
     {
         let config = &self.config;
-        let mut lease = tokio::select! {
+        let lease = tokio::select! {
             _ = shutdown.as_mut() => return Ok(SessionEnd::Shutdown),
             lease = Lease::acquire(&self.store, &config.name, config.lock_retry) => lease?,
         };
@@ -267,74 +284,107 @@ impl Relay {
             .await
             .map_err(RelayError::nats)?;
 
-        let mut stored = lease.load().await?;
-        let mut acked = stored;
+        let mut checkpoint = Checkpointer::new(lease).await?;
+        let mut acked = checkpoint.stored();
+        // Acks since the newest checkpoint store was started.
         let mut unstored = 0usize;
-        tracing::info!(relay = %config.name, checkpoint = stored, "relay publishing");
-        let mut events = self.store.subscribe(stored);
+        tracing::info!(relay = %config.name, checkpoint = acked, "relay publishing");
+        // Dropping `_reader` (any end of this session) stops the read-ahead task.
+        let (mut outgoing, _reader) = reader::spawn(
+            self.store.subscribe(acked),
+            config.name.clone(),
+            config.subject_prefix.clone(),
+            config.read_ahead,
+        );
+        // Encoded events taken from the reader, in position order, not yet published.
+        let mut ready = Vec::new().into_iter();
+        // Publishes awaiting their ack, and their events' positions, both in order.
         let mut in_flight: FuturesOrdered<AckFuture> = FuturesOrdered::new();
+        let mut positions: VecDeque<i64> = VecDeque::new();
         let mut tick = tokio::time::interval(config.checkpoint_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         loop {
+            // Publish what is at hand, up to the in-flight limit.
+            while in_flight.len() < config.max_in_flight {
+                let Some(Outgoing {
+                    position,
+                    subject,
+                    message,
+                }) = ready.next()
+                else {
+                    break;
+                };
+                let ack = jetstream
+                    .send_publish(subject, message)
+                    .await
+                    .map_err(RelayError::nats)?;
+                in_flight.push_back(ack.into_future());
+                positions.push_back(position);
+            }
             tokio::select! {
                 biased;
                 _ = shutdown.as_mut() => {
                     // Graceful stop: keep what is already acknowledged, so a restart
                     // re-sends as little as possible.
                     let drain = async {
-                        while let Some((position, result)) = in_flight.next().await {
-                            if result.is_err() {
-                                break;
+                        while let Some(result) = in_flight.next().await {
+                            match (result, positions.pop_front()) {
+                                (Ok(_), Some(position)) => acked = position,
+                                _ => break,
                             }
-                            acked = position;
                         }
                     };
                     let _ = tokio::time::timeout(config.ack_timeout, drain).await;
-                    if acked > stored {
-                        lease.store(acked).await?;
+                    // The shutdown future has completed and must not be polled again,
+                    // so a failed store ends the run too; nothing is lost, the next run
+                    // re-sends from the checkpoint stored before.
+                    if let Err(err) = checkpoint.flush(acked).await {
+                        tracing::warn!(relay = %config.name, error = %err, "final checkpoint not stored");
                     }
                     return Ok(SessionEnd::Shutdown);
                 }
-                // Acks come back in publish order, so each one extends the acknowledged
-                // prefix by exactly one event.
-                Some((position, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                    result.map_err(RelayError::nats)?;
-                    acked = position;
-                    unstored += 1;
-                    if unstored >= config.checkpoint_every {
-                        lease.store(acked).await?;
-                        stored = acked;
+                // Checkpoint stores run alongside publishing, one at a time.
+                result = checkpoint.completed(), if checkpoint.is_storing() => {
+                    result?;
+                    if unstored >= config.checkpoint_every && checkpoint.start(acked) {
                         unstored = 0;
                     }
                 }
-                item = events.next(), if in_flight.len() < config.max_in_flight => {
-                    let event = match item {
-                        Some(Ok(event)) => event,
-                        // The tail retries by itself from the same position.
-                        Some(Err(err)) => {
-                            tracing::warn!(relay = %config.name, error = %err, "log tail read failed");
-                            continue;
-                        }
-                        None => return Err(RelayError::TailEnded),
+                // Acks come back in publish order, so each one extends the acknowledged
+                // prefix by exactly one event. Every ack already in is taken at once.
+                Some(first) = in_flight.next(), if !in_flight.is_empty() => {
+                    let mut next = Some(first);
+                    while let Some(result) = next {
+                        result.map_err(RelayError::nats)?;
+                        acked = positions.pop_front().expect("one position per publish");
+                        unstored += 1;
+                        next = in_flight.next().now_or_never().flatten();
+                    }
+                    if unstored >= config.checkpoint_every && checkpoint.start(acked) {
+                        unstored = 0;
+                    }
+                }
+                chunk = outgoing.recv(), if ready.as_slice().is_empty() => {
+                    let Some(chunk) = chunk else {
+                        return Err(RelayError::TailEnded);
                     };
-                    let (subject, publish) = message::encode(&config.subject_prefix, &event);
-                    let ack = jetstream
-                        .send_publish(subject, publish)
-                        .await
-                        .map_err(RelayError::nats)?;
-                    let position = event.position;
-                    in_flight.push_back(Box::pin(async move { (position, ack.await) }));
+                    ready = chunk.into_iter();
                 }
                 _ = tick.tick() => {
-                    if acked > stored {
-                        lease.store(acked).await?;
-                        stored = acked;
+                    // A store overlaps publishing for one tick at most: one still under
+                    // way now is waited for, so a lock connection that hangs rather
+                    // than fails stops publishing here.
+                    let proven = checkpoint.is_storing();
+                    if proven {
+                        checkpoint.completed().await?;
+                    }
+                    if checkpoint.start(acked) {
                         unstored = 0;
-                    } else {
+                    } else if !proven {
                         // Idle: still prove the lock connection is alive, so a deposed
                         // leader stops before it publishes again.
-                        lease.check().await?;
+                        checkpoint.check().await?;
                     }
                 }
             }
