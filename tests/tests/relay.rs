@@ -530,3 +530,79 @@ async fn an_unacknowledged_jetstream_delivery_comes_back_with_backoff() {
     relay.abort();
     f.finish().await;
 }
+
+/// The contract integrators rely on: the body of every relayed event validates against
+/// the schema its `ce-type` names (`commerce.<aggregate>.<Event>.v<N>` →
+/// `schemas/events/<aggregate>/<Event>.v<N>.json`). One event per schema, carrying the
+/// schema's own example as its payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayed_bodies_validate_against_the_schema_their_type_names() {
+    let Some(f) = fixture(BackendKind::Sqlite).await else {
+        return;
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/events");
+    let mut schemas = BTreeMap::new();
+    for dir in std::fs::read_dir(&root).unwrap() {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let aggregate = dir.file_name().unwrap().to_str().unwrap().to_string();
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let file = file.unwrap().path();
+            let name = file.file_name().unwrap().to_str().unwrap().to_string();
+            let Some(stem) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let (event_type, version) = stem.rsplit_once(".v").unwrap();
+            let schema: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+            let example = schema["examples"][0].clone();
+            assert!(!example.is_null(), "{name} has an example");
+            let stream = StreamRef::new(&aggregate, format!("s{}", schemas.len()));
+            f.store
+                .append(
+                    &stream,
+                    0,
+                    vec![NewEvent {
+                        event_id: Uuid::now_v7(),
+                        event_type: event_type.to_string(),
+                        schema_version: version.parse().unwrap(),
+                        payload: example,
+                        metadata: BTreeMap::new(),
+                    }],
+                    None,
+                )
+                .await
+                .unwrap();
+            schemas.insert(format!("commerce.{aggregate}.{stem}"), schema);
+        }
+    }
+    assert!(schemas.len() >= 70, "found {} schemas", schemas.len());
+    let relay = spawn_relay(&f, f.nats.clone());
+    wait_for_count(&f, schemas.len() as u64, Duration::from_secs(20)).await;
+    relay.abort();
+
+    let mut checked = HashSet::new();
+    for message in stream_messages(&f).await {
+        let ce_type = message.headers.get(ce::TYPE).unwrap().as_str().to_string();
+        let schema = schemas
+            .get(&ce_type)
+            .unwrap_or_else(|| panic!("no schema for ce-type {ce_type}"));
+        let validator = jsonschema::draft202012::new(schema).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&body)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{ce_type}: {errors:?}");
+        // The validator is not a pass-through: a body missing its fields is refused.
+        assert!(
+            !validator.is_valid(&json!({})),
+            "{ce_type} accepts an empty body"
+        );
+        checked.insert(ce_type);
+    }
+    assert_eq!(checked.len(), schemas.len());
+    f.finish().await;
+}
