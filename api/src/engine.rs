@@ -195,8 +195,7 @@ impl Engine {
 
     /// Starts the webhook fan-out (a consumer named `webhooks`) and dispatcher.
     pub fn run_webhooks(&mut self, config: WebhookConfig) -> Result<(), CliError> {
-        let fanout = WebhookFanout::new(self.store.clone())
-            .map_err(|e| CliError::config(format!("webhooks: {e}")))?;
+        let fanout = WebhookFanout::new(self.store.clone());
         self.run_consumer(Arc::new(fanout), ConsumerConfig::default())?;
         let dispatcher = WebhookDispatcher::new(self.store.clone(), config)
             .map_err(|e| CliError::config(format!("webhooks: {e}")))?;

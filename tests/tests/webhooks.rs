@@ -243,7 +243,7 @@ async fn fixture(kind: BackendKind, config: WebhookConfig) -> Option<Fixture> {
     let clock = tests::test_clock();
     let store = fresh_store(kind, StoreConfig::default(), Arc::new(clock.clone())).await?;
     Some(Fixture {
-        fanout: WebhookFanout::new(store.clone()).unwrap(),
+        fanout: WebhookFanout::new(store.clone()),
         dispatcher: WebhookDispatcher::new(store.clone(), config).unwrap(),
         store,
         clock,

@@ -24,8 +24,8 @@ pub struct WebhookFanout {
 
 impl WebhookFanout {
     /// A fan-out writing to `store`'s database.
-    pub fn new(store: Store) -> Result<Self, WebhookError> {
-        Ok(Self { store })
+    pub fn new(store: Store) -> Self {
+        Self { store }
     }
 
     /// Enqueues `envelope` for its subscriptions; returns how many deliveries were new.
