@@ -58,6 +58,37 @@ macro_rules! domain_events {
                 match self { $( Self::$variant(_) => $crate::domain_events!(@version $($version)?), )* }
             }
 
+            /// A stored event of this enum, upcast to the current version of its type.
+            /// See [`EventSourced::decode`]($crate::stream::EventSourced::decode).
+            pub fn decode(
+                stream_type: &'static str,
+                event_type: &str,
+                schema_version: u32,
+                payload: $crate::__private::serde_json::Value,
+            ) -> Result<Self, $crate::stream::DecodeError> {
+                $crate::stream::decode_event::<Self>(
+                    stream_type,
+                    Self::TYPES,
+                    event_type,
+                    schema_version,
+                    payload,
+                )
+            }
+
+            /// The event as stored: type, current schema version, untagged payload.
+            pub fn encode(&self) -> (&'static str, u32, $crate::__private::serde_json::Value) {
+                let payload = match self {
+                    $( Self::$variant(p) => $crate::__private::serde_json::to_value(p), )*
+                };
+                // Payload structs have string map keys only (the schema tests serialize
+                // every example), so serialization cannot fail.
+                (
+                    self.type_name(),
+                    self.schema_version(),
+                    payload.unwrap_or($crate::__private::serde_json::Value::Null),
+                )
+            }
+
             /// JSON Schema and example of every event type, for `schemas/events/`.
             pub fn catalogue(aggregate: &'static str) -> Vec<$crate::schema::EventSchema> {
                 vec![ $( $crate::schema::EventSchema::of::<$payload>(
@@ -88,9 +119,44 @@ macro_rules! domain_events {
 }
 
 /// Implements [`cqrs_es::Aggregate`] for a [`Decider`]: `handle` is `decide` followed by
-/// writing each event to the sink (which applies it), `apply` is `evolve`.
+/// writing each event to the sink (which applies it), `apply` is `evolve`; and
+/// [`EventSourced`](crate::stream::EventSourced), with `exists` and (for streams
+/// customers act on) `owner` given as closures over the state.
 #[macro_export]
 macro_rules! impl_aggregate {
+    ($state:ty, $type_name:literal, exists = $exists:expr $(, owner = $owner:expr)? $(,)?) => {
+        $crate::impl_aggregate!($state, $type_name);
+
+        impl $crate::stream::EventSourced for $state {
+            const STREAM_TYPE: &'static str = $type_name;
+
+            fn decode(
+                event_type: &str,
+                schema_version: u32,
+                payload: $crate::__private::serde_json::Value,
+            ) -> Result<Self::Event, $crate::stream::DecodeError> {
+                <Self::Event>::decode($type_name, event_type, schema_version, payload)
+            }
+
+            fn encode(event: &Self::Event) -> (&'static str, u32, $crate::__private::serde_json::Value) {
+                event.encode()
+            }
+
+            fn exists(&self) -> bool {
+                let f: fn(&Self) -> bool = $exists;
+                f(self)
+            }
+
+            $(
+            fn owner(&self) -> Option<$crate::CustomerId> {
+                let f: fn(&Self) -> Option<$crate::CustomerId> = $owner;
+                f(self)
+            }
+            )?
+        }
+
+        impl $crate::stream::Upcasters for <$state as $crate::Decider>::Event {}
+    };
     ($state:ty, $type_name:literal) => {
         impl $crate::__private::cqrs_es::Aggregate for $state {
             const TYPE: &'static str = $type_name;

@@ -8,11 +8,13 @@
 //! [`impl_aggregate!`]; nothing in this crate performs IO.
 
 pub mod address;
+pub mod error;
 pub mod event;
 pub mod id;
 pub mod money;
 pub mod quantity;
 pub mod schema;
+pub mod stream;
 
 pub mod cart;
 pub mod loyalty;
@@ -24,13 +26,16 @@ pub mod shipment;
 pub mod stock;
 
 pub use address::{Address, CountryCode};
+pub use error::DomainError;
 pub use event::{Decider, EventExample};
 pub use id::*;
 pub use money::{Currency, Money, MoneyError};
 pub use quantity::{Quantity, Sku};
+pub use stream::{DecodeError, EventSourced, Upcaster, Upcasters};
 
 #[doc(hidden)]
 pub mod __private {
     pub use cqrs_es;
     pub use serde;
+    pub use serde_json;
 }

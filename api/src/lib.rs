@@ -6,4 +6,5 @@ pub mod cli;
 pub mod dlq;
 pub mod engine;
 pub mod http;
+pub mod routes;
 pub mod telemetry;

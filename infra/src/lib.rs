@@ -8,6 +8,7 @@
 //! * [`clock`]: the injectable source of time.
 
 pub mod clock;
+pub mod command;
 pub mod consumer;
 pub mod feed;
 pub mod relay;
@@ -16,6 +17,6 @@ pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use store::{
-    AppendOutcome, EventMetadata, NewEvent, RecordedEvent, Store, StoreConfig, StoreError,
-    StreamRef,
+    AppendOutcome, CommandRecord, EventMetadata, NewEvent, RecordedEvent, Store, StoreConfig,
+    StoreError, StreamRef,
 };

@@ -23,7 +23,12 @@ pub fn catalogue() -> Vec<crate::schema::EventSchema> {
     CartEvent::catalogue(<Cart as cqrs_es::Aggregate>::TYPE)
 }
 
-crate::impl_aggregate!(Cart, "cart");
+crate::impl_aggregate!(
+    Cart,
+    "cart",
+    exists = |s| s.exists(),
+    owner = |s| s.customer_id
+);
 
 #[cfg(test)]
 mod tests;

@@ -41,7 +41,12 @@ pub fn catalogue() -> Vec<crate::schema::EventSchema> {
     LoyaltyEvent::catalogue(<LoyaltyAccount as cqrs_es::Aggregate>::TYPE)
 }
 
-crate::impl_aggregate!(LoyaltyAccount, "loyalty_account");
+crate::impl_aggregate!(
+    LoyaltyAccount,
+    "loyalty_account",
+    exists = |s| s.id.is_some(),
+    owner = |s| s.customer_id
+);
 
 #[cfg(test)]
 mod tests;

@@ -30,7 +30,12 @@ pub fn catalogue() -> Vec<crate::schema::EventSchema> {
     OrderEvent::catalogue(<Order as cqrs_es::Aggregate>::TYPE)
 }
 
-crate::impl_aggregate!(Order, "order");
+crate::impl_aggregate!(
+    Order,
+    "order",
+    exists = |s| s.details.is_some(),
+    owner = |s| s.details.as_ref().map(|d| d.customer_id)
+);
 
 #[cfg(test)]
 mod tests;

@@ -24,7 +24,7 @@ pub fn catalogue() -> Vec<crate::schema::EventSchema> {
     PaymentEvent::catalogue(<Payment as cqrs_es::Aggregate>::TYPE)
 }
 
-crate::impl_aggregate!(Payment, "payment");
+crate::impl_aggregate!(Payment, "payment", exists = |s| s.ledger.is_some());
 
 #[cfg(test)]
 mod tests;

@@ -88,9 +88,13 @@ impl Decider for Product {
                 self.id = Some(e.product_id);
                 self.sku = Some(e.sku.clone());
                 self.name = e.name.clone();
+                self.category = e.category.clone();
                 self.prices = e.prices.clone();
             }
-            ProductEvent::ProductDetailsChanged(e) => self.name = e.name.clone(),
+            ProductEvent::ProductDetailsChanged(e) => {
+                self.name = e.name.clone();
+                self.category = e.category.clone();
+            }
             ProductEvent::ProductPriceChanged(e) => {
                 self.prices.insert(e.price.currency, e.price);
             }

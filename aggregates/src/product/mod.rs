@@ -16,7 +16,7 @@ pub fn catalogue() -> Vec<crate::schema::EventSchema> {
     ProductEvent::catalogue(<Product as cqrs_es::Aggregate>::TYPE)
 }
 
-crate::impl_aggregate!(Product, "product");
+crate::impl_aggregate!(Product, "product", exists = |s| s.exists());
 
 #[cfg(test)]
 mod tests;

@@ -6,10 +6,13 @@ use crate::{Currency, Money, ProductId, Sku};
 
 /// State of one catalogue product, folded from its events.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Product {
     pub id: Option<ProductId>,
     pub sku: Option<Sku>,
     pub name: String,
+    /// Catalogue category path; carts use it for promotion targeting.
+    pub category: String,
     pub prices: BTreeMap<Currency, Money>,
     pub discontinued: bool,
 }

@@ -23,7 +23,7 @@ pub fn catalogue() -> Vec<crate::schema::EventSchema> {
     PromotionEvent::catalogue(<Promotion as cqrs_es::Aggregate>::TYPE)
 }
 
-crate::impl_aggregate!(Promotion, "promotion");
+crate::impl_aggregate!(Promotion, "promotion", exists = |s| s.exists());
 
 #[cfg(test)]
 mod tests;

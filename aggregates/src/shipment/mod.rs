@@ -22,7 +22,7 @@ pub fn catalogue() -> Vec<crate::schema::EventSchema> {
     ShipmentEvent::catalogue(<Shipment as cqrs_es::Aggregate>::TYPE)
 }
 
-crate::impl_aggregate!(Shipment, "shipment");
+crate::impl_aggregate!(Shipment, "shipment", exists = |s| s.id.is_some());
 
 #[cfg(test)]
 mod tests;

@@ -45,7 +45,7 @@ pub fn catalogue() -> Vec<crate::schema::EventSchema> {
     StockEvent::catalogue(<Stock as cqrs_es::Aggregate>::TYPE)
 }
 
-crate::impl_aggregate!(Stock, "stock");
+crate::impl_aggregate!(Stock, "stock", exists = |s| s.exists());
 
 #[cfg(test)]
 mod tests;

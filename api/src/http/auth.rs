@@ -84,6 +84,46 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Authenticates requests: today the configured admin tokens (an admin principal);
+/// JWT bearer tokens with roles are checked here too once configured.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    pub admin_tokens: AdminTokens,
+}
+
+impl Auth {
+    /// The principal of a request's `Authorization: Bearer …` credential.
+    pub fn authenticate(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<super::principal::Principal, Problem> {
+        let token = headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(bearer)
+            .ok_or_else(|| {
+                Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "Authentication required",
+                    "send `Authorization: Bearer <token>`",
+                )
+            })?;
+        if self.admin_tokens.accepts(token) {
+            return Ok(super::principal::Principal {
+                subject: "admin-token".into(),
+                role: super::principal::Role::Admin,
+            });
+        }
+        Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Authentication required",
+            "the bearer token is not valid",
+        ))
+    }
+}
+
 /// Proof that the request carries an admin token. Put it first among a handler's
 /// extractors.
 #[derive(Debug, Clone, Copy)]

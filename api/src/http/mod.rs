@@ -2,34 +2,45 @@
 //! in-process with `tower::ServiceExt::oneshot`.
 
 pub mod auth;
+pub mod command;
+mod errors;
 mod health;
+pub mod json;
+pub mod principal;
 pub mod problem;
 pub mod webhooks;
 
 use axum::Router;
+use infra::command::Commands;
 use infra::Store;
 
-pub use auth::AdminTokens;
+pub use auth::{AdminTokens, Auth};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
+    /// The command layer every command route runs through.
+    pub commands: Commands,
     /// Bearer tokens accepted on `/admin/*`; none configured = the admin API refuses all.
     pub admin_tokens: AdminTokens,
+    pub auth: Auth,
 }
 
 impl AppState {
     /// State over `store`, with no admin token.
     pub fn new(store: Store) -> Self {
         Self {
+            commands: Commands::new(store.clone()),
             store,
             admin_tokens: AdminTokens::default(),
+            auth: Auth::default(),
         }
     }
 
     /// Accepts `tokens` on the admin API.
     pub fn with_admin_tokens(mut self, tokens: AdminTokens) -> Self {
+        self.auth.admin_tokens = tokens.clone();
         self.admin_tokens = tokens;
         self
     }
@@ -40,5 +51,6 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(webhooks::router())
+        .merge(crate::routes::router())
         .with_state(state)
 }

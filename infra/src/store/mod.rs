@@ -135,6 +135,28 @@ pub struct AppendOutcome {
     pub version: i64,
 }
 
+/// What an earlier command with the same id stored on a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandRecord {
+    pub first_version: i64,
+    pub version: i64,
+    pub first_position: i64,
+    pub last_position: i64,
+}
+
+impl CommandRecord {
+    fn from_row(
+        (first_version, version, first_position, last_position): (i64, i64, i64, i64),
+    ) -> Self {
+        Self {
+            first_version,
+            version,
+            first_position,
+            last_position,
+        }
+    }
+}
+
 /// An event as stored in the log, with its full envelope.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedEvent {
@@ -179,6 +201,10 @@ pub enum StoreError {
     Conflict { stream: StreamRef, expected: i64 },
     #[error("invalid append: {0}")]
     InvalidAppend(String),
+    /// The command id of this append is already recorded on the stream: nothing was
+    /// stored; [`Store::command_record`] has the first outcome.
+    #[error("this command was already applied to the stream")]
+    DuplicateCommand,
     #[error("unsupported database URL `{0}`: use postgres://… or sqlite:…")]
     UnsupportedUrl(String),
     #[error("stored data could not be decoded: {0}")]
@@ -400,6 +426,45 @@ impl Store {
         events: Vec<NewEvent>,
         snapshot: Option<SnapshotWrite>,
     ) -> Result<AppendOutcome, StoreError> {
+        self.append_inner(stream, expected_version, events, snapshot, None)
+            .await
+    }
+
+    /// [`Store::append`] recording `command_id` on the stream in the same transaction. A
+    /// command id already recorded on the stream stores nothing and fails with
+    /// [`StoreError::DuplicateCommand`], also when the duplicate commits concurrently.
+    pub async fn append_command(
+        &self,
+        stream: &StreamRef,
+        expected_version: i64,
+        events: Vec<NewEvent>,
+        snapshot: Option<SnapshotWrite>,
+        command_id: Uuid,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.append_inner(stream, expected_version, events, snapshot, Some(command_id))
+            .await
+    }
+
+    /// What the command `command_id` stored on `stream`, if it did.
+    pub async fn command_record(
+        &self,
+        stream: &StreamRef,
+        command_id: Uuid,
+    ) -> Result<Option<CommandRecord>, StoreError> {
+        match &self.inner.backend {
+            Backend::Postgres(pool) => postgres::command_record(pool, stream, command_id).await,
+            Backend::Sqlite(db) => db.command_record(stream, command_id).await,
+        }
+    }
+
+    async fn append_inner(
+        &self,
+        stream: &StreamRef,
+        expected_version: i64,
+        events: Vec<NewEvent>,
+        snapshot: Option<SnapshotWrite>,
+        command_id: Option<Uuid>,
+    ) -> Result<AppendOutcome, StoreError> {
         if events.is_empty() {
             return Err(StoreError::InvalidAppend("no events".into()));
         }
@@ -427,9 +492,21 @@ impl Store {
                 self.inner.notifier.get_or_init(|| {
                     tokio::spawn(postgres::notify_appends(pool.clone(), self.appended_rx()));
                 });
-                postgres::append(self, pool, stream, expected_version, rows, snapshot).await?
+                postgres::append(
+                    self,
+                    pool,
+                    stream,
+                    expected_version,
+                    rows,
+                    snapshot,
+                    command_id,
+                )
+                .await?
             }
-            Backend::Sqlite(db) => db.append(stream, expected_version, rows, snapshot).await?,
+            Backend::Sqlite(db) => {
+                db.append(stream, expected_version, rows, snapshot, command_id)
+                    .await?
+            }
         };
         self.inner.appended.send_if_modified(|head| {
             if outcome.last_position > *head {

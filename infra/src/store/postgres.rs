@@ -70,6 +70,7 @@ pub(super) fn map_error(err: sqlx::Error, stream: &StreamRef, expected: i64) -> 
                     db.message()
                 ))
             }
+            (Some("23505"), Some("commands_pkey")) => return StoreError::DuplicateCommand,
             (Some("XX001"), _) => return StoreError::InvalidAppend(db.message().to_string()),
             _ => {}
         }
@@ -84,6 +85,7 @@ pub(super) async fn append(
     expected: i64,
     rows: Vec<PreparedEvent>,
     snapshot: Option<SnapshotWrite>,
+    command_id: Option<uuid::Uuid>,
 ) -> Result<AppendOutcome, StoreError> {
     let prev = if expected == 0 {
         None
@@ -141,30 +143,38 @@ pub(super) async fn append(
         ),
         None => (None, None, None),
     };
-    let (first_position, last_position): (i64, i64) = sqlx::query_as(
+    let sql = if command_id.is_some() {
+        "SELECT first_position, last_position FROM append_command(\
+         $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    } else {
         "SELECT first_position, last_position FROM append_events(\
-         $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
-    .bind(&stream.stream_type)
-    .bind(&stream.stream_id)
-    .bind(ids)
-    .bind(versions)
-    .bind(types)
-    .bind(schema_versions)
-    .bind(payloads)
-    .bind(metadata)
-    .bind(correlation)
-    .bind(causation)
-    .bind(actors)
-    .bind(recorded)
-    .bind(hash_col)
-    .bind(prev_col)
-    .bind(snapshot_state)
-    .bind(snapshot_version)
-    .bind(snapshot_no)
-    .fetch_one(pool)
-    .await
-    .map_err(|e| map_error(e, stream, expected))?;
+         $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    };
+    let mut query = sqlx::query_as(sql)
+        .bind(&stream.stream_type)
+        .bind(&stream.stream_id)
+        .bind(ids)
+        .bind(versions)
+        .bind(types)
+        .bind(schema_versions)
+        .bind(payloads)
+        .bind(metadata)
+        .bind(correlation)
+        .bind(causation)
+        .bind(actors)
+        .bind(recorded)
+        .bind(hash_col)
+        .bind(prev_col)
+        .bind(snapshot_state)
+        .bind(snapshot_version)
+        .bind(snapshot_no);
+    if let Some(id) = command_id {
+        query = query.bind(id);
+    }
+    let (first_position, last_position): (i64, i64) = query
+        .fetch_one(pool)
+        .await
+        .map_err(|e| map_error(e, stream, expected))?;
     store.remember_head(stream, last_version, &last_hash);
     Ok(AppendOutcome {
         first_position,
@@ -262,4 +272,21 @@ pub(super) async fn load_snapshot(
     .fetch_optional(pool)
     .await?;
     row.map(super::snapshot_from_row).transpose()
+}
+
+pub(super) async fn command_record(
+    pool: &PgPool,
+    stream: &StreamRef,
+    command_id: uuid::Uuid,
+) -> Result<Option<super::CommandRecord>, StoreError> {
+    let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT first_version, version, first_position, last_position FROM commands \
+          WHERE stream_type = $1 AND stream_id = $2 AND command_id = $3",
+    )
+    .bind(&stream.stream_type)
+    .bind(&stream.stream_id)
+    .bind(command_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(super::CommandRecord::from_row))
 }

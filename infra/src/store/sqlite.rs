@@ -62,6 +62,7 @@ impl SqliteBackend {
         expected: i64,
         rows: Vec<PreparedEvent>,
         snapshot: Option<SnapshotWrite>,
+        command_id: Option<uuid::Uuid>,
     ) -> Result<AppendOutcome, StoreError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let prev = if expected == 0 {
@@ -82,6 +83,7 @@ impl SqliteBackend {
         };
         let hashes = chain(stream, &rows, prev);
         let last_version = rows.last().map_or(expected, |r| r.version);
+        let first_version = rows.first().map_or(expected, |r| r.version);
         let taken_at = rows.first().map(|r| r.recorded_at);
         let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO events (event_id, stream_type, stream_id, version, event_type, \
@@ -130,12 +132,31 @@ impl SqliteBackend {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
-        Ok(AppendOutcome {
+        let outcome = AppendOutcome {
             first_position: positions.iter().copied().min().unwrap_or(0),
             last_position: positions.iter().copied().max().unwrap_or(0),
             version: last_version,
-        })
+        };
+        if let Some(id) = command_id {
+            sqlx::query(
+                "INSERT INTO commands (stream_type, stream_id, command_id, first_version, \
+                 version, first_position, last_position, recorded_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&stream.stream_type)
+            .bind(&stream.stream_id)
+            .bind(id)
+            .bind(first_version)
+            .bind(last_version)
+            .bind(outcome.first_position)
+            .bind(outcome.last_position)
+            .bind(taken_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_error(e, stream, expected))?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     pub(super) async fn read_stream(
@@ -218,6 +239,25 @@ impl SqliteBackend {
     }
 }
 
+impl SqliteBackend {
+    pub(super) async fn command_record(
+        &self,
+        stream: &StreamRef,
+        command_id: uuid::Uuid,
+    ) -> Result<Option<super::CommandRecord>, StoreError> {
+        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT first_version, version, first_position, last_position FROM commands \
+              WHERE stream_type = ? AND stream_id = ? AND command_id = ?",
+        )
+        .bind(&stream.stream_type)
+        .bind(&stream.stream_id)
+        .bind(command_id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(super::CommandRecord::from_row))
+    }
+}
+
 fn map_error(err: sqlx::Error, stream: &StreamRef, expected: i64) -> StoreError {
     if let sqlx::Error::Database(db) = &err {
         if db.is_unique_violation() {
@@ -227,6 +267,9 @@ fn map_error(err: sqlx::Error, stream: &StreamRef, expected: i64) -> StoreError 
                     stream: stream.clone(),
                     expected,
                 };
+            }
+            if message.contains("commands.") {
+                return StoreError::DuplicateCommand;
             }
             if message.contains("events.event_id") {
                 return StoreError::InvalidAppend(

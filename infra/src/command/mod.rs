@@ -1,0 +1,394 @@
+//! The command layer: the one way any caller (HTTP routes, sagas, `commerce seed`) runs a
+//! domain command.
+//!
+//! [`Commands::execute`] loads the aggregate (cached state, or snapshot + tail), checks
+//! the caller may act on it, runs the pure `decide`, appends the events with the command
+//! id and answers `{stream, version, position, events}`.
+//!
+//! * **Idempotent by command id.** The id is recorded with the events in the same
+//!   transaction. A command whose id is already recorded on its stream appends nothing
+//!   and answers the first outcome (`replayed: true`), also when the duplicate runs
+//!   concurrently: the store refuses the second record and the layer reads the first.
+//! * **Conflicts.** With an expected version (`If-Match`) a different stream version is
+//!   [`CommandError::VersionMismatch`]. Without one, a concurrent append elsewhere makes
+//!   the layer reload and decide again on fresh state, at most [`MAX_ATTEMPTS`] times.
+//! * **Hot streams.** Commands on one stream in one process queue on a per-stream lock
+//!   and decide on the cached state, so they never conflict with each other and never
+//!   reload; only another process's append costs a reload.
+//! * Every event carries correlation id, causation id, actor and command id.
+
+mod cache;
+mod context;
+pub mod facts;
+
+use std::sync::Arc;
+
+use aggregates::{DecodeError, DomainError, EventSourced};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::store::{NewEvent, RecordedEvent, SnapshotWrite, StoredSnapshot};
+use crate::{Store, StoreError, StreamRef};
+use cache::{Cached, StateCache};
+pub use context::CommandContext;
+pub use facts::{LookupError, ShippingOption};
+
+/// How many times a command is decided again after another process appended first.
+pub const MAX_ATTEMPTS: usize = 8;
+
+/// Metadata key of the command id on every event the command appended.
+pub const COMMAND_ID: &str = "command_id";
+
+/// What a command did.
+#[derive(Debug, Clone)]
+pub struct Executed<E> {
+    pub stream: StreamRef,
+    /// The stream's version after the command.
+    pub version: i64,
+    /// Global position of the command's last event (of the stream's last event when the
+    /// command changed nothing). A query that waits for it sees the command's effect.
+    pub position: i64,
+    /// The events the command appended, typed.
+    pub events: Vec<E>,
+    /// The command id had run before: this is its first outcome; nothing was appended.
+    pub replayed: bool,
+}
+
+/// Why a command did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// A domain rule refused the command. Nothing was stored.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// An outside fact the command needs is missing (unknown SKU, coupon, …).
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    /// The stream does not exist for this caller: missing, or owned by someone else.
+    #[error("{stream} not found")]
+    NotFound { stream: StreamRef },
+    /// The caller expected another version (`If-Match`).
+    #[error("{stream} is at version {current}, not {expected}")]
+    VersionMismatch {
+        stream: StreamRef,
+        expected: i64,
+        current: i64,
+    },
+    /// Other writers kept appending first; the command was decided `attempts` times.
+    #[error("{stream} is busy: {attempts} attempts lost to concurrent writers")]
+    Contention { stream: StreamRef, attempts: usize },
+    /// A stored event could not be read back as a typed event.
+    #[error("{stream}: {source}")]
+    Decode {
+        stream: StreamRef,
+        #[source]
+        source: DecodeError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Loaded aggregate state with its stream version.
+#[derive(Debug, Clone)]
+pub struct Loaded<A> {
+    pub state: A,
+    pub version: i64,
+}
+
+/// The command layer. Cheap to clone; share one per process.
+#[derive(Debug, Clone)]
+pub struct Commands {
+    store: Store,
+    cache: Arc<StateCache>,
+}
+
+impl Commands {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            cache: Arc::new(StateCache::default()),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs `command` on stream `id` of aggregate `A`. See the module docs.
+    pub async fn execute<A>(
+        &self,
+        ctx: &CommandContext,
+        id: &str,
+        command: A::Command,
+    ) -> Result<Executed<A::Event>, CommandError>
+    where
+        A: EventSourced,
+        A::Command: Clone,
+        A::Error: Into<DomainError>,
+    {
+        let stream = StreamRef::new(A::STREAM_TYPE, id);
+        let slot = self.cache.slot(&stream);
+        let mut slot = slot.lock().await;
+        let labels = [("aggregate", A::STREAM_TYPE)];
+        let mut fresh = false;
+        for attempt in 1..=MAX_ATTEMPTS {
+            let current: Cached<A> = match slot.get::<A>() {
+                Some(cached) if !fresh => cached,
+                _ => {
+                    let loaded = self.load_fresh::<A>(&stream).await?;
+                    fresh = true;
+                    slot.put(loaded.clone());
+                    loaded
+                }
+            };
+            if let Some(expected) = ctx.expected_version {
+                if expected != current.version {
+                    if !fresh {
+                        // The cache may be behind another process: check the log.
+                        slot.clear();
+                        fresh = true;
+                        continue;
+                    }
+                    if let Some(done) = self.replay::<A>(&stream, ctx).await? {
+                        return Ok(done);
+                    }
+                    return Err(CommandError::VersionMismatch {
+                        stream,
+                        expected,
+                        current: current.version,
+                    });
+                }
+            }
+            if let Some(owner) = ctx.owner {
+                if current.state.exists() && current.state.owner() != Some(owner) {
+                    return Err(CommandError::NotFound { stream });
+                }
+            }
+            let events = match current.state.decide(command.clone()) {
+                Ok(events) => events,
+                Err(err) => {
+                    // A retry of a command that already ran is refused by the state it
+                    // made (e.g. "already open"): answer with its first outcome instead.
+                    if let Some(done) = self.replay::<A>(&stream, ctx).await? {
+                        return Ok(done);
+                    }
+                    metrics::counter!("commerce_commands_total", "aggregate" => A::STREAM_TYPE, "outcome" => "refused").increment(1);
+                    return Err(CommandError::Domain(err.into()));
+                }
+            };
+            if events.is_empty() {
+                if let Some(done) = self.replay::<A>(&stream, ctx).await? {
+                    return Ok(done);
+                }
+                let position = self.stream_position(&stream, current.version).await?;
+                metrics::counter!("commerce_commands_total", "aggregate" => A::STREAM_TYPE, "outcome" => "unchanged").increment(1);
+                return Ok(Executed {
+                    stream,
+                    version: current.version,
+                    position,
+                    events,
+                    replayed: false,
+                });
+            }
+            let mut state = current.state.clone();
+            for event in &events {
+                state.evolve(event);
+            }
+            let new_version = current.version + events.len() as i64;
+            let snapshot = self.snapshot_due(current.version, new_version, &state);
+            let rows = events
+                .iter()
+                .map(|event| self.new_event::<A>(ctx, event))
+                .collect();
+            match self
+                .store
+                .append_command(&stream, current.version, rows, snapshot, ctx.command_id)
+                .await
+            {
+                Ok(outcome) => {
+                    slot.put(Cached {
+                        state,
+                        version: outcome.version,
+                    });
+                    metrics::counter!("commerce_commands_total", "aggregate" => A::STREAM_TYPE, "outcome" => "applied").increment(1);
+                    return Ok(Executed {
+                        stream,
+                        version: outcome.version,
+                        position: outcome.last_position,
+                        events,
+                        replayed: false,
+                    });
+                }
+                Err(StoreError::DuplicateCommand) => {
+                    slot.clear();
+                    if let Some(done) = self.replay::<A>(&stream, ctx).await? {
+                        return Ok(done);
+                    }
+                    // Recorded, then not found: only if the record was removed meanwhile.
+                    return Err(CommandError::Store(StoreError::DuplicateCommand));
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    metrics::counter!("commerce_command_conflicts_total", &labels).increment(1);
+                    tracing::debug!(%stream, attempt, "append conflict; deciding again on fresh state");
+                    slot.clear();
+                    fresh = false;
+                    continue;
+                }
+                Err(other) => {
+                    slot.clear();
+                    return Err(other.into());
+                }
+            }
+        }
+        metrics::counter!("commerce_commands_total", "aggregate" => A::STREAM_TYPE, "outcome" => "contention").increment(1);
+        Err(CommandError::Contention {
+            stream,
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// The current state of stream `id` (cached when this process has it), or `None`
+    /// when the stream has not begun.
+    pub async fn load<A>(&self, id: &str) -> Result<Option<Loaded<A>>, CommandError>
+    where
+        A: EventSourced,
+    {
+        let stream = StreamRef::new(A::STREAM_TYPE, id);
+        let slot = self.cache.slot(&stream);
+        let mut slot = slot.lock().await;
+        let cached = match slot.get::<A>() {
+            Some(cached) => cached,
+            None => {
+                let loaded = self.load_fresh::<A>(&stream).await?;
+                slot.put(loaded.clone());
+                loaded
+            }
+        };
+        Ok(cached.state.exists().then_some(Loaded {
+            state: cached.state,
+            version: cached.version,
+        }))
+    }
+
+    /// Snapshot (when valid) plus the events after it, decoded through the aggregate's
+    /// own decoding.
+    async fn load_fresh<A: EventSourced>(
+        &self,
+        stream: &StreamRef,
+    ) -> Result<Cached<A>, CommandError> {
+        let mut state = A::default();
+        let mut version = 0;
+        if let Some(StoredSnapshot {
+            version: at,
+            state: json,
+            head_version,
+            ..
+        }) = self.store.load_snapshot(stream).await?
+        {
+            // A snapshot of an older state shape, or ahead of the log, is skipped.
+            if at <= head_version {
+                if let Ok(s) = serde_json::from_value::<A>(json) {
+                    state = s;
+                    version = at;
+                }
+            }
+        }
+        for recorded in self.store.read_stream(stream, version).await? {
+            let event = decode::<A>(stream, &recorded)?;
+            state.evolve(&event);
+            version = recorded.version;
+        }
+        Ok(Cached { state, version })
+    }
+
+    /// The first outcome of `ctx.command_id` on `stream`, if it ran before.
+    async fn replay<A: EventSourced>(
+        &self,
+        stream: &StreamRef,
+        ctx: &CommandContext,
+    ) -> Result<Option<Executed<A::Event>>, CommandError> {
+        let Some(record) = self.store.command_record(stream, ctx.command_id).await? else {
+            return Ok(None);
+        };
+        let events = self
+            .store
+            .read_stream(stream, record.first_version - 1)
+            .await?
+            .into_iter()
+            .take_while(|e| e.version <= record.version)
+            .map(|e| decode::<A>(stream, &e))
+            .collect::<Result<Vec<_>, _>>()?;
+        metrics::counter!("commerce_command_replays_total", "aggregate" => A::STREAM_TYPE)
+            .increment(1);
+        Ok(Some(Executed {
+            stream: stream.clone(),
+            version: record.version,
+            position: record.last_position,
+            events,
+            replayed: true,
+        }))
+    }
+
+    /// The position of the event at `version` of `stream` (0 for an empty stream).
+    async fn stream_position(&self, stream: &StreamRef, version: i64) -> Result<i64, StoreError> {
+        if version == 0 {
+            return Ok(0);
+        }
+        let events = self.store.read_stream(stream, version - 1).await?;
+        Ok(events.first().map_or(0, |e| e.position))
+    }
+
+    fn snapshot_due<A: EventSourced>(
+        &self,
+        before: i64,
+        after: i64,
+        state: &A,
+    ) -> Option<SnapshotWrite> {
+        let every = self.store.config().snapshot_every as i64;
+        if every == 0 || before / every == after / every {
+            return None;
+        }
+        Some(SnapshotWrite {
+            version: after,
+            snapshot_no: after / every,
+            state: serde_json::to_value(state).ok()?,
+        })
+    }
+
+    fn new_event<A: EventSourced>(&self, ctx: &CommandContext, event: &A::Event) -> NewEvent {
+        let (event_type, schema_version, payload) = A::encode(event);
+        NewEvent {
+            event_id: new_event_id(self.store.clock().now()),
+            event_type: event_type.to_string(),
+            schema_version: schema_version as i32,
+            payload,
+            metadata: ctx.metadata(),
+        }
+    }
+}
+
+/// A stored event of aggregate `A` as a typed event.
+pub fn decode<A: EventSourced>(
+    stream: &StreamRef,
+    recorded: &RecordedEvent,
+) -> Result<A::Event, CommandError> {
+    let payload: Value = recorded.payload()?;
+    A::decode(
+        &recorded.event_type,
+        u32::try_from(recorded.schema_version).unwrap_or(0),
+        payload,
+    )
+    .map_err(|source| CommandError::Decode {
+        stream: stream.clone(),
+        source,
+    })
+}
+
+/// A UUID v7 at the store clock's time, so ids sort like the log.
+pub fn new_event_id(now: chrono::DateTime<chrono::Utc>) -> Uuid {
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        now.timestamp().max(0) as u64,
+        now.timestamp_subsec_nanos(),
+    );
+    Uuid::new_v7(ts)
+}
