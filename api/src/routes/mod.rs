@@ -4,11 +4,24 @@
 //! Stream ids: a cart, order, payment or shipment by its UUID; a product and a stock
 //! item by SKU; a promotion by its normalised code; a loyalty account by customer id.
 
-use axum::Router;
+mod carts;
+mod catalogue;
+mod payments;
+mod promotions;
+mod settings;
+mod shipments;
+mod stock;
 
-use crate::http::AppState;
+use crate::http::ApiRouter;
 
 /// Every domain route.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> ApiRouter {
+    ApiRouter::new()
+        .merge(carts::router())
+        .merge(catalogue::router())
+        .merge(stock::router())
+        .merge(promotions::router())
+        .merge(shipments::router())
+        .merge(payments::router())
+        .merge(settings::router())
 }
