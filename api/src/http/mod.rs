@@ -3,14 +3,16 @@
 
 pub mod auth;
 pub mod command;
-mod errors;
+pub mod errors;
 mod health;
 pub mod json;
+pub mod openapi;
 pub mod principal;
 pub mod problem;
 pub mod webhooks;
 
 use axum::Router;
+pub use openapi::{ApiRouter, Operation};
 use infra::command::Commands;
 use infra::Store;
 
@@ -48,9 +50,16 @@ impl AppState {
 
 /// The API's router.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    app_with(state, crate::routes::router())
+}
+
+/// The API's router with `domain` as the domain routes: tests pass their own routes to
+/// exercise the platform (idempotency, problems, OpenAPI) without the real ones.
+pub fn app_with(state: AppState, domain: ApiRouter) -> Router {
+    ApiRouter::new()
         .merge(health::router())
         .merge(webhooks::router())
-        .merge(crate::routes::router())
+        .merge(domain)
+        .finish()
         .with_state(state)
 }

@@ -22,45 +22,142 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::{get, patch, post};
+use axum::Json;
 use infra::webhook::admin::{self, DeliveryQuery, NewSubscription, SubscriptionUpdate};
 use infra::webhook::WebhookError;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::auth::Admin;
+use super::openapi::{ApiRouter, Operation};
+use super::principal::Role;
 use super::problem::Problem;
 use super::AppState;
 
 /// Largest request body the admin routes read.
 pub const MAX_BODY: usize = 64 * 1024;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/webhooks", post(create).get(list))
+pub(super) fn router() -> ApiRouter {
+    // The infra webhook types carry no JSON Schema derive yet, so bodies and replies
+    // are documented as free-form JSON; the table in the module docs is the contract.
+    let op = |op: Operation, summary: &'static str| {
+        op.summary(summary)
+            .tag("webhooks")
+            .roles(&[Role::Admin])
+            .path_param("id", "The subscription id (UUID).")
+            .path_param("delivery_id", "The delivery id (UUID).")
+    };
+    ApiRouter::new()
         .route(
-            "/admin/webhooks/{id}",
-            get(show).patch(update).delete(delete),
+            op(Operation::post("/admin/webhooks"), "Create a subscription")
+                .body::<Value>()
+                .reply::<Value>(201)
+                .problems(&["invalid_webhook"]),
+            post(create),
         )
-        .route("/admin/webhooks/{id}/deliveries", get(deliveries))
         .route(
-            "/admin/webhooks/{id}/deliveries/{delivery_id}",
+            op(Operation::get("/admin/webhooks"), "List subscriptions")
+                .reply::<Value>(200)
+                .problems(&["invalid_request"]),
+            get(list),
+        )
+        .route(
+            op(Operation::get("/admin/webhooks/{id}"), "One subscription")
+                .reply::<Value>(200)
+                .problems(&["webhook_not_found", "invalid_request"]),
+            get(show),
+        )
+        .route(
+            op(
+                Operation::patch("/admin/webhooks/{id}"),
+                "Change a subscription",
+            )
+            .body::<Value>()
+            .reply::<Value>(200)
+            .problems(&["webhook_not_found", "invalid_webhook"]),
+            patch(update),
+        )
+        .route(
+            op(
+                Operation::delete("/admin/webhooks/{id}"),
+                "Delete a subscription with its deliveries",
+            )
+            .reply_empty(204)
+            .problems(&["webhook_not_found", "invalid_request"]),
+            axum::routing::delete(delete),
+        )
+        .route(
+            op(
+                Operation::get("/admin/webhooks/{id}/deliveries"),
+                "Delivery log, newest first",
+            )
+            .query::<DeliveryQueryDoc>()
+            .reply::<Value>(200)
+            .problems(&["webhook_not_found", "invalid_request"]),
+            get(deliveries),
+        )
+        .route(
+            op(
+                Operation::get("/admin/webhooks/{id}/deliveries/{delivery_id}"),
+                "One delivery with its attempts",
+            )
+            .reply::<Value>(200)
+            .problems(&["webhook_not_found", "delivery_not_found", "invalid_request"]),
             get(delivery),
         )
         .route(
-            "/admin/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            op(
+                Operation::post("/admin/webhooks/{id}/deliveries/{delivery_id}/redeliver"),
+                "Send a delivery again now",
+            )
+            .reply::<Value>(202)
+            .problems(&["webhook_not_found", "delivery_not_found", "invalid_request"]),
             post(redeliver),
         )
-        .route("/admin/webhooks/{id}/replay", post(replay))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .route(
+            op(
+                Operation::post("/admin/webhooks/{id}/replay"),
+                "Enqueue every matching event after a position",
+            )
+            .body::<ReplayRequest>()
+            .reply::<Value>(202)
+            .problems(&["webhook_not_found", "invalid_request"]),
+            post(replay),
+        )
+        .map_router(|r| r.layer(DefaultBodyLimit::max(MAX_BODY)))
+}
+
+/// The query of `GET /admin/webhooks/{id}/deliveries`, for the document: mirrors
+/// [`DeliveryQuery`], which lives in `infra` without a schema derive.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[allow(dead_code)] // only its schema is used
+struct DeliveryQueryDoc {
+    status: Option<DeliveryStatusDoc>,
+    /// 1 to 200; 50 when absent.
+    limit: Option<u32>,
+    /// Continue below this cursor (from the previous page's `next`).
+    before_position: Option<i64>,
+    before_generation: Option<i64>,
+}
+
+/// Where a delivery stands (mirrors `infra::webhook::DeliveryStatus`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // only its schema is used
+enum DeliveryStatusDoc {
+    Pending,
+    Delivered,
+    Failed,
 }
 
 /// The body of `POST /admin/webhooks/{id}/replay`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplayRequest {
+    /// Events after this global position are enqueued again.
     from_position: i64,
 }
 
