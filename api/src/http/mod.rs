@@ -46,6 +46,13 @@ impl AppState {
         self.admin_tokens = tokens;
         self
     }
+
+    /// Authenticates with `auth` (JWT keys, issuer, audience and admin tokens).
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.admin_tokens = auth.admin_tokens.clone();
+        self.auth = auth;
+        self
+    }
 }
 
 /// The API's router.
