@@ -8,3 +8,4 @@ pub mod engine;
 pub mod http;
 pub mod routes;
 pub mod telemetry;
+pub mod token;

@@ -7,6 +7,7 @@
 //! the test fails if `CI` is set, and is skipped with a printed reason otherwise.
 
 pub mod counter;
+pub mod server;
 
 use std::path::PathBuf;
 use std::str::FromStr;
