@@ -15,15 +15,14 @@ use aggregates::cart::{
 };
 use aggregates::promotion::PromotionCode;
 use aggregates::{
-    Address, CartId, CountryCode, Currency, CustomerId, EventSourced, Money, OrderId, Quantity,
-    Sku,
+    Address, CartId, CountryCode, Currency, CustomerId, EventSourced, Money, OrderId, Quantity, Sku,
 };
 use axum::extract::{Path, State};
 use axum::http::header::ETAG;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use infra::command::{CommandContext, CommandError, Loaded};
 use infra::StreamRef;
 use schemars::JsonSchema;
@@ -31,10 +30,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::http::command::{CommandMeta, CommandReply, CommandReplyBody};
+use crate::http::errors::row;
 use crate::http::json::ApiJson;
-use crate::http::principal::{CustomerOrStaff, Principal};
+use crate::http::principal::{CustomerOrStaff, Principal, Role};
 use crate::http::problem::Problem;
-use crate::http::AppState;
+use crate::http::{ApiRouter, AppState, Operation};
 
 /// Longest coupon code accepted in a body, before normalisation trims it.
 const MAX_COUPON_INPUT: usize = 64;
@@ -45,23 +45,154 @@ const MAX_POINTS: u64 = 100_000_000;
 /// Longest address field accepted.
 const MAX_ADDRESS_FIELD: usize = 200;
 
+/// Problems every cart command that reaches the cart can answer.
+const CART_PROBLEMS: &[&str] = &["invalid_path", "not_found", "domain_rule"];
+
 /// The cart routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/carts", post(open_cart))
-        .route("/carts/{cart_id}", get(get_cart))
-        .route("/carts/{cart_id}/items", post(add_item))
+pub fn router() -> ApiRouter {
+    let roles = &[Role::Customer, Role::Staff, Role::Admin];
+    let cart_id = ("cart_id", "The cart's UUID.");
+    let sku = ("sku", "The SKU of the line.");
+    ApiRouter::new()
         .route(
-            "/carts/{cart_id}/items/{sku}",
-            put(change_item_quantity).delete(remove_item),
+            Operation::post("/carts")
+                .summary("Open a cart")
+                .description("The cart id is the command id: retrying with the same `Idempotency-Key` targets the same cart. Staff name the customer in `customer_id`.")
+                .tag(TAG)
+                .roles(roles)
+                .command()
+                .body::<OpenCartBody>()
+                .reply::<CommandReplyBody>(201)
+                .problems(&["domain_rule"]),
+            post(open_cart),
         )
-        .route("/carts/{cart_id}/coupons", post(apply_coupon))
-        .route("/carts/{cart_id}/coupons/{code}", delete(remove_coupon))
-        .route("/carts/{cart_id}/shipping-address", put(set_shipping_address))
-        .route("/carts/{cart_id}/shipping-method", put(set_shipping_method))
-        .route("/carts/{cart_id}/loyalty-points", put(set_loyalty_points))
-        .route("/carts/{cart_id}/checkout", post(check_out))
+        .route(
+            Operation::get("/carts/{cart_id}")
+                .summary("A cart with its live totals")
+                .tag(TAG)
+                .roles(roles)
+                .path_param(cart_id.0, cart_id.1)
+                .reply::<CartBody>(200)
+                .problems(&["invalid_path", "not_found"]),
+            get(get_cart),
+        )
+        .route(
+            Operation::post("/carts/{cart_id}/items")
+                .summary("Add units of a product, at its catalogue price")
+                .tag(TAG)
+                .roles(roles)
+                .command()
+                .path_param(cart_id.0, cart_id.1)
+                .body::<AddItemBody>()
+                .reply::<CommandReplyBody>(200)
+                .problems(CART_PROBLEMS)
+                .problems(&["lookup_failed"]),
+            post(add_item),
+        )
+        .route(
+            Operation::put("/carts/{cart_id}/items/{sku}")
+                .summary("Set a line's quantity")
+                .tag(TAG)
+                .roles(roles)
+                .command()
+                .path_param(cart_id.0, cart_id.1)
+                .path_param(sku.0, sku.1)
+                .body::<QuantityBody>()
+                .reply::<CommandReplyBody>(200)
+                .problems(CART_PROBLEMS),
+            put(change_item_quantity),
+        )
+        .route(
+            Operation::delete("/carts/{cart_id}/items/{sku}")
+                .summary("Remove a line")
+                .tag(TAG)
+                .roles(roles)
+                .command()
+                .path_param(cart_id.0, cart_id.1)
+                .path_param(sku.0, sku.1)
+                .reply::<CommandReplyBody>(200)
+                .problems(CART_PROBLEMS),
+            delete(remove_item),
+        )
+        .route(
+            Operation::post("/carts/{cart_id}/coupons")
+                .summary("Apply a coupon")
+                .tag(TAG)
+                .roles(roles)
+                .command()
+                .path_param(cart_id.0, cart_id.1)
+                .body::<ApplyCouponBody>()
+                .reply::<CommandReplyBody>(200)
+                .problems(CART_PROBLEMS)
+                .problems(&["lookup_failed"]),
+            post(apply_coupon),
+        )
+        .route(
+            Operation::delete("/carts/{cart_id}/coupons/{code}")
+                .summary("Remove a coupon")
+                .tag(TAG)
+                .roles(roles)
+                .command()
+                .path_param(cart_id.0, cart_id.1)
+                .path_param("code", "The coupon code (any case).")
+                .reply::<CommandReplyBody>(200)
+                .problems(CART_PROBLEMS),
+            delete(remove_coupon),
+        )
+        .route(
+            Operation::put("/carts/{cart_id}/shipping-address")
+                .summary("Set where the cart ships")
+                .tag(TAG)
+                .roles(roles)
+                .command()
+                .path_param(cart_id.0, cart_id.1)
+                .body::<AddressBody>()
+                .reply::<CommandReplyBody>(200)
+                .problems(CART_PROBLEMS),
+            put(set_shipping_address),
+        )
+        .route(
+            Operation::put("/carts/{cart_id}/shipping-method")
+                .summary("Choose a shipping method, priced in the cart's currency")
+                .tag(TAG)
+                .roles(roles)
+                .command()
+                .path_param(cart_id.0, cart_id.1)
+                .body::<ShippingMethodBody>()
+                .reply::<CommandReplyBody>(200)
+                .problems(CART_PROBLEMS)
+                .problems(&["lookup_failed"]),
+            put(set_shipping_method),
+        )
+        .route(
+            Operation::put("/carts/{cart_id}/loyalty-points")
+                .summary("Redeem loyalty points at checkout (0 clears)")
+                .tag(TAG)
+                .roles(roles)
+                .command()
+                .path_param(cart_id.0, cart_id.1)
+                .body::<LoyaltyPointsBody>()
+                .reply::<CommandReplyBody>(200)
+                .problems(CART_PROBLEMS)
+                .problems(&["lookup_failed"]),
+            put(set_loyalty_points),
+        )
+        .route(
+            Operation::post("/carts/{cart_id}/checkout")
+                .summary("Check the cart out into an order")
+                .description("Freezes the cart's totals into the order `order_id`, derived from the cart id (a retry names the same order).")
+                .tag(TAG)
+                .roles(roles)
+                .command()
+                .path_param(cart_id.0, cart_id.1)
+                .reply::<CheckoutReplyBody>(200)
+                .problems(CART_PROBLEMS),
+            post(check_out),
+        )
 }
+
+/// The OpenAPI tag of the cart routes.
+const TAG: &str = "carts";
 
 // ---------------------------------------------------------------------------------------
 // Request and response bodies
@@ -225,7 +356,10 @@ async fn get_cart(
     Path(cart_id): Path<String>,
 ) -> Result<Response, Problem> {
     let cart_id = path_uuid(&cart_id)?;
-    let Loaded { state: cart, version } = owned::<Cart>(&state, &principal, cart_id).await?;
+    let Loaded {
+        state: cart,
+        version,
+    } = owned::<Cart>(&state, &principal, cart_id).await?;
     let tax_rates = state.commands.tax_rates().await?;
     let (totals, totals_problem) = match cart.live_totals(&tax_rates, state.store.clock().now()) {
         Ok(totals) => (Some(totals), None),
@@ -272,10 +406,7 @@ async fn add_item(
     let cart_id = path_uuid(&cart_id)?;
     let quantity = line_quantity(body.quantity)?;
     let currency = cart_currency(&state, &principal, cart_id).await?;
-    let (product, unit_price) = state
-        .commands
-        .catalogue_line(&body.sku, currency)
-        .await?;
+    let (product, unit_price) = state.commands.catalogue_line(&body.sku, currency).await?;
     let command = CartCommand::AddItem(AddItem {
         sku: body.sku,
         product_name: product.name,
@@ -393,10 +524,7 @@ async fn set_shipping_method(
         )));
     }
     let currency = cart_currency(&state, &principal, cart_id).await?;
-    let method = state
-        .commands
-        .shipping_method(&body.code, currency)
-        .await?;
+    let method = state.commands.shipping_method(&body.code, currency).await?;
     let command = CartCommand::SetShippingMethod(SetShippingMethod {
         method,
         at: state.store.clock().now(),
@@ -510,23 +638,20 @@ pub(super) fn acting_customer(
     match (principal.customer_id(), requested) {
         (Some(own), None) => Ok(own),
         (Some(own), Some(other)) if own == other => Ok(own),
-        (Some(_), Some(_)) => Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Forbidden",
-            "a customer acts only for themselves",
-        )),
+        (Some(_), Some(_)) => Err(row::FORBIDDEN.problem("a customer acts only for themselves")),
         (None, Some(customer)) => Ok(customer),
-        (None, None) => Err(invalid_field("staff must name the customer in `customer_id`")),
+        (None, None) => Err(invalid_field(
+            "staff must name the customer in `customer_id`",
+        )),
     }
 }
 
-/// A UUID path segment, or `400 invalid_id`.
+/// A UUID path segment, or `400 invalid_path`.
 pub(super) fn path_uuid(raw: &str) -> Result<Uuid, Problem> {
     Uuid::try_parse(raw).map_err(|_| invalid_id(format!("`{}` is not a UUID", truncate(raw))))
 }
 
-/// A SKU path segment, or `400 invalid_id`.
+/// A SKU path segment, or `400 invalid_path`.
 pub(super) fn path_sku(raw: &str) -> Result<Sku, Problem> {
     Sku::parse(raw).map_err(|_| invalid_id(format!("`{}` is not a SKU", truncate(raw))))
 }
@@ -535,19 +660,14 @@ fn truncate(raw: &str) -> String {
     raw.chars().take(80).collect()
 }
 
-/// `400 invalid_id`: a path id that cannot name anything.
+/// `400 invalid_path`: a path id that cannot name anything.
 pub(super) fn invalid_id(detail: impl Into<String>) -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, "invalid_id", "Invalid id", detail)
+    row::INVALID_PATH.problem(detail)
 }
 
 /// `422 invalid_body`: a well-formed body with a value out of bounds.
 pub(super) fn invalid_field(detail: impl Into<String>) -> Problem {
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_body",
-        "Invalid request body",
-        detail,
-    )
+    row::INVALID_BODY.problem(detail)
 }
 
 /// The 404 of a stream that is missing or not the caller's: the same problem the

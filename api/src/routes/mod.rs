@@ -6,6 +6,7 @@
 
 mod carts;
 mod catalogue;
+mod orders;
 mod payments;
 mod promotions;
 mod settings;
@@ -18,6 +19,7 @@ use crate::http::ApiRouter;
 pub fn router() -> ApiRouter {
     ApiRouter::new()
         .merge(carts::router())
+        .merge(orders::router())
         .merge(catalogue::router())
         .merge(stock::router())
         .merge(promotions::router())
