@@ -7,5 +7,6 @@ pub mod dlq;
 pub mod engine;
 pub mod http;
 pub mod routes;
+pub mod seed;
 pub mod telemetry;
 pub mod token;

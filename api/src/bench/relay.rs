@@ -60,13 +60,13 @@ pub struct RelayArgs {
 }
 
 /// A database to run on: a fresh schema or file, removed by [`Scratch::remove`].
-enum Scratch {
+pub(super) enum Scratch {
     Postgres { admin: PgPool, schema: String },
     Sqlite { dir: std::path::PathBuf },
 }
 
 impl Scratch {
-    async fn remove(self) {
+    pub(super) async fn remove(self) {
         match self {
             Scratch::Postgres { admin, schema } => {
                 let _ = admin
@@ -82,7 +82,7 @@ impl Scratch {
 }
 
 /// Opens a fresh, migrated store for the run. On error nothing is left behind.
-async fn fresh_store(url: &str, run_id: &str) -> Result<(Store, Scratch), String> {
+pub(super) async fn fresh_store(url: &str, run_id: &str) -> Result<(Store, Scratch), String> {
     let config = StoreConfig {
         snapshot_every: 0,
         ..StoreConfig::default()
