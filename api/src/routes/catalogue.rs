@@ -12,12 +12,12 @@
 use std::collections::BTreeMap;
 
 use aggregates::product::{
-    ChangeDetails, ChangePrice, CreateProduct, Product, ProductCommand, ProductEvent,
+    ChangeDetails, ChangePrice, CreateProduct, Product, ProductCommand, ProductError, ProductEvent,
 };
 use aggregates::{Currency, EventSourced, Money, ProductId, Sku};
 use axum::extract::{Path, State};
 use axum::http::header::ETAG;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue};
 use axum::Json;
 use infra::command::CommandError;
 use infra::StreamRef;
@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::http::command::{CommandMeta, CommandReply, CommandReplyBody};
+use crate::http::errors::row;
 use crate::http::json::ApiJson;
 use crate::http::openapi::{ApiRouter, Operation};
 use crate::http::principal::{Role, Staff};
@@ -166,11 +167,11 @@ pub fn router() -> ApiRouter {
                 .body::<CreateProductBody>()
                 .reply::<CommandReplyBody>(201)
                 .problems(&[
-                    "invalid_body",
                     "product_already_exists",
-                    "product_non_positive_price",
+                    "product_price_not_positive",
+                    "product_price_currency_mismatch",
                     "product_no_price",
-                    "product_empty_name",
+                    "product_name_empty",
                 ]),
             axum::routing::post(create_product),
         )
@@ -195,10 +196,9 @@ pub fn router() -> ApiRouter {
                 .reply::<CommandReplyBody>(200)
                 .problems(&[
                     "invalid_id",
-                    "invalid_body",
                     "product_not_found",
                     "product_discontinued",
-                    "product_empty_name",
+                    "product_name_empty",
                 ]),
             axum::routing::patch(change_details),
         )
@@ -215,10 +215,9 @@ pub fn router() -> ApiRouter {
                 .problems(&[
                     "invalid_id",
                     "invalid_currency",
-                    "invalid_body",
                     "product_not_found",
                     "product_discontinued",
-                    "product_non_positive_price",
+                    "product_price_not_positive",
                 ]),
             axum::routing::put(change_price),
         )
@@ -298,17 +297,26 @@ async fn change_details(
     if let Some(attributes) = &body.attributes {
         check_attributes(attributes)?;
     }
+    // The domain's `ChangeDetails` resets every absent field but the name, while this
+    // route promises that absent fields keep their value: send the current values for
+    // them, decided against the version they were read at (a concurrent change makes
+    // this a `412`, never a silent overwrite).
+    let Some(current) = product_view(&state, &sku).await? else {
+        return Err(CommandError::Domain(ProductError::NotFound.into()).into());
+    };
+    let mut ctx = meta.context();
+    ctx.expected_version = ctx.expected_version.or(Some(current.version));
     let command = ProductCommand::ChangeDetails(ChangeDetails {
         name: body.name,
-        description: body.description,
-        category: body.category,
-        brand: body.brand,
-        attributes: body.attributes,
+        description: Some(body.description.unwrap_or(current.description)),
+        category: Some(body.category.unwrap_or(current.category)),
+        brand: Some(body.brand.unwrap_or(current.brand)),
+        attributes: Some(body.attributes.unwrap_or(current.attributes)),
         at: state.store.clock().now(),
     });
     let done = state
         .commands
-        .execute::<Product>(&meta.context(), sku.as_str(), command)
+        .execute::<Product>(&ctx, sku.as_str(), command)
         .await?;
     Ok(CommandReply::ok(&done))
 }
@@ -350,14 +358,24 @@ async fn discontinue(
     Ok(CommandReply::ok(&done))
 }
 
-/// Folds the product's own stream: the aggregate state keeps only what commands need
-/// (no description, brand or attributes). A product stream holds a handful of events;
-/// the read-side issue replaces this with a catalogue view.
 async fn get_product(
     State(state): State<AppState>,
     Path(sku): Path<String>,
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<ProductView>), Problem> {
     let sku = parse_sku(&sku)?;
+    match product_view(&state, &sku).await? {
+        Some(view) => Ok(([etag(view.version)], Json(view))),
+        None => {
+            let stream = StreamRef::new(Product::STREAM_TYPE, sku.as_str());
+            Err(CommandError::NotFound { stream }.into())
+        }
+    }
+}
+
+/// The product with `sku`, folded from its own stream: the aggregate state keeps only
+/// what commands need (no description, brand or attributes). A product stream holds a
+/// handful of events; the read-side issue replaces this with a catalogue view.
+async fn product_view(state: &AppState, sku: &Sku) -> Result<Option<ProductView>, Problem> {
     let stream = StreamRef::new(Product::STREAM_TYPE, sku.as_str());
     let recorded = state
         .store
@@ -372,33 +390,20 @@ async fn get_product(
         view.apply(infra::command::decode::<Product>(&stream, event)?);
         view.version = event.version;
     }
-    if view.product_id.is_none() {
-        return Err(CommandError::NotFound { stream }.into());
-    }
-    Ok(([etag(view.version)], Json(view)))
+    Ok(view.product_id.is_some().then_some(view))
 }
 
 /// `400 invalid_id`: a path id that cannot name anything.
 pub(super) fn invalid_id(what: &str, raw: &str) -> Problem {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_id",
-        "Invalid id",
-        format!(
-            "`{}` is not a valid {what}",
-            raw.chars().take(80).collect::<String>()
-        ),
-    )
+    row::INVALID_ID.problem(format!(
+        "`{}` is not a valid {what}",
+        raw.chars().take(80).collect::<String>()
+    ))
 }
 
 /// `422 invalid_body`: a well-formed body whose values are out of bounds.
 pub(super) fn invalid_body(detail: impl Into<String>) -> Problem {
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_body",
-        "Invalid request body",
-        detail,
-    )
+    row::INVALID_BODY.problem(detail)
 }
 
 /// A SKU from a path segment.
@@ -414,14 +419,8 @@ pub(super) fn parse_uuid(what: &str, raw: &str) -> Result<Uuid, Problem> {
 /// A currency from a path segment: `422 invalid_currency`, like an unknown currency in
 /// a body.
 pub(super) fn parse_currency(raw: &str) -> Result<Currency, Problem> {
-    raw.parse().map_err(|e: aggregates::MoneyError| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_currency",
-            "Invalid currency",
-            e.to_string(),
-        )
-    })
+    raw.parse()
+        .map_err(|e: aggregates::MoneyError| row::INVALID_CURRENCY.problem(e.to_string()))
 }
 
 /// `value` has `min..=max` characters and no control characters.

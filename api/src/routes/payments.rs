@@ -132,7 +132,14 @@ pub fn router() -> ApiRouter {
                 .path_param("payment_id", "The payment's UUID")
                 .body::<RefundBody>()
                 .reply::<CommandReplyBody>(200)
-                .problems(&["invalid_id", "not_found", "domain_rule"]),
+                .problems(&[
+                    "invalid_id",
+                    "payment_not_found",
+                    "payment_not_authorized",
+                    "payment_amount_not_positive",
+                    "payment_amount_invalid",
+                    "refund_exceeds_captured",
+                ]),
             axum::routing::post(refund),
         )
         .route(
@@ -144,7 +151,7 @@ pub fn router() -> ApiRouter {
                 .path_param("payment_id", "The payment's UUID")
                 .body::<FraudReviewBody>()
                 .reply::<CommandReplyBody>(200)
-                .problems(&["invalid_id", "not_found", "domain_rule"]),
+                .problems(&["invalid_id", "payment_not_found", "no_fraud_review_pending"]),
             axum::routing::post(fraud_review),
         )
         .route(
@@ -156,7 +163,14 @@ pub fn router() -> ApiRouter {
                 .path_param("payment_id", "The payment's UUID")
                 .body::<ChargebackBody>()
                 .reply::<CommandReplyBody>(200)
-                .problems(&["invalid_id", "not_found", "domain_rule"]),
+                .problems(&[
+                    "invalid_id",
+                    "payment_not_found",
+                    "payment_not_authorized",
+                    "payment_amount_not_positive",
+                    "payment_amount_invalid",
+                    "chargeback_exceeds_captured",
+                ]),
             axum::routing::post(chargeback),
         )
 }
@@ -267,7 +281,8 @@ async fn chargeback(
     run(&state, &meta.context(), id, command).await
 }
 
-/// Runs a command on an existing payment: a missing one is `404 not_found`.
+/// Runs a command on payment `id`; an unknown one is the domain's
+/// `404 payment_not_found`.
 async fn run(
     state: &AppState,
     ctx: &infra::command::CommandContext,
@@ -275,10 +290,6 @@ async fn run(
     command: PaymentCommand,
 ) -> Result<CommandReply, Problem> {
     let id = id.to_string();
-    if state.commands.load::<Payment>(&id).await?.is_none() {
-        let stream = StreamRef::new(Payment::STREAM_TYPE, id);
-        return Err(CommandError::NotFound { stream }.into());
-    }
     let done = state.commands.execute::<Payment>(ctx, &id, command).await?;
     Ok(CommandReply::ok(&done))
 }

@@ -116,7 +116,19 @@ pub fn router() -> ApiRouter {
                 .command()
                 .body::<CreatePromotionBody>()
                 .reply::<CommandReplyBody>(201)
-                .problems(&["domain_rule"]),
+                .problems(&[
+                    "promotion_already_exists",
+                    "coupon_code_invalid",
+                    "promotion_percentage_invalid",
+                    "promotion_amount_not_positive",
+                    "promotion_mixed_currencies",
+                    "promotion_buy_x_get_y_invalid",
+                    "promotion_no_tiers",
+                    "promotion_duplicate_tier",
+                    "promotion_validity_empty",
+                    "promotion_usage_limit_zero",
+                    "promotion_target_category_empty",
+                ]),
             axum::routing::post(create_promotion),
         )
         .route(
@@ -128,7 +140,7 @@ pub fn router() -> ApiRouter {
                 .command()
                 .path_param("code", "The coupon code (any case)")
                 .reply::<CommandReplyBody>(200)
-                .problems(&["invalid_id", "domain_rule"]),
+                .problems(&["invalid_id", "promotion_not_found", "promotion_deactivated"]),
             axum::routing::post(deactivate),
         )
         .route(

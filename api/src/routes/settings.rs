@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use aggregates::cart::TaxRates;
 use aggregates::{Currency, Money, WarehouseId};
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use infra::command::facts::{read_setting, setting, write_setting};
 use infra::command::{CommandError, ShippingOption};
@@ -20,6 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::catalogue::{amount_in, check_text, invalid_body, MAX_NAME};
+use crate::http::errors::row;
 use crate::http::json::ApiJson;
 use crate::http::openapi::{ApiRouter, Operation};
 use crate::http::principal::{AdminRole, Role, Staff};
@@ -324,12 +324,8 @@ pub(super) async fn known_warehouse(
     check_warehouse_code(warehouse)?;
     let configured = warehouses(state).await?;
     if !configured.is_empty() && !configured.iter().any(|w| w.code == warehouse) {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_warehouse",
-            "Unknown warehouse",
-            format!("`{warehouse}` is not one of the shop's warehouses"),
-        ));
+        return Err(row::UNKNOWN_WAREHOUSE
+            .problem(format!("`{warehouse}` is not one of the shop's warehouses")));
     }
     Ok(WarehouseId::new(warehouse))
 }

@@ -134,7 +134,8 @@ pub struct ShipmentView {
 
 /// The shipment routes.
 pub fn router() -> ApiRouter {
-    let step = |path: &'static str, summary: &'static str| {
+    // Every step: a malformed or unknown id, or the step out of order.
+    let step = |path: &'static str, summary: &'static str, codes: &[&'static str]| {
         Operation::post(path)
             .summary(summary)
             .tag(TAG)
@@ -142,7 +143,8 @@ pub fn router() -> ApiRouter {
             .command()
             .path_param("shipment_id", "The shipment's UUID")
             .reply::<CommandReplyBody>(200)
-            .problems(&["invalid_id", "domain_rule"])
+            .problems(&["invalid_id", "shipment_not_found"])
+            .problems(codes)
     };
     ApiRouter::new()
         .route(
@@ -154,7 +156,14 @@ pub fn router() -> ApiRouter {
                 .command()
                 .body::<CreateShipmentBody>()
                 .reply::<CommandReplyBody>(201)
-                .problems(&["unknown_warehouse", "domain_rule"]),
+                .problems(&[
+                    "unknown_warehouse",
+                    "shipment_already_created",
+                    "shipment_no_lines",
+                    "shipment_quantity_zero",
+                    "shipment_duplicate_line",
+                    "shipment_warehouse_missing",
+                ]),
             axum::routing::post(create_shipment),
         )
         .route(
@@ -171,6 +180,7 @@ pub fn router() -> ApiRouter {
             step(
                 "/shipments/{shipment_id}/pick",
                 "Record the shipment picked",
+                &["shipment_not_awaiting_pick"],
             ),
             axum::routing::post(pick),
         )
@@ -178,33 +188,53 @@ pub fn router() -> ApiRouter {
             step(
                 "/shipments/{shipment_id}/pack",
                 "Record the shipment packed",
+                &["shipment_not_picked"],
             ),
             axum::routing::post(pack),
         )
         .route(
-            step("/shipments/{shipment_id}/label", "Record the carrier label").body::<LabelBody>(),
+            step(
+                "/shipments/{shipment_id}/label",
+                "Record the carrier label",
+                &[
+                    "shipment_not_packed",
+                    "carrier_code_missing",
+                    "tracking_number_missing",
+                ],
+            )
+            .body::<LabelBody>(),
             axum::routing::post(label),
         )
         .route(
             step(
                 "/shipments/{shipment_id}/dispatch",
                 "Hand the shipment to the carrier",
+                &["shipment_not_labelled"],
             ),
             axum::routing::post(dispatch),
         )
         .route(
-            step("/shipments/{shipment_id}/tracking", "Record a carrier scan")
-                .body::<TrackingBody>(),
+            step(
+                "/shipments/{shipment_id}/tracking",
+                "Record a carrier scan",
+                &["shipment_not_on_the_way"],
+            )
+            .body::<TrackingBody>(),
             axum::routing::post(tracking),
         )
         .route(
-            step("/shipments/{shipment_id}/deliver", "Confirm delivery"),
+            step(
+                "/shipments/{shipment_id}/deliver",
+                "Confirm delivery",
+                &["shipment_not_on_the_way"],
+            ),
             axum::routing::post(deliver),
         )
         .route(
             step(
                 "/shipments/{shipment_id}/delivery-failures",
                 "Record a failed delivery attempt",
+                &["shipment_not_on_the_way"],
             )
             .body::<DeliveryFailureBody>(),
             axum::routing::post(delivery_failure),
@@ -213,6 +243,7 @@ pub fn router() -> ApiRouter {
             step(
                 "/shipments/{shipment_id}/return-to-sender",
                 "Record the parcel returned to the sender",
+                &["shipment_no_failed_delivery"],
             ),
             axum::routing::post(return_to_sender),
         )
@@ -394,8 +425,8 @@ async fn return_to_sender(
     run(&state, &meta, &id, ShipmentCommand::ReturnToSender { at }).await
 }
 
-/// Runs a step on an existing shipment: a missing one is `404 not_found`, not the
-/// domain's "does not exist" refusal, so a mistyped id reads like one.
+/// Runs a step on shipment `raw_id`; an unknown one is the domain's
+/// `404 shipment_not_found`.
 async fn run(
     state: &AppState,
     meta: &CommandMeta,
@@ -403,10 +434,6 @@ async fn run(
     command: ShipmentCommand,
 ) -> Result<CommandReply, Problem> {
     let id = shipment_id(raw_id)?.to_string();
-    if state.commands.load::<Shipment>(&id).await?.is_none() {
-        let stream = StreamRef::new(Shipment::STREAM_TYPE, id);
-        return Err(CommandError::NotFound { stream }.into());
-    }
     let done = state
         .commands
         .execute::<Shipment>(&meta.context(), &id, command)

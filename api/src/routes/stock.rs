@@ -139,8 +139,10 @@ pub fn router() -> ApiRouter {
                 .problems(&[
                     "invalid_id",
                     "unknown_warehouse",
-                    "lookup_failed",
-                    "domain_rule",
+                    "unknown_product",
+                    "stock_quantity_zero",
+                    "stock_quantity_out_of_range",
+                    "stock_sku_mismatch",
                 ]),
             axum::routing::post(receive),
         )
@@ -153,7 +155,15 @@ pub fn router() -> ApiRouter {
                 .path_param("sku", "The SKU")
                 .body::<AdjustmentBody>()
                 .reply::<CommandReplyBody>(200)
-                .problems(&["invalid_id", "domain_rule"]),
+                .problems(&[
+                    "invalid_id",
+                    "stock_not_tracked",
+                    "stock_quantity_zero",
+                    "stock_warehouse_unknown",
+                    "adjustment_reason_contradicts_delta",
+                    "stock_below_reserved",
+                    "stock_quantity_out_of_range",
+                ]),
             axum::routing::post(adjust),
         )
         .route(
@@ -166,7 +176,11 @@ pub fn router() -> ApiRouter {
                 .body::<BackorderLimitBody>()
                 .reply::<CommandReplyBody>(200)
                 .reply::<CommandReplyBody>(201)
-                .problems(&["invalid_id", "lookup_failed", "domain_rule"]),
+                .problems(&[
+                    "invalid_id",
+                    "unknown_product",
+                    "backorder_limit_below_outstanding",
+                ]),
             axum::routing::put(set_backorder_limit),
         )
         .route(
@@ -179,7 +193,7 @@ pub fn router() -> ApiRouter {
                 .body::<LowStockThresholdBody>()
                 .reply::<CommandReplyBody>(200)
                 .reply::<CommandReplyBody>(201)
-                .problems(&["invalid_id", "lookup_failed", "domain_rule"]),
+                .problems(&["invalid_id", "unknown_product"]),
             axum::routing::put(set_low_stock_threshold),
         )
         .route(
