@@ -65,6 +65,9 @@ pub enum Command {
     /// Consumers' dead letters: list, show, retry, discard.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Load a demo shop (products, prices, stock, promotions, tax rates, shipping methods)
+    /// through the command layer. Running it again changes nothing.
+    Seed(crate::seed::SeedArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -175,6 +178,7 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
         Command::Verify(db) => verify(db).await,
         Command::Bench(cmd) => bench::run(cmd).await.map_err(CliError::runtime),
         Command::Dlq(cmd) => dlq::run(cmd, &mut std::io::stdout().lock()).await,
+        Command::Seed(args) => crate::seed::run(args).await,
     }
 }
 
