@@ -24,7 +24,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::cli::{open_store, CliError, DatabaseArgs};
 
-/// Settings document listing the shop's warehouses.
+/// Settings document listing the shop's warehouses (`[{code, name}]`, as
+/// `PUT /admin/settings/warehouses` writes it).
 pub const WAREHOUSES_SETTING: &str = "warehouses";
 
 /// The demo shop's warehouses.
@@ -254,7 +255,12 @@ async fn write_settings(commands: &Commands) -> Result<(), CommandError> {
     ];
     write_setting(store, setting::SHIPPING_METHODS, &shipping).await?;
     write_setting(store, setting::POINT_VALUES, &prices(1, 1)).await?;
-    write_setting(store, WAREHOUSES_SETTING, &WAREHOUSES).await?;
+    let warehouses: Vec<serde_json::Value> = WAREHOUSES
+        .iter()
+        .zip(["Berlin", "Amsterdam", "New York"])
+        .map(|(code, city)| serde_json::json!({ "code": code, "name": format!("{city} fulfilment centre") }))
+        .collect();
+    write_setting(store, WAREHOUSES_SETTING, &warehouses).await?;
     Ok(())
 }
 
