@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aggregates::CustomerId;
 use api::http::principal::Role;
-use api::http::{app, AppState, Auth};
+use api::http::{app, app_with, ApiRouter, AppState, Auth};
 use infra::clock::SystemClock;
 use infra::{Store, StoreConfig};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -72,9 +72,29 @@ impl TestServer {
         Some(Self::serve(store, configure).await)
     }
 
+    /// Like [`TestServer::start_with`], serving `domain` in place of the real domain
+    /// routes, under the full platform (auth, limits, metrics, problems): for tests of
+    /// the platform itself.
+    pub async fn start_with_routes(
+        kind: BackendKind,
+        configure: impl FnOnce(AppState) -> AppState,
+        domain: ApiRouter,
+    ) -> Option<TestServer> {
+        let store = fresh_store(kind, StoreConfig::default(), Arc::new(SystemClock)).await?;
+        Some(Self::serve_routes(store, configure, Some(domain)).await)
+    }
+
     /// A server over an existing `store` (for tests that need a particular clock or
     /// configuration).
     pub async fn serve(store: Store, configure: impl FnOnce(AppState) -> AppState) -> TestServer {
+        Self::serve_routes(store, configure, None).await
+    }
+
+    async fn serve_routes(
+        store: Store,
+        configure: impl FnOnce(AppState) -> AppState,
+        domain: Option<ApiRouter>,
+    ) -> TestServer {
         let auth = Auth::default().with_hs256_secret(TEST_JWT_SECRET);
         let state = configure(AppState::new(store.clone()).with_auth(auth));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -82,7 +102,11 @@ impl TestServer {
             .expect("bind a loopback port");
         let addr = listener.local_addr().expect("local address");
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+        let router = match domain {
+            Some(domain) => app_with(state, domain),
+            None => app(state),
+        };
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, service)
                 .with_graceful_shutdown(async move {
@@ -106,8 +130,14 @@ impl TestServer {
 
     /// A token for `subject` in `role`, valid for an hour.
     pub fn token(&self, role: Role, subject: &str) -> String {
-        api::token::mint(TEST_JWT_SECRET, role, subject, TOKEN_TTL, chrono::Utc::now())
-            .expect("mint a test token")
+        api::token::mint(
+            TEST_JWT_SECRET,
+            role,
+            subject,
+            TOKEN_TTL,
+            chrono::Utc::now(),
+        )
+        .expect("mint a test token")
     }
 
     /// A new customer id and a customer token for it.

@@ -267,9 +267,7 @@ impl Auth {
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(bearer)
-            .ok_or_else(|| {
-                unauthenticated("send `Authorization: Bearer <token>`".to_string())
-            })?;
+            .ok_or_else(|| unauthenticated("send `Authorization: Bearer <token>`".to_string()))?;
         if self.admin_tokens.accepts(token) {
             return Ok(Principal {
                 subject: "admin-token".into(),
@@ -340,7 +338,10 @@ fn refusal(error: &jsonwebtoken::errors::Error) -> String {
         ErrorKind::InvalidAudience => "the token's audience is not accepted".into(),
         ErrorKind::InvalidSignature => "the token's signature does not verify".into(),
         ErrorKind::MissingRequiredClaim(claim) => format!("the token has no `{claim}` claim"),
-        ErrorKind::Json(_) => "the token's claims are malformed (is `role` one of customer, staff, admin, service?)".into(),
+        ErrorKind::Json(_) => {
+            "the token's claims are malformed (is `role` one of customer, staff, admin, service?)"
+                .into()
+        }
         _ => "the bearer token is not valid".into(),
     }
 }
@@ -403,7 +404,10 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let principal = state.auth.authenticate(&parts.headers).map_err(AuthRejection)?;
+        let principal = state
+            .auth
+            .authenticate(&parts.headers)
+            .map_err(AuthRejection)?;
         if principal.role == Role::Admin {
             Ok(Admin)
         } else {

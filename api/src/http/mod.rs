@@ -6,6 +6,8 @@ pub mod command;
 pub mod errors;
 mod health;
 pub mod json;
+pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod principal;
 pub mod problem;
@@ -27,6 +29,10 @@ pub struct AppState {
     /// Bearer tokens accepted on `/admin/*`; none configured = the admin API refuses all.
     pub admin_tokens: AdminTokens,
     pub auth: Auth,
+    /// Rate, body, time and concurrency limits (see [`limits`]).
+    pub limits: limits::Limits,
+    /// Who may read `/metrics`.
+    pub metrics: metrics::MetricsConfig,
 }
 
 impl AppState {
@@ -37,6 +43,8 @@ impl AppState {
             store,
             admin_tokens: AdminTokens::default(),
             auth: Auth::default(),
+            limits: limits::Limits::default(),
+            metrics: metrics::MetricsConfig::default(),
         }
     }
 
@@ -53,6 +61,25 @@ impl AppState {
         self.auth = auth;
         self
     }
+
+    /// Applies `limits` (rates, body size, timeout, concurrency).
+    pub fn with_limits(mut self, limits: limits::Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets who may read `/metrics`.
+    pub fn with_metrics(mut self, metrics: metrics::MetricsConfig) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// HS256 tokens signed with `secret` and no rate limits: `commerce bench http`
+    /// drives thousands of requests per second from one address.
+    pub fn for_benchmarks(self, secret: &[u8]) -> Self {
+        self.with_auth(Auth::default().with_hs256_secret(secret))
+            .with_limits(limits::Limits::without_rate_limits())
+    }
 }
 
 /// The API's router.
@@ -66,7 +93,35 @@ pub fn app_with(state: AppState, domain: ApiRouter) -> Router {
     ApiRouter::new()
         .merge(health::router())
         .merge(webhooks::router())
+        .merge(metrics::router())
         .merge(domain)
         .finish()
+        // Innermost first: the body limit extractors read, requests in flight, size and
+        // time guard, rate limits (which authenticate once for the whole request), the
+        // 401 challenge header, metrics, and the request's tracing span.
+        .layer(axum::extract::DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            state.limits.max_concurrent_requests.max(1),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(state.limits.clone()),
+            limits::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            limits::LimitState {
+                app: state.clone(),
+                limiters: std::sync::Arc::new(limits::RateLimiters::new(&state.limits)),
+            },
+            limits::rate_limit,
+        ))
+        .layer(axum::middleware::from_fn(auth::challenge))
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(crate::telemetry::request_span::<axum::body::Body>),
+        )
         .with_state(state)
+        // Outermost, so every layer inside sees the request id it derives the
+        // correlation id from.
+        .layer(axum::middleware::from_fn(crate::telemetry::request_id))
 }

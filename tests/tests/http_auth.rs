@@ -1,0 +1,504 @@
+//! The HTTP platform over a real port: JWT authentication and roles, the admin token,
+//! RS/ES key configurations, rate limits, body and time limits, request ids and
+//! `/metrics`. Every test runs on both backends.
+
+use std::time::Duration;
+
+use api::http::auth::AdminTokens;
+use api::http::limits::{Limits, RateLimit};
+use api::http::metrics::MetricsConfig;
+use api::http::principal::{AdminRole, Caller, CustomerOrStaff, Role, Service, Staff};
+use api::http::{ApiRouter, Auth, Operation};
+use api::token::{sign_hs256, Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER};
+use axum::Json;
+use chrono::Utc;
+use serde_json::{json, Value};
+use tests::server::{TestResponse, TestServer, TEST_JWT_SECRET};
+use tests::BackendKind;
+
+const BACKENDS: [BackendKind; 2] = [BackendKind::Sqlite, BackendKind::Postgres];
+const HOUR: Duration = Duration::from_secs(3_600);
+const ADMIN_TOKEN: &str = "operator-admin-token-0123456789";
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/jwt")
+        .join(name)
+}
+
+async fn who(principal: api::http::principal::Principal) -> Json<Value> {
+    Json(json!({ "sub": principal.subject, "role": principal.role.as_str() }))
+}
+
+/// One route per role extractor, a POST that reads a body, and a slow route.
+fn probe_routes() -> ApiRouter {
+    ApiRouter::new()
+        .route(
+            Operation::get("/probe/caller").roles(&[Role::Customer]),
+            axum::routing::get(|Caller(p): Caller| who(p)),
+        )
+        .route(
+            Operation::get("/probe/customer").roles(&[Role::Customer, Role::Staff]),
+            axum::routing::get(|CustomerOrStaff(p): CustomerOrStaff| who(p)),
+        )
+        .route(
+            Operation::get("/probe/staff").roles(&[Role::Staff]),
+            axum::routing::get(|Staff(p): Staff| who(p)),
+        )
+        .route(
+            Operation::get("/probe/admin").roles(&[Role::Admin]),
+            axum::routing::get(|AdminRole(p): AdminRole| who(p)),
+        )
+        .route(
+            Operation::get("/probe/service").roles(&[Role::Service]),
+            axum::routing::get(|Service(p): Service| who(p)),
+        )
+        .route(
+            Operation::post("/probe/echo").body::<Value>(),
+            axum::routing::post(|body: String| async move { body.len().to_string() }),
+        )
+        .route(
+            Operation::get("/probe/slow"),
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                "late"
+            }),
+        )
+}
+
+async fn start(
+    kind: BackendKind,
+    configure: impl FnOnce(api::http::AppState) -> api::http::AppState,
+) -> Option<TestServer> {
+    TestServer::start_with_routes(kind, configure, probe_routes()).await
+}
+
+fn assert_unauthenticated(r: &TestResponse, challenge: &str, why: &str) {
+    assert_eq!(r.status, 401, "{why}: {}", r.text);
+    assert_eq!(r.body["code"], "unauthenticated", "{why}: {}", r.text);
+    assert_eq!(r.header("www-authenticate"), Some(challenge), "{why}");
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/problem+json"),
+        "{why}"
+    );
+}
+
+fn claims(role: Role, sub: &str) -> Claims {
+    Claims::new(role, sub, HOUR, Utc::now())
+}
+
+#[tokio::test]
+async fn every_role_is_admitted_where_it_belongs() {
+    for kind in BACKENDS {
+        let Some(server) = start(kind, |s| s).await else {
+            return;
+        };
+        let (customer_id, customer) = server.new_customer();
+        let staff = server.staff();
+        let admin = server.admin();
+        let service = server.service();
+
+        let r = server.get("/probe/caller", Some(&customer)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            r.body,
+            json!({"sub": customer_id.to_string(), "role": "customer"})
+        );
+
+        // (route, token, expected status)
+        let cases = [
+            ("/probe/customer", &customer, 200),
+            ("/probe/customer", &staff, 200),
+            ("/probe/customer", &admin, 200),
+            ("/probe/customer", &service, 403),
+            ("/probe/staff", &customer, 403),
+            ("/probe/staff", &staff, 200),
+            ("/probe/staff", &admin, 200),
+            ("/probe/staff", &service, 403),
+            ("/probe/admin", &staff, 403),
+            ("/probe/admin", &admin, 200),
+            ("/probe/service", &service, 200),
+            ("/probe/service", &admin, 200),
+            ("/probe/service", &customer, 403),
+        ];
+        for (path, token, status) in cases {
+            let r = server.get(path, Some(token)).await;
+            assert_eq!(r.status, status, "{kind:?} {path}: {}", r.text);
+            if status == 403 {
+                assert_eq!(r.body["code"], "forbidden");
+                assert!(r.header("www-authenticate").is_none());
+            }
+        }
+        let r = server.get("/probe/staff", Some(&staff)).await;
+        assert_eq!(r.body, json!({"sub": "staff-test", "role": "staff"}));
+    }
+}
+
+#[tokio::test]
+async fn tokens_that_do_not_verify_are_401_invalid_token() {
+    for kind in BACKENDS {
+        let Some(server) = start(kind, |s| s).await else {
+            return;
+        };
+        let staff = |c: Claims| sign_hs256(TEST_JWT_SECRET, &c).unwrap();
+        let now = Utc::now().timestamp();
+
+        let mut expired = claims(Role::Staff, "s");
+        (expired.iat, expired.nbf, expired.exp) = (now - 7_200, now - 7_200, now - 3_600);
+        let mut early = claims(Role::Staff, "s");
+        early.nbf = now + 3_600;
+        let mut issuer = claims(Role::Staff, "s");
+        issuer.iss = "someone-else".into();
+        let mut audience = claims(Role::Staff, "s");
+        audience.aud = "another-api".into();
+        let other_secret = sign_hs256(
+            b"another-secret-0123456789abcdef-xyz",
+            &claims(Role::Staff, "s"),
+        )
+        .unwrap();
+        // A customer whose subject is not a customer id, signed around `sign_hs256`'s check.
+        let not_uuid = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &Claims {
+                role: Role::Customer,
+                ..claims(Role::Staff, "alice")
+            },
+            &jsonwebtoken::EncodingKey::from_secret(TEST_JWT_SECRET),
+        )
+        .unwrap();
+        let unknown_role = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &json!({"sub": "x", "role": "root", "exp": now + 60, "iss": DEFAULT_ISSUER, "aud": DEFAULT_AUDIENCE}),
+            &jsonwebtoken::EncodingKey::from_secret(TEST_JWT_SECRET),
+        )
+        .unwrap();
+        let no_exp = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &json!({"sub": "x", "role": "staff", "iss": DEFAULT_ISSUER, "aud": DEFAULT_AUDIENCE}),
+            &jsonwebtoken::EncodingKey::from_secret(TEST_JWT_SECRET),
+        )
+        .unwrap();
+
+        let cases = [
+            ("expired", staff(expired), "expired"),
+            ("not yet valid", staff(early), "not valid yet"),
+            ("wrong issuer", staff(issuer), "issuer"),
+            ("wrong audience", staff(audience), "audience"),
+            ("wrong signature", other_secret, "signature"),
+            ("garbage", "not.a.jwt".to_string(), "not a JWT"),
+            ("customer without a UUID", not_uuid, "UUID"),
+            ("unknown role", unknown_role, "malformed"),
+            ("no exp", no_exp, "exp"),
+        ];
+        for (why, token, detail) in cases {
+            let r = server.get("/probe/caller", Some(&token)).await;
+            assert_unauthenticated(&r, "Bearer error=\"invalid_token\"", why);
+            let text = r.body["detail"].as_str().unwrap_or_default();
+            assert!(text.contains(detail), "{why}: detail {text:?}");
+        }
+
+        let r = server.get("/probe/caller", None).await;
+        assert_unauthenticated(&r, "Bearer", "no credential");
+        let r = server
+            .request(
+                reqwest::Method::GET,
+                "/probe/caller",
+                None,
+                None,
+                &[("authorization", "Basic YTpi")],
+            )
+            .await;
+        assert_unauthenticated(&r, "Bearer error=\"invalid_token\"", "basic credential");
+    }
+}
+
+#[tokio::test]
+async fn the_admin_token_is_an_admin_principal() {
+    for kind in BACKENDS {
+        let Some(server) = start(kind, |s| {
+            s.with_admin_tokens(AdminTokens::new([ADMIN_TOKEN]).unwrap())
+        })
+        .await
+        else {
+            return;
+        };
+        let r = server.get("/probe/admin", Some(ADMIN_TOKEN)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body, json!({"sub": "admin-token", "role": "admin"}));
+        // The webhook admin API takes admin JWTs as well as the admin token.
+        assert_eq!(
+            server
+                .get("/admin/webhooks", Some(ADMIN_TOKEN))
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            server
+                .get("/admin/webhooks", Some(&server.admin()))
+                .await
+                .status,
+            200
+        );
+        let r = server.get("/admin/webhooks", Some(&server.staff())).await;
+        assert_eq!(r.status, 403, "{}", r.text);
+        let r = server
+            .get("/probe/admin", Some("operator-admin-token-wrong-one"))
+            .await;
+        assert_unauthenticated(&r, "Bearer error=\"invalid_token\"", "wrong admin token");
+    }
+}
+
+fn es256_token(claims: &Claims, kid: Option<&str>) -> String {
+    let pem = std::fs::read(fixture("es256-private.pem")).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = kid.map(str::to_string);
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn es256_tokens_verify_with_a_public_key_or_a_jwks() {
+    let public_key = Auth::default()
+        .with_public_key_file(&fixture("es256-public.pem"))
+        .unwrap();
+    let jwks = Auth::default()
+        .with_jwks_file(&fixture("es256.jwks.json"))
+        .unwrap();
+    for kind in BACKENDS {
+        for (name, auth) in [("public key", public_key.clone()), ("jwks", jwks.clone())] {
+            let Some(server) = start(kind, |s| s.with_auth(auth)).await else {
+                return;
+            };
+            let token = es256_token(&claims(Role::Staff, "idp-user"), Some("test-es256"));
+            let r = server.get("/probe/staff", Some(&token)).await;
+            assert_eq!(r.status, 200, "{name}: {}", r.text);
+            assert_eq!(r.body, json!({"sub": "idp-user", "role": "staff"}));
+
+            // A development HS256 token means nothing to a server verifying ES256.
+            let r = server.get("/probe/staff", Some(&server.staff())).await;
+            assert_unauthenticated(&r, "Bearer error=\"invalid_token\"", name);
+
+            let mut expired = claims(Role::Staff, "idp-user");
+            expired.exp = Utc::now().timestamp() - 3_600;
+            let r = server
+                .get(
+                    "/probe/staff",
+                    Some(&es256_token(&expired, Some("test-es256"))),
+                )
+                .await;
+            assert_unauthenticated(&r, "Bearer error=\"invalid_token\"", name);
+        }
+        // A JWKS picks keys by kid: an unknown kid does not verify.
+        let Some(server) = start(kind, |s| s.with_auth(jwks.clone())).await else {
+            return;
+        };
+        let token = es256_token(&claims(Role::Staff, "idp-user"), Some("rotated-away"));
+        let r = server.get("/probe/staff", Some(&token)).await;
+        assert_unauthenticated(&r, "Bearer error=\"invalid_token\"", "unknown kid");
+    }
+    assert!(Auth::default().with_jwks_json(r#"{"keys": []}"#).is_err());
+    assert!(Auth::default().with_public_key_pem(b"not a key").is_err());
+}
+
+#[tokio::test]
+async fn a_burst_beyond_the_subject_rate_is_429_with_retry_after() {
+    for kind in BACKENDS {
+        let Some(server) = start(kind, |s| {
+            s.with_limits(Limits {
+                per_subject: RateLimit {
+                    per_second: 1,
+                    burst: 3,
+                },
+                per_address: RateLimit::OFF,
+                ..Limits::default()
+            })
+        })
+        .await
+        else {
+            return;
+        };
+        let (_, alice) = server.new_customer();
+        let (_, bob) = server.new_customer();
+        for _ in 0..3 {
+            let r = server.get("/probe/caller", Some(&alice)).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+        let r = server.get("/probe/caller", Some(&alice)).await;
+        assert_eq!(r.status, 429, "{}", r.text);
+        assert_eq!(r.body["code"], "rate_limited");
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=2).contains(&retry), "Retry-After {retry}");
+        // Another subject has its own budget.
+        assert_eq!(server.get("/probe/caller", Some(&bob)).await.status, 200);
+        // Unauthenticated requests are not counted against any subject.
+        assert_eq!(server.get("/probe/caller", None).await.status, 401);
+    }
+}
+
+#[tokio::test]
+async fn a_burst_beyond_the_address_rate_is_429_for_everyone() {
+    for kind in BACKENDS {
+        let Some(server) = start(kind, |s| {
+            s.with_limits(Limits {
+                per_subject: RateLimit::OFF,
+                per_address: RateLimit {
+                    per_second: 1,
+                    burst: 2,
+                },
+                ..Limits::default()
+            })
+        })
+        .await
+        else {
+            return;
+        };
+        assert_eq!(server.get("/health/live", None).await.status, 200);
+        assert_eq!(server.get("/probe/caller", None).await.status, 401);
+        let r = server.get("/probe/caller", Some(&server.staff())).await;
+        assert_eq!(r.status, 429, "{}", r.text);
+        assert!(r.header("retry-after").is_some());
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413_and_slow_requests_time_out() {
+    for kind in BACKENDS {
+        let Some(server) = start(kind, |s| {
+            s.with_limits(Limits {
+                max_body_bytes: 1_024,
+                request_timeout: Duration::from_millis(300),
+                ..Limits::default()
+            })
+        })
+        .await
+        else {
+            return;
+        };
+        let small = server
+            .send(
+                reqwest::Method::POST,
+                "/probe/echo",
+                None,
+                Some(vec![b' '; 1_000]),
+                &[],
+            )
+            .await;
+        assert_eq!(small.status, 200, "{}", small.text);
+        assert_eq!(small.text, "1000");
+        let large = server
+            .send(
+                reqwest::Method::POST,
+                "/probe/echo",
+                None,
+                Some(vec![b' '; 2_000]),
+                &[],
+            )
+            .await;
+        assert_eq!(large.status, 413, "{}", large.text);
+        assert_eq!(large.body["code"], "payload_too_large");
+
+        let slow = server.get("/probe/slow", None).await;
+        assert_eq!(slow.status, 503, "{}", slow.text);
+        assert_eq!(slow.body["code"], "request_timeout");
+    }
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_and_generated() {
+    for kind in BACKENDS {
+        let Some(server) = start(kind, |s| s).await else {
+            return;
+        };
+        let r = server
+            .request(
+                reqwest::Method::GET,
+                "/health/live",
+                None,
+                None,
+                &[("x-request-id", "req-42")],
+            )
+            .await;
+        assert_eq!(r.header("x-request-id"), Some("req-42"));
+        let r = server.get("/health/live", None).await;
+        let generated = r.header("x-request-id").unwrap();
+        assert!(uuid::Uuid::try_parse(generated).is_ok(), "{generated}");
+        let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let r = server
+            .request(
+                reqwest::Method::GET,
+                "/probe/caller",
+                None,
+                None,
+                &[("traceparent", trace)],
+            )
+            .await;
+        assert_eq!(
+            r.header("x-request-id"),
+            Some("4bf92f35-77b3-4da6-a3ce-929d0e0e4736")
+        );
+        // The problem's trace id is the same correlation id.
+        assert_eq!(r.body["trace_id"], "4bf92f35-77b3-4da6-a3ce-929d0e0e4736");
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    for kind in BACKENDS {
+        let Some(server) = start(kind, |s| s).await else {
+            return;
+        };
+        let staff = server.staff();
+        for _ in 0..3 {
+            assert_eq!(server.get("/probe/staff", Some(&staff)).await.status, 200);
+        }
+        assert_eq!(server.get("/probe/staff", None).await.status, 401);
+        let r = server.get("/metrics", None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+        // Other tests in this process share the recorder: look for at least our counts.
+        let count = |line_start: &str| -> u64 {
+            r.text
+                .lines()
+                .find(|l| l.starts_with(line_start))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        assert!(
+            count(r#"http_requests_total{method="GET",route="/probe/staff",status="200"}"#) >= 3,
+            "{}",
+            r.text
+        );
+        assert!(
+            count(r#"http_requests_total{method="GET",route="/probe/staff",status="401"}"#) >= 1
+        );
+        assert!(r.text.contains(
+            "http_request_duration_seconds_bucket{method=\"GET\",route=\"/probe/staff\""
+        ));
+    }
+}
+
+#[tokio::test]
+async fn restricted_metrics_need_staff() {
+    for kind in BACKENDS {
+        let Some(server) = start(kind, |s| s.with_metrics(MetricsConfig { public: false })).await
+        else {
+            return;
+        };
+        let (_, customer) = server.new_customer();
+        assert_eq!(server.get("/metrics", None).await.status, 401);
+        let r = server.get("/metrics", Some(&customer)).await;
+        assert_eq!(r.status, 403, "{}", r.text);
+        assert_eq!(r.body["code"], "forbidden");
+        assert_eq!(
+            server.get("/metrics", Some(&server.staff())).await.status,
+            200
+        );
+    }
+}
