@@ -9,7 +9,8 @@ use aggregates::payment::{
     AssessFraud, AuthorizePayment, CapturePayment, FraudInputs, InitiatePayment, Payment,
     PaymentCommand,
 };
-use aggregates::{CountryCode, Currency, Money, OrderId, PaymentId};
+use aggregates::stock::{ReceiveStock, ReserveStock, SetBackorderLimit, Stock, StockCommand};
+use aggregates::{CountryCode, Currency, Money, OrderId, PaymentId, Quantity, Sku, WarehouseId};
 use infra::command::{CommandContext, Commands};
 use infra::Store;
 use serde_json::{json, Value};
@@ -46,6 +47,8 @@ on_both_backends!(
     refunds,
     fraud_review_and_chargebacks,
     settings_round_trip,
+    retried_creations_name_the_same_stream,
+    stock_view_shows_reservations_and_backorders,
 );
 
 /// The body of a successful command reply, checked: status, `stream`, `version`, and an
@@ -1250,5 +1253,202 @@ async fn settings_round_trip(kind: BackendKind) {
     assert_eq!(
         commands.tax_rates().await.expect("tax rates").get("US-CA"),
         Some(&725)
+    );
+}
+
+async fn retried_creations_name_the_same_stream(kind: BackendKind) {
+    let Some(server) = TestServer::start(kind).await else {
+        return;
+    };
+    let staff = server.staff();
+    let product = json!({"sku": "MUG-1", "name": "Mug", "prices": {"EUR": 900}});
+    let first = server
+        .post_with_headers(
+            "/products",
+            Some(&staff),
+            Some(product.clone()),
+            &[("idempotency-key", "create-mug")],
+        )
+        .await;
+    assert_command(&first, 201, "product/MUG-1", 1);
+    let again = server
+        .post_with_headers(
+            "/products",
+            Some(&staff),
+            Some(product),
+            &[("idempotency-key", "create-mug")],
+        )
+        .await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(again.text, first.text);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    let created = server.get("/products/MUG-1", None).await;
+    assert_eq!(created.body["version"], 1);
+
+    // The same key with another body is refused and creates nothing.
+    let promotion = json!({"code": "WELCOME", "kind": {"type": "free_shipping"}});
+    let first = server
+        .post_with_headers(
+            "/promotions",
+            Some(&staff),
+            Some(promotion.clone()),
+            &[("idempotency-key", "create-welcome")],
+        )
+        .await;
+    assert_command(&first, 201, "promotion/WELCOME", 1);
+    let other_body = server
+        .post_with_headers(
+            "/promotions",
+            Some(&staff),
+            Some(json!({"code": "WELCOME2", "kind": {"type": "free_shipping"}})),
+            &[("idempotency-key", "create-welcome")],
+        )
+        .await;
+    assert_problem(&other_body, 422, "idempotency_key_reused");
+    let r = server.get("/promotions/WELCOME", Some(&staff)).await;
+    let promotion_id = r.body["terms"]["promotion_id"].clone();
+    assert!(promotion_id.is_string(), "{}", r.text);
+    assert_problem(
+        &server.get("/promotions/WELCOME2", Some(&staff)).await,
+        404,
+        "not_found",
+    );
+}
+
+async fn stock_view_shows_reservations_and_backorders(kind: BackendKind) {
+    let Some(server) = TestServer::start(kind).await else {
+        return;
+    };
+    let staff = server.staff();
+    create_product(&server, "LAMP-1").await;
+    // Reservations come from the order saga: set them up through the command layer,
+    // before the server first reads the stock stream.
+    let commands = Commands::new(server.store.clone());
+    let sku = Sku::parse("LAMP-1").expect("sku");
+    let at = server.store.clock().now();
+    let order = OrderId::from_uuid(Uuid::now_v7());
+    let expires_at = at + chrono::Duration::minutes(15);
+    for step in [
+        StockCommand::ReceiveStock(ReceiveStock {
+            sku: sku.clone(),
+            warehouse: WarehouseId::new("BER-1"),
+            quantity: Quantity::new(3),
+            at,
+        }),
+        StockCommand::SetBackorderLimit(SetBackorderLimit {
+            sku: sku.clone(),
+            limit: Quantity::new(5),
+            at,
+        }),
+        StockCommand::ReserveStock(ReserveStock {
+            order_id: order,
+            quantity: Quantity::new(5),
+            preferred_warehouses: vec![],
+            expires_at,
+            at,
+        }),
+    ] {
+        commands
+            .execute::<Stock>(&CommandContext::new("test:setup"), sku.as_str(), step)
+            .await
+            .expect("stock set-up step");
+    }
+
+    let r = server.get("/stock/LAMP-1", Some(&staff)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["on_hand"], 3);
+    assert_eq!(r.body["reserved"], 3);
+    assert_eq!(r.body["backordered"], 2);
+    assert_eq!(r.body["available"], -2);
+    assert_eq!(r.body["backorder_limit"], 5);
+    let reservations = r.body["reservations"].as_array().expect("reservations");
+    assert_eq!(reservations.len(), 1, "{}", r.text);
+    assert_eq!(reservations[0]["order_id"], order.to_string());
+    assert_eq!(reservations[0]["quantity"], 5);
+    assert_eq!(reservations[0]["allocation"], json!({"BER-1": 3}));
+    assert_eq!(reservations[0]["backordered"], 2);
+
+    // A backorder limit below what is owed is refused by the domain.
+    let r = server
+        .put(
+            "/stock/LAMP-1/backorder-limit",
+            Some(&staff),
+            Some(json!({"limit": 1})),
+        )
+        .await;
+    assert_problem(&r, 422, "backorder_limit_below_outstanding");
+    assert_eq!(
+        server.get("/stock/LAMP-1", Some(&staff)).await.body["backorder_limit"],
+        5
+    );
+}
+
+/// Every staff route is in the OpenAPI document with its roles; the public reads
+/// need no credentials.
+#[tokio::test]
+async fn staff_routes_are_documented() {
+    let Some(server) = TestServer::start(BackendKind::Sqlite).await else {
+        return;
+    };
+    let doc = server.get("/openapi.json", None).await.body;
+    let staff_only = [
+        ("/products", "post"),
+        ("/products/{sku}", "patch"),
+        ("/products/{sku}/prices/{currency}", "put"),
+        ("/products/{sku}/discontinue", "post"),
+        ("/stock/{sku}/receipts", "post"),
+        ("/stock/{sku}/adjustments", "post"),
+        ("/stock/{sku}/backorder-limit", "put"),
+        ("/stock/{sku}/low-stock-threshold", "put"),
+        ("/stock/{sku}", "get"),
+        ("/promotions", "post"),
+        ("/promotions/{code}/deactivate", "post"),
+        ("/promotions/{code}", "get"),
+        ("/shipments", "post"),
+        ("/shipments/{shipment_id}", "get"),
+        ("/shipments/{shipment_id}/pick", "post"),
+        ("/shipments/{shipment_id}/pack", "post"),
+        ("/shipments/{shipment_id}/label", "post"),
+        ("/shipments/{shipment_id}/dispatch", "post"),
+        ("/shipments/{shipment_id}/tracking", "post"),
+        ("/shipments/{shipment_id}/deliver", "post"),
+        ("/shipments/{shipment_id}/delivery-failures", "post"),
+        ("/shipments/{shipment_id}/return-to-sender", "post"),
+        ("/payments/{payment_id}", "get"),
+        ("/payments/{payment_id}/refunds", "post"),
+        ("/payments/{payment_id}/fraud-review", "post"),
+        ("/settings/tax-rates", "get"),
+        ("/settings/loyalty-point-values", "get"),
+        ("/settings/warehouses", "get"),
+    ];
+    for (path, method) in staff_only {
+        let op = &doc["paths"][path][method];
+        assert_eq!(op["x-roles"], json!(["staff", "admin"]), "{method} {path}");
+    }
+    let admin_only = [
+        ("/payments/{payment_id}/chargebacks", "post"),
+        ("/admin/settings/tax-rates", "put"),
+        ("/admin/settings/shipping-methods", "put"),
+        ("/admin/settings/loyalty-point-values", "put"),
+        ("/admin/settings/warehouses", "put"),
+    ];
+    for (path, method) in admin_only {
+        let op = &doc["paths"][path][method];
+        assert_eq!(op["x-roles"], json!(["admin"]), "{method} {path}");
+    }
+    for (path, method) in [
+        ("/products/{sku}", "get"),
+        ("/settings/shipping-methods", "get"),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert_eq!(op["security"], json!([]), "{method} {path}");
+    }
+    let receipt = &doc["paths"]["/stock/{sku}/receipts"]["post"]["responses"];
+    assert!(receipt["201"].is_object() && receipt["200"].is_object());
+    assert_eq!(
+        receipt["422"]["x-problem-codes"]
+            .as_array()
+            .is_some_and(|c| c.contains(&json!("unknown_warehouse"))),
+        true
     );
 }
