@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::http::command::{CommandMeta, CommandReply, CommandReplyBody};
-use crate::http::errors::row;
+use crate::http::errors::{self, row};
 use crate::http::json::ApiJson;
 use crate::http::principal::{CustomerOrStaff, Principal, Role};
 use crate::http::problem::Problem;
@@ -45,8 +45,9 @@ const MAX_POINTS: u64 = 100_000_000;
 /// Longest address field accepted.
 const MAX_ADDRESS_FIELD: usize = 200;
 
-/// Problems every cart command that reaches the cart can answer.
-const CART_PROBLEMS: &[&str] = &["invalid_path", "not_found", "domain_rule"];
+/// Problems every cart command on an existing cart can answer, besides the cart's own
+/// rules ([`errors::CART_CODES`]).
+const CART_PROBLEMS: &[&str] = &["invalid_id", "not_found"];
 
 /// The cart routes.
 pub fn router() -> ApiRouter {
@@ -63,7 +64,7 @@ pub fn router() -> ApiRouter {
                 .command()
                 .body::<OpenCartBody>()
                 .reply::<CommandReplyBody>(201)
-                .problems(&["domain_rule"]),
+                .problems(errors::CART_CODES),
             post(open_cart),
         )
         .route(
@@ -73,7 +74,7 @@ pub fn router() -> ApiRouter {
                 .roles(roles)
                 .path_param(cart_id.0, cart_id.1)
                 .reply::<CartBody>(200)
-                .problems(&["invalid_path", "not_found"]),
+                .problems(CART_PROBLEMS),
             get(get_cart),
         )
         .route(
@@ -86,7 +87,8 @@ pub fn router() -> ApiRouter {
                 .body::<AddItemBody>()
                 .reply::<CommandReplyBody>(200)
                 .problems(CART_PROBLEMS)
-                .problems(&["lookup_failed"]),
+                .problems(errors::CART_CODES)
+                .problems(errors::LOOKUP_CODES),
             post(add_item),
         )
         .route(
@@ -99,7 +101,8 @@ pub fn router() -> ApiRouter {
                 .path_param(sku.0, sku.1)
                 .body::<QuantityBody>()
                 .reply::<CommandReplyBody>(200)
-                .problems(CART_PROBLEMS),
+                .problems(CART_PROBLEMS)
+                .problems(errors::CART_CODES),
             put(change_item_quantity),
         )
         .route(
@@ -111,7 +114,8 @@ pub fn router() -> ApiRouter {
                 .path_param(cart_id.0, cart_id.1)
                 .path_param(sku.0, sku.1)
                 .reply::<CommandReplyBody>(200)
-                .problems(CART_PROBLEMS),
+                .problems(CART_PROBLEMS)
+                .problems(errors::CART_CODES),
             delete(remove_item),
         )
         .route(
@@ -124,7 +128,8 @@ pub fn router() -> ApiRouter {
                 .body::<ApplyCouponBody>()
                 .reply::<CommandReplyBody>(200)
                 .problems(CART_PROBLEMS)
-                .problems(&["lookup_failed"]),
+                .problems(errors::CART_CODES)
+                .problems(errors::LOOKUP_CODES),
             post(apply_coupon),
         )
         .route(
@@ -136,7 +141,8 @@ pub fn router() -> ApiRouter {
                 .path_param(cart_id.0, cart_id.1)
                 .path_param("code", "The coupon code (any case).")
                 .reply::<CommandReplyBody>(200)
-                .problems(CART_PROBLEMS),
+                .problems(CART_PROBLEMS)
+                .problems(errors::CART_CODES),
             delete(remove_coupon),
         )
         .route(
@@ -148,7 +154,8 @@ pub fn router() -> ApiRouter {
                 .path_param(cart_id.0, cart_id.1)
                 .body::<AddressBody>()
                 .reply::<CommandReplyBody>(200)
-                .problems(CART_PROBLEMS),
+                .problems(CART_PROBLEMS)
+                .problems(errors::CART_CODES),
             put(set_shipping_address),
         )
         .route(
@@ -161,7 +168,8 @@ pub fn router() -> ApiRouter {
                 .body::<ShippingMethodBody>()
                 .reply::<CommandReplyBody>(200)
                 .problems(CART_PROBLEMS)
-                .problems(&["lookup_failed"]),
+                .problems(errors::CART_CODES)
+                .problems(errors::LOOKUP_CODES),
             put(set_shipping_method),
         )
         .route(
@@ -174,7 +182,8 @@ pub fn router() -> ApiRouter {
                 .body::<LoyaltyPointsBody>()
                 .reply::<CommandReplyBody>(200)
                 .problems(CART_PROBLEMS)
-                .problems(&["lookup_failed"]),
+                .problems(errors::CART_CODES)
+                .problems(errors::LOOKUP_CODES),
             put(set_loyalty_points),
         )
         .route(
@@ -186,7 +195,8 @@ pub fn router() -> ApiRouter {
                 .command()
                 .path_param(cart_id.0, cart_id.1)
                 .reply::<CheckoutReplyBody>(200)
-                .problems(CART_PROBLEMS),
+                .problems(CART_PROBLEMS)
+                .problems(errors::CART_CODES),
             post(check_out),
         )
 }
@@ -646,12 +656,12 @@ pub(super) fn acting_customer(
     }
 }
 
-/// A UUID path segment, or `400 invalid_path`.
+/// A UUID path segment, or `400 invalid_id`.
 pub(super) fn path_uuid(raw: &str) -> Result<Uuid, Problem> {
     Uuid::try_parse(raw).map_err(|_| invalid_id(format!("`{}` is not a UUID", truncate(raw))))
 }
 
-/// A SKU path segment, or `400 invalid_path`.
+/// A SKU path segment, or `400 invalid_id`.
 pub(super) fn path_sku(raw: &str) -> Result<Sku, Problem> {
     Sku::parse(raw).map_err(|_| invalid_id(format!("`{}` is not a SKU", truncate(raw))))
 }
@@ -660,9 +670,9 @@ fn truncate(raw: &str) -> String {
     raw.chars().take(80).collect()
 }
 
-/// `400 invalid_path`: a path id that cannot name anything.
+/// `400 invalid_id`: a path id that cannot name anything.
 pub(super) fn invalid_id(detail: impl Into<String>) -> Problem {
-    row::INVALID_PATH.problem(detail)
+    row::INVALID_ID.problem(detail)
 }
 
 /// `422 invalid_body`: a well-formed body with a value out of bounds.

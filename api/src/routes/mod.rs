@@ -6,6 +6,7 @@
 
 mod carts;
 mod catalogue;
+mod loyalty;
 mod orders;
 mod payments;
 mod promotions;
@@ -20,6 +21,7 @@ pub fn router() -> ApiRouter {
     ApiRouter::new()
         .merge(carts::router())
         .merge(orders::router())
+        .merge(loyalty::router())
         .merge(catalogue::router())
         .merge(stock::router())
         .merge(promotions::router())

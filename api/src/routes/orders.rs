@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::carts::{check_address, invalid_field, owned, path_sku, path_uuid, with_etag};
 use crate::http::command::{CommandMeta, CommandReply, CommandReplyBody};
-use crate::http::errors::row;
+use crate::http::errors::{self, row};
 use crate::http::json::ApiJson;
 use crate::http::principal::{CustomerOrStaff, Role, Staff};
 use crate::http::problem::Problem;
@@ -51,7 +51,7 @@ pub fn router() -> ApiRouter {
         "The return's UUID, as answered by the return request.",
     );
     let sku = ("sku", "The SKU of the line.");
-    let order_problems: &[&str] = &["invalid_path", "not_found", "domain_rule"];
+    let order_problems: &[&str] = &["invalid_id", "not_found"];
     ApiRouter::new()
         .route(
             Operation::get("/orders/{order_id}")
@@ -60,7 +60,7 @@ pub fn router() -> ApiRouter {
                 .roles(anyone)
                 .path_param(order_id.0, order_id.1)
                 .reply::<OrderBody>(200)
-                .problems(&["invalid_path", "not_found"]),
+                .problems(&["invalid_id", "not_found"]),
             get(get_order),
         )
         .route(
@@ -73,7 +73,8 @@ pub fn router() -> ApiRouter {
                 .path_param(order_id.0, order_id.1)
                 .body::<CancelBody>()
                 .reply::<CommandReplyBody>(200)
-                .problems(order_problems),
+                .problems(order_problems)
+                .problems(errors::ORDER_CODES),
             post(cancel_order),
         )
         .route(
@@ -86,7 +87,8 @@ pub fn router() -> ApiRouter {
                 .path_param(sku.0, sku.1)
                 .body::<LineQuantityBody>()
                 .reply::<CommandReplyBody>(200)
-                .problems(order_problems),
+                .problems(order_problems)
+                .problems(errors::ORDER_CODES),
             put(change_line_quantity),
         )
         .route(
@@ -98,7 +100,8 @@ pub fn router() -> ApiRouter {
                 .path_param(order_id.0, order_id.1)
                 .path_param(sku.0, sku.1)
                 .reply::<CommandReplyBody>(200)
-                .problems(order_problems),
+                .problems(order_problems)
+                .problems(errors::ORDER_CODES),
             delete(remove_line),
         )
         .route(
@@ -111,7 +114,9 @@ pub fn router() -> ApiRouter {
                 .path_param(order_id.0, order_id.1)
                 .body::<OrderAddressBody>()
                 .reply::<CommandReplyBody>(200)
-                .problems(order_problems),
+                .problems(order_problems)
+                .problems(errors::ORDER_CODES)
+                .problems(&["tax_rate_missing"]),
             put(change_shipping_address),
         )
         .route(
@@ -124,7 +129,8 @@ pub fn router() -> ApiRouter {
                 .path_param(order_id.0, order_id.1)
                 .body::<ReturnBody>()
                 .reply::<ReturnReplyBody>(201)
-                .problems(order_problems),
+                .problems(order_problems)
+                .problems(errors::ORDER_CODES),
             post(request_return),
         )
         .route(
@@ -137,7 +143,8 @@ pub fn router() -> ApiRouter {
                 .path_param(order_id.0, order_id.1)
                 .path_param(return_id.0, return_id.1)
                 .reply::<ExchangeReplyBody>(200)
-                .problems(order_problems),
+                .problems(order_problems)
+                .problems(errors::ORDER_CODES),
             post(request_exchange),
         )
         .route(
@@ -149,7 +156,9 @@ pub fn router() -> ApiRouter {
                 .command()
                 .body::<DraftBody>()
                 .reply::<CommandReplyBody>(201)
-                .problems(&["domain_rule", "lookup_failed"]),
+                .problems(errors::ORDER_CODES)
+                .problems(errors::LOOKUP_CODES)
+                .problems(&["tax_rate_missing"]),
             post(open_draft),
         )
         .route(
@@ -162,7 +171,8 @@ pub fn router() -> ApiRouter {
                 .body::<DraftLineBody>()
                 .reply::<CommandReplyBody>(200)
                 .problems(order_problems)
-                .problems(&["lookup_failed"]),
+                .problems(errors::ORDER_CODES)
+                .problems(errors::LOOKUP_CODES),
             post(add_line),
         )
         .route(
@@ -173,7 +183,8 @@ pub fn router() -> ApiRouter {
                 .command()
                 .path_param(order_id.0, order_id.1)
                 .reply::<CommandReplyBody>(200)
-                .problems(order_problems),
+                .problems(order_problems)
+                .problems(errors::ORDER_CODES),
             post(finalise_draft),
         )
         .route(
@@ -184,7 +195,8 @@ pub fn router() -> ApiRouter {
                 .command()
                 .path_param(order_id.0, order_id.1)
                 .reply::<CommandReplyBody>(200)
-                .problems(order_problems),
+                .problems(order_problems)
+                .problems(errors::ORDER_CODES),
             post(confirm_order),
         )
         .route(
@@ -196,7 +208,8 @@ pub fn router() -> ApiRouter {
                 .path_param(order_id.0, order_id.1)
                 .path_param(return_id.0, return_id.1)
                 .reply::<CommandReplyBody>(200)
-                .problems(order_problems),
+                .problems(order_problems)
+                .problems(errors::ORDER_CODES),
             post(approve_return),
         )
         .route(
@@ -209,7 +222,8 @@ pub fn router() -> ApiRouter {
                 .path_param(return_id.0, return_id.1)
                 .body::<RejectBody>()
                 .reply::<CommandReplyBody>(200)
-                .problems(order_problems),
+                .problems(order_problems)
+                .problems(errors::ORDER_CODES),
             post(reject_return),
         )
         .route(
@@ -221,7 +235,8 @@ pub fn router() -> ApiRouter {
                 .path_param(order_id.0, order_id.1)
                 .path_param(return_id.0, return_id.1)
                 .reply::<CommandReplyBody>(200)
-                .problems(order_problems),
+                .problems(order_problems)
+                .problems(errors::ORDER_CODES),
             post(receive_return),
         )
 }
