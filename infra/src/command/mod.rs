@@ -129,13 +129,16 @@ impl Commands {
         let slot = self.cache.slot(&stream);
         let mut slot = slot.lock().await;
         let labels = [("aggregate", A::STREAM_TYPE)];
+        // `fresh`: `known` was read from the log during this command, so a version
+        // mismatch with it is the caller's, not the cache's.
+        let mut known: Option<Cached<A>> = slot.get::<A>();
         let mut fresh = false;
         for attempt in 1..=MAX_ATTEMPTS {
-            let current: Cached<A> = match slot.get::<A>() {
-                Some(cached) if !fresh => cached,
-                _ => {
-                    let loaded = self.load_fresh::<A>(&stream).await?;
+            let current: Cached<A> = match known.take() {
+                Some(cached) => cached,
+                None => {
                     fresh = true;
+                    let loaded = self.load_fresh::<A>(&stream).await?;
                     slot.put(loaded.clone());
                     loaded
                 }
@@ -144,7 +147,9 @@ impl Commands {
                 if expected != current.version {
                     if !fresh {
                         // The cache may be behind another process: check the log.
-                        slot.clear();
+                        let caught_up = self.catch_up(&stream, current).await?;
+                        slot.put(caught_up.clone());
+                        known = Some(caught_up);
                         fresh = true;
                         continue;
                     }
@@ -219,18 +224,31 @@ impl Commands {
                     });
                 }
                 Err(StoreError::DuplicateCommand) => {
-                    slot.clear();
+                    // Both backends check the version before the command id, so the
+                    // cached state (already in the slot) was the log's head: keep it.
                     if let Some(done) = self.replay::<A>(&stream, ctx).await? {
                         return Ok(done);
                     }
                     // Recorded, then not found: only if the record was removed meanwhile.
+                    slot.clear();
                     return Err(CommandError::Store(StoreError::DuplicateCommand));
                 }
                 Err(StoreError::Conflict { .. }) => {
                     metrics::counter!("commerce_command_conflicts_total", &labels).increment(1);
                     tracing::debug!(%stream, attempt, "append conflict; deciding again on fresh state");
-                    slot.clear();
-                    fresh = false;
+                    // Another process is appending to this stream too. Waiting a random
+                    // while that grows with each loss lets its queued commands through
+                    // instead of losing to each of them in turn.
+                    if attempt > 1 {
+                        let ceiling = 250u64 << attempt.min(8);
+                        let pause = rand::random_range(0..=ceiling);
+                        tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
+                    }
+                    // Only the events appended since are read, not the whole stream.
+                    let caught_up = self.catch_up(&stream, current).await?;
+                    slot.put(caught_up.clone());
+                    known = Some(caught_up);
+                    fresh = true;
                     continue;
                 }
                 Err(other) => {
@@ -246,8 +264,24 @@ impl Commands {
         })
     }
 
-    /// The current state of stream `id` (cached when this process has it), or `None`
-    /// when the stream has not begun.
+    /// `cached` brought up to the head of the log by folding the events after it.
+    async fn catch_up<A: EventSourced>(
+        &self,
+        stream: &StreamRef,
+        mut cached: Cached<A>,
+    ) -> Result<Cached<A>, CommandError> {
+        for recorded in self.store.read_stream(stream, cached.version).await? {
+            let event = decode::<A>(stream, &recorded)?;
+            cached.state.evolve(&event);
+            cached.version = recorded.version;
+        }
+        Ok(cached)
+    }
+
+    /// The current state of stream `id`, or `None` when the stream has not begun.
+    ///
+    /// A stream this process has cached costs one read of the events appended after the
+    /// cached version (usually none), so a change made by another process is always seen.
     pub async fn load<A>(&self, id: &str) -> Result<Option<Loaded<A>>, CommandError>
     where
         A: EventSourced,
@@ -255,17 +289,24 @@ impl Commands {
         let stream = StreamRef::new(A::STREAM_TYPE, id);
         let slot = self.cache.slot(&stream);
         let mut slot = slot.lock().await;
-        let cached = match slot.get::<A>() {
-            Some(cached) => cached,
+        let current = match slot.get::<A>() {
+            Some(cached) => {
+                let cached_version = cached.version;
+                let caught_up = self.catch_up(&stream, cached).await?;
+                if caught_up.version != cached_version {
+                    slot.put(caught_up.clone());
+                }
+                caught_up
+            }
             None => {
                 let loaded = self.load_fresh::<A>(&stream).await?;
                 slot.put(loaded.clone());
                 loaded
             }
         };
-        Ok(cached.state.exists().then_some(Loaded {
-            state: cached.state,
-            version: cached.version,
+        Ok(current.state.exists().then_some(Loaded {
+            state: current.state,
+            version: current.version,
         }))
     }
 
