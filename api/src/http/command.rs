@@ -15,7 +15,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::principal::{Caller, Principal};
-use super::problem::Problem;
+use super::problem::{Problem, RequestContext};
 use super::AppState;
 
 /// Longest `Idempotency-Key` accepted.
@@ -75,12 +75,8 @@ pub fn parse_if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
         .filter(|v| *v >= 0)
         .map(Some)
         .ok_or_else(|| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_if_match",
-                "Invalid If-Match",
-                "If-Match must be a stream version in quotes, e.g. \"3\"",
-            )
+            super::errors::row::INVALID_IF_MATCH
+                .problem("If-Match must be a stream version in quotes, e.g. \"3\"")
         })
 }
 
@@ -94,12 +90,9 @@ pub fn parse_idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Prob
         || key.len() > MAX_IDEMPOTENCY_KEY
         || !key.bytes().all(|b| b.is_ascii_graphic())
     {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_idempotency_key",
-            "Invalid Idempotency-Key",
-            format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
-        ));
+        return Err(super::errors::row::INVALID_IDEMPOTENCY_KEY.problem(format!(
+            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+        )));
     }
     Ok(Some(key.to_string()))
 }
@@ -145,7 +138,11 @@ impl FromRequestParts<AppState> for CommandMeta {
         }
         Ok(Self {
             if_match: parse_if_match(headers)?,
-            correlation_id: correlation_id(headers),
+            // The id problem answers carry as `trace_id`, when the middleware set one.
+            correlation_id: parts
+                .extensions
+                .get::<RequestContext>()
+                .map_or_else(|| correlation_id(headers), |c| c.correlation_id),
             idempotency_key,
             principal,
             extra,

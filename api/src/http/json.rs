@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
+use super::errors::row;
 use super::problem::Problem;
 
 /// A JSON request body. Request types should be `#[serde(deny_unknown_fields)]`.
@@ -30,37 +31,14 @@ where
 /// The problem for a JSON body rejection.
 pub fn json_problem(rejection: JsonRejection) -> Problem {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Unsupported media type",
-            "send the body as `Content-Type: application/json`",
-        ),
-        JsonRejection::JsonSyntaxError(e) => Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            "Malformed JSON",
-            e.body_text(),
-        ),
-        JsonRejection::JsonDataError(e) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
-            "Invalid request body",
-            e.body_text(),
-        ),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "Payload too large",
-                "the request body exceeds the configured limit",
-            )
+        JsonRejection::MissingJsonContentType(_) => {
+            row::UNSUPPORTED_MEDIA_TYPE.problem("send the body as `Content-Type: application/json`")
         }
-        other => Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "Invalid request body",
-            other.body_text(),
-        ),
+        JsonRejection::JsonSyntaxError(e) => row::MALFORMED_JSON.problem(e.body_text()),
+        JsonRejection::JsonDataError(e) => row::INVALID_BODY.problem(e.body_text()),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            row::PAYLOAD_TOO_LARGE.problem("the request body exceeds the configured limit")
+        }
+        other => row::UNREADABLE_BODY.problem(other.body_text()),
     }
 }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod command;
 pub mod errors;
 mod health;
+pub mod idempotency;
 pub mod json;
 pub mod limits;
 pub mod metrics;
@@ -14,9 +15,9 @@ pub mod problem;
 pub mod webhooks;
 
 use axum::Router;
-pub use openapi::{ApiRouter, Operation};
 use infra::command::Commands;
 use infra::Store;
+pub use openapi::{ApiRouter, Operation};
 
 pub use auth::{AdminTokens, Auth};
 
@@ -33,6 +34,8 @@ pub struct AppState {
     pub limits: limits::Limits,
     /// Who may read `/metrics`.
     pub metrics: metrics::MetricsConfig,
+    /// How `Idempotency-Key` responses are kept (retention, default 24 h).
+    pub idempotency: idempotency::Idempotency,
 }
 
 impl AppState {
@@ -45,7 +48,14 @@ impl AppState {
             auth: Auth::default(),
             limits: limits::Limits::default(),
             metrics: metrics::MetricsConfig::default(),
+            idempotency: idempotency::Idempotency::default(),
         }
+    }
+
+    /// Honours `Idempotency-Key`s for `retention` (default 24 h).
+    pub fn with_idempotency_retention(mut self, retention: std::time::Duration) -> Self {
+        self.idempotency = idempotency::Idempotency::new(retention);
+        self
     }
 
     /// Accepts `tokens` on the admin API.
@@ -90,11 +100,12 @@ pub fn app(state: AppState) -> Router {
 /// The API's router with `domain` as the domain routes: tests pass their own routes to
 /// exercise the platform (idempotency, problems, OpenAPI) without the real ones.
 pub fn app_with(state: AppState, domain: ApiRouter) -> Router {
+    let idempotent = axum::middleware::from_fn_with_state(state.clone(), idempotency::layer);
     ApiRouter::new()
         .merge(health::router())
         .merge(webhooks::router())
         .merge(metrics::router())
-        .merge(domain)
+        .merge(domain.map_router(|r| r.layer(idempotent)))
         .finish()
         // Innermost first: the body limit extractors read, requests in flight, size and
         // time guard, rate limits (which authenticate once for the whole request), the
@@ -120,6 +131,8 @@ pub fn app_with(state: AppState, domain: ApiRouter) -> Router {
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(crate::telemetry::request_span::<axum::body::Body>),
         )
+        // Fills `instance` and `trace_id` of every problem answered inside.
+        .layer(axum::middleware::from_fn(problem::problem_context))
         .with_state(state)
         // Outermost, so every layer inside sees the request id it derives the
         // correlation id from.

@@ -17,7 +17,11 @@ use serde_json::{json, Map, Value};
 
 use super::errors;
 use super::principal::Role;
+
 use super::AppState;
+/// The schemars this API documents with, for crates that describe route types without
+/// depending on it themselves: `use api::http::openapi::schemars::{self, JsonSchema};`.
+pub use schemars;
 
 /// Generates the schema of one type into a generator (a `$ref` for named types).
 type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -409,7 +413,8 @@ impl Operation {
                 "x-problem-codes": codes,
             });
             if status == 503 || status == 429 {
-                r["headers"] = json!({ "Retry-After": { "$ref": "#/components/headers/RetryAfter" } });
+                r["headers"] =
+                    json!({ "Retry-After": { "$ref": "#/components/headers/RetryAfter" } });
             }
             if status == 412 {
                 r["headers"] = json!({ "ETag": { "$ref": "#/components/headers/ETag" } });
