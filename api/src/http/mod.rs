@@ -110,7 +110,9 @@ pub fn app_with(state: AppState, domain: ApiRouter) -> Router {
         // Innermost first: the body limit extractors read, requests in flight, size and
         // time guard, rate limits (which authenticate once for the whole request), the
         // 401 challenge header, metrics, and the request's tracing span.
-        .layer(axum::extract::DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.limits.max_body_bytes,
+        ))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             state.limits.max_concurrent_requests.max(1),
         ))
