@@ -19,7 +19,9 @@ use uuid::Uuid;
 
 use crate::cli::DEFAULT_DATABASE_URL;
 
+mod commands;
 mod relay;
+pub use commands::CommandsArgs;
 pub use relay::{RelayArgs, DEFAULT_NATS_URL};
 
 #[derive(Debug, Subcommand)]
@@ -28,6 +30,8 @@ pub enum BenchCommand {
     Append(AppendArgs),
     /// Relay: raw pipelined JetStream publishing vs the relay draining a stored backlog.
     Relay(RelayArgs),
+    /// Command layer: commands/s on many streams and one hot stream vs raw appends.
+    Commands(CommandsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +58,7 @@ pub async fn run(command: BenchCommand) -> Result<(), String> {
     match command {
         BenchCommand::Append(args) => append(args).await,
         BenchCommand::Relay(args) => relay::relay(args).await,
+        BenchCommand::Commands(args) => commands::commands(args).await,
     }
 }
 

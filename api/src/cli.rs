@@ -1,20 +1,27 @@
 //! Command-line interface. Every option is also an environment variable `COMMERCE_*`.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, FromArgMatches, Parser, Subcommand};
 use infra::webhook::WebhookConfig;
 use infra::{Store, StoreConfig};
 
 use crate::engine::{Engine, NatsArgs};
-use crate::http::{app, AdminTokens, AppState};
+use crate::http::limits::{self, Limits, RateLimit};
+use crate::http::metrics::MetricsConfig;
+use crate::http::principal::Role;
+use crate::http::{app, AdminTokens, AppState, Auth};
 use crate::telemetry::{self, LogFormat};
+use crate::token::{self, DEFAULT_AUDIENCE, DEFAULT_ISSUER, MIN_SECRET_LEN};
 use crate::{bench, dlq};
 
 /// The default embedded database: a SQLite file in `./data/`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:./data/commerce.db";
+/// Where the development JWT secret lives unless configured otherwise.
+pub const DEFAULT_JWT_SECRET_FILE: &str = "./data/jwt.secret";
 
 /// commerce: an event-sourced commerce engine.
 #[derive(Debug, Parser)]
@@ -53,8 +60,11 @@ pub struct DatabaseArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the engine: the HTTP API, webhooks, and with `--nats-url` the relay to JetStream. The default.
-    Serve(ServeArgs),
+    /// Run the engine: the HTTP API, webhooks, and with `--nats-url` the relay to JetStream.
+    /// The default: `commerce` alone serves with the options of the `COMMERCE_*` variables.
+    Serve(Box<ServeArgs>),
+    /// Print a development token (HS256, signed with the configured secret).
+    Token(TokenArgs),
     /// Apply the database migrations embedded in this binary, then exit.
     Migrate(DatabaseArgs),
     /// Check the whole event log: positions, versions and every hash in every stream.
@@ -86,8 +96,9 @@ pub struct ServeArgs {
     pub migrate: bool,
     #[command(flatten)]
     pub nats: NatsArgs,
-    /// Bearer token accepted on the admin API (`/admin/…`); repeat or comma-separate for
-    /// several. Without one the admin API refuses every request.
+    /// Admin token: an admin credential besides admin JWTs; repeat or comma-separate for
+    /// several. Prefer `COMMERCE_ADMIN_TOKEN` or `--admin-token-file`: a value on the
+    /// command line is visible to every user of the machine (`ps`).
     #[arg(
         long = "admin-token",
         env = "COMMERCE_ADMIN_TOKEN",
@@ -95,22 +106,194 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub admin_tokens: Vec<String>,
+    /// File of admin tokens, one per line (blank lines and `#` comments ignored).
+    #[arg(long, env = "COMMERCE_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Whether `GET /metrics` answers without a token (the Prometheus convention); with
+    /// `false` it needs a staff or admin token.
+    #[arg(long, env = "COMMERCE_METRICS_PUBLIC", default_value_t = true, action = ArgAction::Set)]
+    pub metrics_public: bool,
+    /// How long `Idempotency-Key` responses are kept, e.g. `24h`; older ones are pruned
+    /// every few minutes.
+    #[arg(long, env = "COMMERCE_IDEMPOTENCY_RETENTION", default_value = "24h", value_parser = token::parse_ttl)]
+    pub idempotency_retention: Duration,
 }
 
-impl Default for ServeArgs {
-    fn default() -> Self {
-        Self {
-            db: DatabaseArgs {
-                database_url: DEFAULT_DATABASE_URL.to_string(),
-                database_max_connections: 16,
+impl ServeArgs {
+    /// The options of `commerce` run without a subcommand: every default and every
+    /// `COMMERCE_*` variable, exactly as `commerce serve` would read them.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        let command = ServeArgs::augment_args(clap::Command::new("commerce"));
+        let matches = command.try_get_matches_from(["commerce"])?;
+        ServeArgs::from_arg_matches(&matches)
+    }
+}
+
+/// Where the development HS256 secret comes from; shared by `serve` and `token`.
+#[derive(Debug, Args, Clone)]
+pub struct JwtSecretArgs {
+    /// HS256 secret for development tokens (at least 32 bytes). Prefer the variable or
+    /// the secret file: a value on the command line shows in `ps`.
+    #[arg(long, env = "COMMERCE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// File holding the HS256 secret when `--jwt-secret` is not given. `serve` on the
+    /// embedded default creates it (32 random bytes, hex, mode 0600) when missing;
+    /// `commerce token` reads the same file.
+    #[arg(long, env = "COMMERCE_JWT_SECRET_FILE", default_value = DEFAULT_JWT_SECRET_FILE)]
+    pub jwt_secret_file: PathBuf,
+}
+
+impl JwtSecretArgs {
+    /// The secret: the option, else the file's content (trimmed); `None` when neither
+    /// exists.
+    pub fn read(&self) -> Result<Option<Vec<u8>>, CliError> {
+        let secret = match &self.jwt_secret {
+            Some(secret) => Some(secret.trim().as_bytes().to_vec()),
+            None => match std::fs::read_to_string(&self.jwt_secret_file) {
+                Ok(text) => Some(text.trim().as_bytes().to_vec()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(CliError::config(format!(
+                        "cannot read the JWT secret file {}: {e}",
+                        self.jwt_secret_file.display()
+                    )))
+                }
             },
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            snapshot_every: 100,
-            migrate: false,
-            nats: NatsArgs::default_embedded(),
-            admin_tokens: Vec::new(),
+        };
+        match secret {
+            Some(secret) if secret.len() < MIN_SECRET_LEN => Err(CliError::config(format!(
+                "the JWT secret must have at least {MIN_SECRET_LEN} bytes"
+            ))),
+            other => Ok(other),
         }
     }
+
+    /// The secret, creating the file with 32 random bytes (hex) when there is none.
+    pub fn read_or_create(&self) -> Result<Vec<u8>, CliError> {
+        if let Some(secret) = self.read()? {
+            return Ok(secret);
+        }
+        let path = &self.jwt_secret_file;
+        let mut bytes = [0u8; 32];
+        rand::fill(&mut bytes);
+        let secret = hex::encode(bytes);
+        write_private(path, &secret).map_err(|e| {
+            CliError::config(format!(
+                "cannot create the JWT secret file {}: {e}",
+                path.display()
+            ))
+        })?;
+        tracing::info!(path = %path.display(), "created a development JWT secret; `commerce token` signs with it");
+        Ok(secret.into_bytes())
+    }
+}
+
+/// Writes `content` to a new file only its owner can read.
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(content.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+/// How bearer tokens are verified.
+#[derive(Debug, Args, Clone)]
+pub struct AuthArgs {
+    #[command(flatten)]
+    pub secret: JwtSecretArgs,
+    /// PEM public key (RSA or P-256) verifying RS256/ES256 tokens from an identity
+    /// provider; replaces the HS256 secret.
+    #[arg(
+        long,
+        env = "COMMERCE_JWT_PUBLIC_KEY_FILE",
+        conflicts_with = "jwt_jwks_file"
+    )]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// JWKS document (`{"keys": [...]}`) verifying RS256/ES256 tokens by `kid`; replaces
+    /// the HS256 secret.
+    #[arg(long, env = "COMMERCE_JWT_JWKS_FILE")]
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// The `iss` every token must carry.
+    #[arg(long, env = "COMMERCE_JWT_ISSUER", default_value = DEFAULT_ISSUER)]
+    pub jwt_issuer: String,
+    /// The `aud` every token must carry.
+    #[arg(long, env = "COMMERCE_JWT_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
+    pub jwt_audience: String,
+}
+
+/// Request limits (0 turns a rate limit off).
+#[derive(Debug, Args, Clone)]
+pub struct LimitArgs {
+    /// Requests per second per authenticated subject.
+    #[arg(long, env = "COMMERCE_RATE_LIMIT_PER_SECOND", default_value_t = limits::DEFAULT_SUBJECT_RATE)]
+    pub rate_limit_per_second: u32,
+    /// Requests a subject may send at once before the per-second rate applies.
+    #[arg(long, env = "COMMERCE_RATE_LIMIT_BURST", default_value_t = 2 * limits::DEFAULT_SUBJECT_RATE)]
+    pub rate_limit_burst: u32,
+    /// Requests per second per client IP address, authenticated or not.
+    #[arg(long, env = "COMMERCE_ADDRESS_RATE_LIMIT_PER_SECOND", default_value_t = limits::DEFAULT_ADDRESS_RATE)]
+    pub address_rate_limit_per_second: u32,
+    /// Requests a client address may send at once.
+    #[arg(long, env = "COMMERCE_ADDRESS_RATE_LIMIT_BURST", default_value_t = 2 * limits::DEFAULT_ADDRESS_RATE)]
+    pub address_rate_limit_burst: u32,
+    /// Largest request body in bytes (larger: 413).
+    #[arg(long, env = "COMMERCE_MAX_BODY_BYTES", default_value_t = limits::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Seconds a request may take before it is answered 503.
+    #[arg(long, env = "COMMERCE_REQUEST_TIMEOUT_SECS", default_value_t = limits::DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    pub request_timeout_secs: u64,
+    /// Requests handled at once; more wait for a slot.
+    #[arg(long, env = "COMMERCE_MAX_CONCURRENT_REQUESTS", default_value_t = limits::DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    pub max_concurrent_requests: usize,
+}
+
+impl LimitArgs {
+    /// The limits these options describe.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            per_subject: RateLimit {
+                per_second: self.rate_limit_per_second,
+                burst: self.rate_limit_burst,
+            },
+            per_address: RateLimit {
+                per_second: self.address_rate_limit_per_second,
+                burst: self.address_rate_limit_burst,
+            },
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            max_concurrent_requests: self.max_concurrent_requests.max(1),
+        }
+    }
+}
+
+/// Options of `commerce token`.
+#[derive(Debug, Args, Clone)]
+pub struct TokenArgs {
+    /// The principal's role.
+    #[arg(long, value_enum)]
+    pub role: Role,
+    /// The subject: for customers, their customer id (a UUID).
+    #[arg(long)]
+    pub sub: String,
+    /// How long the token is valid: `90s`, `15m`, `1h`, `7d`.
+    #[arg(long, default_value = "1h", value_parser = token::parse_ttl)]
+    pub ttl: Duration,
+    #[command(flatten)]
+    pub secret: JwtSecretArgs,
 }
 
 /// A failure to report to the user in one line.
@@ -151,9 +334,16 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let command = cli
-        .command
-        .unwrap_or_else(|| Command::Serve(ServeArgs::default()));
+    let command = match cli.command {
+        Some(command) => command,
+        None => match ServeArgs::from_env() {
+            Ok(args) => Command::Serve(Box::new(args)),
+            Err(e) => {
+                eprintln!("commerce: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     match runtime.block_on(dispatch(command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -165,7 +355,11 @@ pub fn run(cli: Cli) -> ExitCode {
 
 async fn dispatch(command: Command) -> Result<(), CliError> {
     match command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
+        Command::Token(args) => {
+            println!("{}", mint_token(&args, chrono::Utc::now())?);
+            Ok(())
+        }
         Command::Migrate(db) => {
             let store = open_store(&db, StoreConfig::default()).await?;
             store
@@ -231,9 +425,78 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A development token signed with the configured secret.
+pub fn mint_token(
+    args: &TokenArgs,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<String, CliError> {
+    let secret = args.secret.read()?.ok_or_else(|| {
+        CliError::config(format!(
+            "no JWT secret: set COMMERCE_JWT_SECRET or run `commerce serve` once to create {}",
+            args.secret.jwt_secret_file.display()
+        ))
+    })?;
+    token::mint(&secret, args.role, &args.sub, args.ttl, now)
+        .map_err(|e| CliError::config(e.to_string()))
+}
+
+/// The admin tokens of `--admin-token` and `--admin-token-file`.
+fn admin_tokens(args: &ServeArgs) -> Result<AdminTokens, CliError> {
+    let mut tokens = args.admin_tokens.clone();
+    if let Some(path) = &args.admin_token_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::config(format!(
+                "cannot read the admin token file {}: {e}",
+                path.display()
+            ))
+        })?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    AdminTokens::new(&tokens).map_err(|e| CliError::config(format!("--admin-token: {e}")))
+}
+
+/// How `serve` authenticates: a public key or JWKS when configured (production), else
+/// the HS256 secret, created on first start of the embedded default.
+fn auth(args: &ServeArgs, admin_tokens: AdminTokens) -> Result<Auth, CliError> {
+    let a = &args.auth;
+    let auth = Auth::default()
+        .with_issuer(a.jwt_issuer.clone())
+        .with_audience(a.jwt_audience.clone())
+        .with_admin_tokens(admin_tokens);
+    let auth = if let Some(path) = &a.jwt_public_key_file {
+        auth.with_public_key_file(path)
+            .map_err(|e| CliError::config(format!("--jwt-public-key-file: {e}")))?
+    } else if let Some(path) = &a.jwt_jwks_file {
+        auth.with_jwks_file(path)
+            .map_err(|e| CliError::config(format!("--jwt-jwks-file: {e}")))?
+    } else {
+        let embedded = args.db.database_url.starts_with("sqlite:");
+        let secret = if embedded {
+            Some(a.secret.read_or_create()?)
+        } else {
+            a.secret.read()?
+        };
+        match secret {
+            Some(secret) => auth.with_hs256_secret(&secret),
+            None => {
+                tracing::warn!(
+                    "no JWT secret, public key or JWKS configured: only admin tokens are accepted"
+                );
+                auth
+            }
+        }
+    };
+    Ok(auth)
+}
+
 async fn serve(args: ServeArgs) -> Result<(), CliError> {
-    let admin_tokens = AdminTokens::new(&args.admin_tokens)
-        .map_err(|e| CliError::config(format!("--admin-token: {e}")))?;
+    let admin_tokens = admin_tokens(&args)?;
+    let auth = auth(&args, admin_tokens)?;
     let config = StoreConfig {
         snapshot_every: args.snapshot_every,
         ..StoreConfig::default()
@@ -250,15 +513,24 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::config(format!("cannot listen on {}: {e}", args.listen)))?;
     let mut engine = Engine::start(store.clone(), &args.nats).await?;
     engine.run_webhooks(WebhookConfig::default())?;
+    engine.run_housekeeping(args.idempotency_retention);
     tracing::info!(
         listen = %args.listen,
         backend = store.backend_name(),
         database = %redact(&args.db.database_url),
         nats = args.nats.nats_url.as_deref().unwrap_or("(embedded)"),
+        jwt = ?auth,
         "commerce serving"
     );
-    let state = AppState::new(store.clone()).with_admin_tokens(admin_tokens);
-    let served = axum::serve(listener, app(state))
+    let state = AppState::new(store.clone())
+        .with_auth(auth)
+        .with_limits(args.limits.limits())
+        .with_metrics(MetricsConfig {
+            public: args.metrics_public,
+        });
+    // The client address feeds the per-address rate limit.
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await;
     engine.stop(Duration::from_secs(10)).await;
@@ -360,6 +632,117 @@ mod tests {
             infra::relay::RelayConfig::default().max_in_flight
         );
         assert!(Cli::try_parse_from(["commerce", "bench", "relay", "--events", "many"]).is_err());
+    }
+
+    #[test]
+    fn no_subcommand_serves_with_the_commerce_variables() {
+        // Process-wide variables: unique values, restored afterwards, and no other test
+        // reads these without passing the option explicitly.
+        let url = format!("postgres://app@db-{}/shop", uuid::Uuid::now_v7().simple());
+        let vars = [
+            ("COMMERCE_DATABASE_URL", url.as_str()),
+            ("COMMERCE_LISTEN", "127.0.0.1:18123"),
+            ("COMMERCE_RATE_LIMIT_PER_SECOND", "7"),
+            ("COMMERCE_METRICS_PUBLIC", "false"),
+        ];
+        let saved: Vec<_> = vars
+            .iter()
+            .map(|(k, _)| (*k, std::env::var_os(k)))
+            .collect();
+        for (k, v) in vars {
+            std::env::set_var(k, v);
+        }
+        let cli = Cli::try_parse_from(["commerce"]);
+        let implicit = ServeArgs::from_env();
+        let explicit = Cli::try_parse_from(["commerce", "serve"]);
+        for (k, v) in saved {
+            match v {
+                Some(v) => std::env::set_var(k, v),
+                None => std::env::remove_var(k),
+            }
+        }
+        assert!(cli.unwrap().command.is_none());
+        let implicit = implicit.unwrap();
+        assert_eq!(implicit.db.database_url, url);
+        assert_eq!(implicit.listen, "127.0.0.1:18123".parse().unwrap());
+        assert_eq!(implicit.limits.rate_limit_per_second, 7);
+        assert!(!implicit.metrics_public);
+        assert_eq!(implicit.idempotency_retention, Duration::from_secs(86_400));
+        let Some(Command::Serve(explicit)) = explicit.unwrap().command else {
+            panic!("not serve");
+        };
+        // One definition: `commerce` and `commerce serve` read the same options.
+        assert_eq!(format!("{implicit:?}"), format!("{explicit:?}"));
+    }
+
+    #[test]
+    fn token_mints_with_the_secret_file_serve_creates() {
+        let dir = std::env::temp_dir().join(format!("commerce-cli-{}", uuid::Uuid::now_v7()));
+        let file = dir.join("jwt.secret");
+        let secret = JwtSecretArgs {
+            jwt_secret: None,
+            jwt_secret_file: file.clone(),
+        };
+        assert!(secret.read().unwrap().is_none());
+        let created = secret.read_or_create().unwrap();
+        assert_eq!(created.len(), 64, "32 random bytes in hex");
+        assert_eq!(secret.read_or_create().unwrap(), created, "created once");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        let cli = Cli::try_parse_from([
+            "commerce",
+            "token",
+            "--role",
+            "staff",
+            "--sub",
+            "alice",
+            "--ttl",
+            "15m",
+            "--jwt-secret-file",
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+        let Some(Command::Token(args)) = cli.command else {
+            panic!("not token");
+        };
+        assert_eq!(args.ttl, Duration::from_secs(900));
+        let token = mint_token(&args, chrono::Utc::now()).unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        let principal = Auth::default()
+            .with_hs256_secret(&created)
+            .authenticate(&headers)
+            .unwrap();
+        assert_eq!(
+            (principal.role, principal.subject.as_str()),
+            (Role::Staff, "alice")
+        );
+
+        let missing = TokenArgs {
+            secret: JwtSecretArgs {
+                jwt_secret: None,
+                jwt_secret_file: dir.join("absent"),
+            },
+            ..args.clone()
+        };
+        assert!(mint_token(&missing, chrono::Utc::now()).is_err());
+        let short = TokenArgs {
+            secret: JwtSecretArgs {
+                jwt_secret: Some("short".into()),
+                jwt_secret_file: dir.join("absent"),
+            },
+            ..args
+        };
+        assert!(mint_token(&short, chrono::Utc::now()).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

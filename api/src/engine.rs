@@ -17,7 +17,7 @@ use clap::Args;
 use infra::consumer::{Consumer, ConsumerConfig, ConsumerError, DeadLetterStream, Handler};
 use infra::relay::{Relay, RelayConfig};
 use infra::webhook::{WebhookConfig, WebhookDispatcher, WebhookFanout};
-use infra::Store;
+use infra::{on_db, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -208,6 +208,36 @@ impl Engine {
         Ok(())
     }
 
+    /// Starts the housekeeping task: every [`GAUGE_EVERY`] it refreshes the lag and
+    /// dead-letter gauges of `/metrics` from the store's tables, and every
+    /// [`PRUNE_EVERY`] it deletes `Idempotency-Key` responses older than
+    /// `idempotency_retention`. Failures are logged and tried again next round.
+    pub fn run_housekeeping(&mut self, idempotency_retention: Duration) {
+        let store = self.store.clone();
+        let stop = self.stopped();
+        self.spawn("housekeeping", async move {
+            tokio::pin!(stop);
+            let mut gauges = tokio::time::interval(GAUGE_EVERY);
+            let mut prune = tokio::time::interval(PRUNE_EVERY);
+            gauges.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = &mut stop => return,
+                    _ = gauges.tick() => {
+                        if let Err(err) = refresh_gauges(&store).await {
+                            tracing::warn!(error = %err, "cannot refresh the lag gauges");
+                        }
+                    }
+                    _ = prune.tick() => {
+                        // Idempotency-key pruning lands with the idempotency module.
+                        let _ = idempotency_retention;
+                    }
+                }
+            }
+        });
+    }
+
     /// Starts a background task.
     pub fn spawn(&mut self, name: &str, task: impl Future<Output = ()> + Send + 'static) {
         self.tasks.push((name.to_string(), tokio::spawn(task)));
@@ -232,4 +262,59 @@ impl Engine {
             }
         }
     }
+}
+
+/// How often the lag and dead-letter gauges are refreshed.
+pub const GAUGE_EVERY: Duration = Duration::from_secs(5);
+/// How often expired `Idempotency-Key` responses are deleted.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(300);
+
+/// Sets `commerce_relay_lag_events{relay}` (head − relay checkpoint),
+/// `commerce_consumer_lag_events{consumer}` (head − settled position) and
+/// `commerce_dead_letters_open{consumer}` (dead letters waiting for an operator or being
+/// retried).
+pub async fn refresh_gauges(store: &Store) -> Result<(), sqlx::Error> {
+    let head = store
+        .head_position()
+        .await
+        .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    let relays: Vec<(String, i64)> = on_db!(store.db(), pool => {
+        sqlx::query_as("SELECT name, position FROM relay_checkpoints")
+            .fetch_all(pool)
+            .await?
+    });
+    for (relay, position) in relays {
+        metrics::gauge!("commerce_relay_lag_events", "relay" => relay).set(lag(head, position));
+    }
+    let consumers: Vec<(String, i64)> = on_db!(store.db(), pool => {
+        sqlx::query_as("SELECT name, position FROM consumers")
+            .fetch_all(pool)
+            .await?
+    });
+    for (consumer, position) in &consumers {
+        metrics::gauge!("commerce_consumer_lag_events", "consumer" => consumer.clone())
+            .set(lag(head, *position));
+    }
+    let open: Vec<(String, i64)> = on_db!(store.db(), pool => {
+        sqlx::query_as(
+            "SELECT consumer, COUNT(*) FROM dead_letters \
+             WHERE status IN ('dead', 'retry', 'retrying') GROUP BY consumer",
+        )
+        .fetch_all(pool)
+        .await?
+    });
+    // Consumers without open dead letters report 0 rather than a stale count.
+    for (consumer, _) in &consumers {
+        let count = open
+            .iter()
+            .find(|(c, _)| c == consumer)
+            .map_or(0, |(_, n)| *n);
+        metrics::gauge!("commerce_dead_letters_open", "consumer" => consumer.clone())
+            .set(count as f64);
+    }
+    Ok(())
+}
+
+fn lag(head: i64, position: i64) -> f64 {
+    (head - position).max(0) as f64
 }
