@@ -527,7 +527,8 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .with_limits(args.limits.limits())
         .with_metrics(MetricsConfig {
             public: args.metrics_public,
-        });
+        })
+        .with_idempotency_retention(args.idempotency_retention);
     // The client address feeds the per-address rate limit.
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, service)

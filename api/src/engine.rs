@@ -230,8 +230,11 @@ impl Engine {
                         }
                     }
                     _ = prune.tick() => {
-                        // Idempotency-key pruning lands with the idempotency module.
-                        let _ = idempotency_retention;
+                        match crate::http::idempotency::prune(&store, idempotency_retention).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(deleted = n, "pruned idempotency keys"),
+                            Err(err) => tracing::warn!(error = %err, "cannot prune idempotency keys"),
+                        }
                     }
                 }
             }
