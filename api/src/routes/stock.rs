@@ -15,7 +15,7 @@ use aggregates::stock::{
     AdjustStock, AdjustmentReason, ReceiveStock, ReservationStatus, SetBackorderLimit,
     SetLowStockThreshold, Stock, StockCommand,
 };
-use aggregates::{OrderId, Quantity, Sku, WarehouseId};
+use aggregates::{EventSourced, OrderId, Quantity, Sku, WarehouseId};
 use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::Json;
@@ -33,7 +33,6 @@ use crate::http::openapi::{ApiRouter, Operation};
 use crate::http::principal::{Role, Staff};
 use crate::http::problem::Problem;
 use crate::http::AppState;
-use aggregates::EventSourced;
 
 const TAG: &str = "stock";
 const STAFF: &[Role] = &[Role::Staff, Role::Admin];
