@@ -226,6 +226,8 @@ mod tests {
     }
 
     crate::domain_events! {
+        // Stored event names carry their aggregate's name, as the real ones do.
+        #[allow(clippy::enum_variant_names)]
         enum ParcelEvent {
             ParcelWeighed(ParcelWeighed) = 2,
             ParcelLabelled(ParcelLabelled),

@@ -11,10 +11,14 @@
 //!   concurrently: the store refuses the second record and the layer reads the first.
 //! * **Conflicts.** With an expected version (`If-Match`) a different stream version is
 //!   [`CommandError::VersionMismatch`]. Without one, a concurrent append elsewhere makes
-//!   the layer reload and decide again on fresh state, at most [`MAX_ATTEMPTS`] times.
+//!   the layer read the events appended since its state and decide again on the result,
+//!   at most [`MAX_ATTEMPTS`] times, pausing a random, growing while between attempts so
+//!   two processes on one hot stream take turns instead of one starving.
 //! * **Hot streams.** Commands on one stream in one process queue on a per-stream lock
 //!   and decide on the cached state, so they never conflict with each other and never
-//!   reload; only another process's append costs a reload.
+//!   reload; another process's append costs reading only the events it appended.
+//! * **Reads.** [`Commands::load`] answers from the cache after reading the events
+//!   appended since (usually none), so lookups see other processes' changes.
 //! * Every event carries correlation id, causation id, actor and command id.
 
 mod cache;
