@@ -184,6 +184,11 @@ async fn catalogue(kind: BackendKind) {
     assert_eq!(r.body["description"], "Organic cotton");
     assert_eq!(r.body["version"], 2);
 
+    let r = server
+        .patch("/products/TSHIRT-RED-M", Some(&staff), Some(json!({})))
+        .await;
+    assert_problem(&r, 422, "invalid_body");
+
     // Prices: one currency at a time; the path names the currency.
     let r = server
         .put(

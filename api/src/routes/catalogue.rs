@@ -188,6 +188,7 @@ pub fn router() -> ApiRouter {
         .route(
             Operation::patch("/products/{sku}")
                 .summary("Change a product's details")
+                .description("Absent fields keep their value; name at least one.")
                 .tag(TAG)
                 .roles(STAFF)
                 .command()
@@ -282,6 +283,14 @@ async fn change_details(
     ApiJson(body): ApiJson<ChangeDetailsBody>,
 ) -> Result<CommandReply, Problem> {
     let sku = parse_sku(&sku)?;
+    if body.name.is_none()
+        && body.description.is_none()
+        && body.category.is_none()
+        && body.brand.is_none()
+        && body.attributes.is_none()
+    {
+        return Err(invalid_body("name at least one field to change"));
+    }
     if let Some(name) = &body.name {
         check_text("name", name, 1, MAX_NAME)?;
     }
