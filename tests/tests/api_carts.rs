@@ -257,6 +257,27 @@ async fn cart_journey(kind: BackendKind) {
         )
         .await;
     assert_command(&r, 200, &stream, 7);
+    // Points need an account holding them: enrol, get a campaign bonus, redeem part.
+    let r = server
+        .post("/loyalty/account", tok, Some(json!({"currency": "EUR"})))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = server
+        .post(
+            &format!("/loyalty/accounts/{customer}/bonus"),
+            Some(&server.staff()),
+            Some(json!({"campaign_id": Uuid::now_v7().to_string(), "points": 500})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = server
+        .put(
+            &format!("{base}/loyalty-points"),
+            tok,
+            Some(json!({"points": 501})),
+        )
+        .await;
+    assert_problem(&r, 409, "insufficient_points");
     let r = server
         .put(
             &format!("{base}/loyalty-points"),
@@ -495,6 +516,15 @@ async fn bad_requests_leave_the_cart_unchanged(kind: BackendKind) {
         )
         .await;
     assert_problem(&r, 422, "unknown_shipping_method");
+    // Points without a loyalty account.
+    let r = server
+        .put(
+            &format!("/carts/{cart}/loyalty-points"),
+            tok,
+            Some(json!({"points": 10})),
+        )
+        .await;
+    assert_problem(&r, 404, "loyalty_not_enrolled");
     let mut bad_country = address();
     bad_country["country"] = json!("Germany");
     let r = server

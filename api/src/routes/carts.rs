@@ -13,9 +13,11 @@ use aggregates::cart::{
     CheckOut, LoyaltyRedemption, OpenCart, RemoveCoupon, RemoveItem, SetLoyaltyPoints,
     SetShippingAddress, SetShippingMethod, ShippingMethod, DEFAULT_MAX_QUANTITY_PER_LINE,
 };
+use aggregates::loyalty::{LoyaltyAccount, LoyaltyError};
 use aggregates::promotion::PromotionCode;
 use aggregates::{
-    Address, CartId, CountryCode, Currency, CustomerId, EventSourced, Money, OrderId, Quantity, Sku,
+    Address, CartId, CountryCode, Currency, CustomerId, DomainError, EventSourced, Money, OrderId,
+    Quantity, Sku,
 };
 use axum::extract::{Path, State};
 use axum::http::header::ETAG;
@@ -175,6 +177,7 @@ pub fn router() -> ApiRouter {
         .route(
             Operation::put("/carts/{cart_id}/loyalty-points")
                 .summary("Redeem loyalty points at checkout (0 clears)")
+                .description("The customer must have the points now; they are held at checkout.")
                 .tag(TAG)
                 .roles(roles)
                 .command()
@@ -183,7 +186,8 @@ pub fn router() -> ApiRouter {
                 .reply::<CommandReplyBody>(200)
                 .problems(CART_PROBLEMS)
                 .problems(errors::CART_CODES)
-                .problems(errors::LOOKUP_CODES),
+                .problems(errors::LOOKUP_CODES)
+                .problems(&["loyalty_not_enrolled", "insufficient_points"]),
             put(set_loyalty_points),
         )
         .route(
@@ -555,11 +559,17 @@ async fn set_loyalty_points(
             "at most {MAX_POINTS} points can be redeemed"
         )));
     }
-    let currency = cart_currency(&state, &principal, cart_id).await?;
+    let cart = owned::<Cart>(&state, &principal, cart_id).await?.state;
+    let currency = cart
+        .currency
+        .ok_or_else(|| not_found::<Cart>(&cart_id.to_string()))?;
     // Clearing needs no point value: a shop without loyalty values can still clear.
     let value = if body.points == 0 {
         Money::zero(currency)
     } else {
+        if let Some(customer) = cart.customer_id {
+            check_balance(&state, customer, body.points).await?;
+        }
         state.commands.points_value(body.points, currency).await?
     };
     let command = CartCommand::SetLoyaltyPoints(SetLoyaltyPoints {
@@ -568,6 +578,25 @@ async fn set_loyalty_points(
         at: state.store.clock().now(),
     });
     run(&state, &meta, cart_id, command).await
+}
+
+/// Refuses points the customer does not have now. Advisory only: the balance can change
+/// before checkout, where holding the points is the real guard; this catches the typo
+/// and the customer without an account while they are still at the cart.
+async fn check_balance(state: &AppState, customer: CustomerId, points: u64) -> Result<(), Problem> {
+    let refusal = match state
+        .commands
+        .load::<LoyaltyAccount>(&customer.to_string())
+        .await?
+    {
+        None => LoyaltyError::NotEnrolled,
+        Some(account) if account.state.balance < points => LoyaltyError::InsufficientPoints {
+            requested: points,
+            available: account.state.balance,
+        },
+        Some(_) => return Ok(()),
+    };
+    Err(CommandError::Domain(DomainError::from(refusal)).into())
 }
 
 /// Checks the cart out. The new order's id is derived from the cart id, so a retried
