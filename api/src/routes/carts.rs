@@ -321,7 +321,8 @@ pub struct CartBody {
     pub shipping_method: Option<ShippingMethod>,
     pub loyalty_points: Option<LoyaltyRedemption>,
     /// Totals as the customer would pay now; absent when a rule makes them
-    /// uncomputable (a coupon no longer applies, no tax rate for the address).
+    /// uncomputable (a coupon no longer applies, no tax rate for the address). A
+    /// checked-out cart's binding figures are the ones frozen into its order.
     pub totals: Option<CartTotals>,
     /// Why `totals` is absent.
     pub totals_problem: Option<String>,
