@@ -103,8 +103,28 @@ async fn change_price(
     Ok(CommandReply::ok(&done))
 }
 
+/// `GET /test/echo?n=…`: axum's own `Query` extractor, whose rejection is plain text.
+#[derive(Debug, Deserialize, JsonSchema)]
+struct Echo {
+    /// A count.
+    n: u32,
+    label: Option<String>,
+}
+
+async fn echo(axum::extract::Query(echo): axum::extract::Query<Echo>) -> String {
+    format!("{} {}", echo.n, echo.label.unwrap_or_default())
+}
+
 fn test_routes() -> ApiRouter {
     ApiRouter::new()
+        .route(
+            Operation::get("/test/echo")
+                .summary("Echo a query")
+                .query::<Echo>()
+                .reply::<String>(200)
+                .problems(&["invalid_query"]),
+            axum::routing::get(echo),
+        )
         .route(
             Operation::post("/test/products/{sku}")
                 .summary("Create a test product")
@@ -409,6 +429,17 @@ async fn a_command_route_documents_its_headers_body_and_problems() {
     assert!(codes("422").contains(&"idempotency_key_reused".to_owned()));
     assert!(codes("409").contains(&"product_already_exists".to_owned()));
     assert!(codes("503").contains(&"contention".to_owned()));
+
+    // Query parameters come from the struct's properties.
+    let echo = &document["paths"]["/test/echo"]["get"];
+    let parameters = echo["parameters"].as_array().unwrap();
+    let n = parameters.iter().find(|p| p["name"] == "n").unwrap();
+    assert_eq!(n["in"], "query");
+    assert_eq!(n["required"], true);
+    assert_eq!(n["description"], "A count.");
+    let label = parameters.iter().find(|p| p["name"] == "label").unwrap();
+    assert_eq!(label["required"], false);
+    assert_eq!(echo["security"], serde_json::json!([]));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -464,6 +495,14 @@ async fn problems_carry_the_request_path_and_trace_id() {
     reply.problem(401, "unauthenticated");
     let reply = call(&api, "DELETE", "/test/products/SKU-1", None, admin(None)).await;
     reply.problem(405, "method_not_allowed");
+
+    // axum's own rejections are turned into problems on the way out.
+    let reply = call(&api, "GET", "/test/echo?n=many", None, Call::default()).await;
+    let json = reply.problem(400, "invalid_query");
+    assert_eq!(json["instance"], "/test/echo");
+    let reply = call(&api, "GET", "/test/echo?n=3&label=x", None, Call::default()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(&reply.body[..], b"3 x");
 }
 
 // ---------------------------------------------------------------------------------------

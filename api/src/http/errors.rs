@@ -113,6 +113,7 @@ problem_table! {
         CONTENTION = (503, "contention", "Busy, retry"),
         INTERNAL_ERROR = (500, "internal_error", "Internal error"),
         NOT_READY = (503, "not_ready", "Not ready"),
+        REQUEST_TIMEOUT = (503, "request_timeout", "Request timed out"),
         INVALID_WEBHOOK = (400, "invalid_webhook", "Invalid webhook subscription"),
         INVALID_REQUEST = (400, "invalid_request", "Invalid request"),
         WEBHOOK_NOT_FOUND = (404, "webhook_not_found", "Webhook not found"),
@@ -334,6 +335,27 @@ pub fn domain_row(err: &DomainError) -> &'static ProblemRow {
     }
 }
 
+/// The row for an error response that is not a problem (a rejection of axum's own
+/// extractors, a bare status from a handler), chosen by its status and text.
+pub fn stray_row(status: StatusCode, text: &str) -> &'static ProblemRow {
+    match status.as_u16() {
+        400 if text.starts_with("Failed to deserialize query string") => &row::INVALID_QUERY,
+        400 if text.starts_with("Invalid URL") || text.starts_with("Wrong number of path") => {
+            &row::INVALID_PATH
+        }
+        401 => &row::UNAUTHENTICATED,
+        403 => &row::FORBIDDEN,
+        404 => &row::NOT_FOUND,
+        405 => &row::METHOD_NOT_ALLOWED,
+        413 => &row::PAYLOAD_TOO_LARGE,
+        415 => &row::UNSUPPORTED_MEDIA_TYPE,
+        422 => &row::INVALID_BODY,
+        429 => &row::RATE_LIMITED,
+        400..=499 => &row::INVALID_REQUEST,
+        _ => &row::INTERNAL_ERROR,
+    }
+}
+
 /// The row of `code`, if the table has one.
 pub fn row(code: &str) -> Option<&'static ProblemRow> {
     PROBLEMS.iter().find(|r| r.code == code)
@@ -468,6 +490,26 @@ mod tests {
         );
         let lookup = lookup_row(&LookupError::UnknownCoupon("SPRING".into()));
         assert_eq!((lookup.code, lookup.status), ("unknown_coupon", 422));
+    }
+
+    #[test]
+    fn stray_errors_get_a_row_of_their_status_or_a_general_one() {
+        let row = stray_row(
+            StatusCode::BAD_REQUEST,
+            "Failed to deserialize query string: x",
+        );
+        assert_eq!(row.code, "invalid_query");
+        let row = stray_row(StatusCode::BAD_REQUEST, "Invalid URL: Cannot parse `x`");
+        assert_eq!(row.code, "invalid_path");
+        assert_eq!(stray_row(StatusCode::NOT_FOUND, "").code, "not_found");
+        assert_eq!(
+            stray_row(StatusCode::IM_A_TEAPOT, "").code,
+            "invalid_request"
+        );
+        assert_eq!(
+            stray_row(StatusCode::BAD_GATEWAY, "").code,
+            "internal_error"
+        );
     }
 
     #[test]

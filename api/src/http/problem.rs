@@ -81,6 +81,10 @@ impl Problem {
         title: &'static str,
         detail: impl Into<String>,
     ) -> Self {
+        debug_assert!(
+            super::errors::row(code).is_some_and(|row| row.status == status.as_u16()),
+            "problem `{code}` with status {status} is not a row of the problem table"
+        );
         Self {
             title,
             status,
@@ -183,8 +187,10 @@ pub async fn problem_context(mut request: Request, next: Next) -> Response {
         }
     };
     let mut response = next.run(request).await;
-    let Some(mut problem) = response.extensions_mut().remove::<Problem>() else {
-        return response;
+    let mut problem = match response.extensions_mut().remove::<Problem>() {
+        Some(problem) => problem,
+        None if is_stray_error(&response) => stray_problem(&mut response).await,
+        None => return response,
     };
     let details = problem.context_mut();
     details.instance.get_or_insert_with(|| context.path.clone());
@@ -200,7 +206,42 @@ pub async fn problem_context(mut request: Request, next: Next) -> Response {
             "request failed"
         );
     }
-    response.headers_mut().remove(CONTENT_LENGTH);
+    let headers = response.headers_mut();
+    headers.remove(CONTENT_LENGTH);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     *response.body_mut() = Body::from(problem.body());
     response
+}
+
+/// An error answered by something other than a [`Problem`] (axum's own rejections, a
+/// bare status from a handler or layer).
+fn is_stray_error(response: &Response) -> bool {
+    let status = response.status();
+    (status.is_client_error() || status.is_server_error())
+        && response
+            .headers()
+            .get(CONTENT_TYPE)
+            .is_none_or(|t| t.as_bytes() != PROBLEM_JSON.as_bytes())
+}
+
+/// The problem standing in for a stray error response; its status becomes the row's.
+async fn stray_problem(response: &mut Response) -> Problem {
+    /// Error texts longer than this are cut: they only explain a rejection.
+    const MAX_TEXT: usize = 4096;
+    let body = std::mem::take(response.body_mut());
+    let text = axum::body::to_bytes(body, MAX_TEXT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let original = response.status();
+    let row = super::errors::stray_row(original, &text);
+    *response.status_mut() = StatusCode::from_u16(row.status).unwrap_or(original);
+    if row.status >= 500 {
+        row.problem("the request could not be completed")
+            .with_internal(format!("{original}: {text}"))
+    } else if text.trim().is_empty() {
+        row.problem(row.title)
+    } else {
+        row.problem(text.chars().take(300).collect::<String>())
+    }
 }
