@@ -25,6 +25,7 @@ pub const MIN_SECRET_LEN: usize = 32;
 pub struct Claims {
     /// The principal: a customer's id (a UUID) for customers, any name otherwise.
     pub sub: String,
+    /// What the principal may do.
     pub role: Role,
     /// Expiry, seconds since the Unix epoch.
     pub exp: i64,
@@ -32,7 +33,9 @@ pub struct Claims {
     pub nbf: i64,
     /// Issued at, seconds since the Unix epoch.
     pub iat: i64,
+    /// Issuer; the API expects [`DEFAULT_ISSUER`] unless configured otherwise.
     pub iss: String,
+    /// Audience; the API expects [`DEFAULT_AUDIENCE`] unless configured otherwise.
     pub aud: String,
 }
 
@@ -57,12 +60,16 @@ impl Claims {
 /// Why a token could not be minted.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    /// The secret is shorter than [`MIN_SECRET_LEN`].
     #[error("the signing secret must have at least {MIN_SECRET_LEN} bytes")]
     SecretTooShort,
+    /// A customer token's subject must be a customer id.
     #[error("a customer's subject must be their customer id (a UUID), not `{0}`")]
     CustomerSubjectNotUuid(String),
+    /// No subject.
     #[error("the subject must not be empty")]
     EmptySubject,
+    /// The JWT library refused to sign.
     #[error("cannot sign the token: {0}")]
     Sign(#[from] jsonwebtoken::errors::Error),
 }

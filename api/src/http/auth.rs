@@ -110,15 +110,21 @@ pub const LEEWAY_SECS: u64 = 30;
 /// A key configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthConfigError {
+    /// The PEM is not an RSA or EC public key.
     #[error("the public key is neither an RSA nor an EC public key in PEM form: {0}")]
     PublicKey(jsonwebtoken::errors::Error),
+    /// The JWKS file is not a key set.
     #[error("the JWKS document is not a JSON Web Key Set: {0}")]
     Jwks(serde_json::Error),
+    /// The key set has no key this server can verify with.
     #[error("the JWKS document has no RS256 or ES256 signing key")]
     NoUsableJwk,
+    /// A key file cannot be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
 }
@@ -134,6 +140,7 @@ struct VerifyingKey {
 /// Authenticates requests: admin tokens and JWTs (see the module documentation).
 #[derive(Clone)]
 pub struct Auth {
+    /// Admin tokens, accepted as admin principals.
     pub admin_tokens: AdminTokens,
     keys: Arc<Vec<VerifyingKey>>,
     issuer: String,

@@ -36,7 +36,9 @@ use super::AppState;
 /// turns the limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
+    /// Average requests per second; 0 = no limit.
     pub per_second: u32,
+    /// Requests that may arrive at once (raised to `per_second` if lower).
     pub burst: u32,
 }
 
@@ -169,7 +171,9 @@ impl RateLimiters {
 /// The state of the limit middleware: the app state (to authenticate) and the limiters.
 #[derive(Debug, Clone)]
 pub struct LimitState {
+    /// The app state, whose [`crate::http::Auth`] names the subject.
     pub app: AppState,
+    /// The limiters shared by every route of the router.
     pub limiters: Arc<RateLimiters>,
 }
 

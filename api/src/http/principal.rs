@@ -21,17 +21,24 @@ use serde::{Deserialize, Serialize};
 use super::problem::Problem;
 use super::AppState;
 
-/// The roles of the API.
+/// The roles of the API: the `role` claim of a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// A shopper, acting on their own carts, orders and loyalty account (`sub` is their
+    /// customer id).
     Customer,
+    /// Shop staff: catalogue, stock, promotions, fulfilment, any customer's streams.
     Staff,
+    /// Everything staff may, plus the admin API. The configured admin tokens
+    /// authenticate as this role.
     Admin,
+    /// A machine caller: payment-provider and carrier callbacks.
     Service,
 }
 
 impl Role {
+    /// The role's name in tokens and in actors (`staff`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Customer => "customer",
@@ -47,6 +54,7 @@ impl Role {
 pub struct Principal {
     /// The token's subject (`sub`). For customers, their customer id.
     pub subject: String,
+    /// The token's role.
     pub role: Role,
 }
 
@@ -64,6 +72,7 @@ impl Principal {
         format!("{}:{}", self.role.as_str(), self.subject)
     }
 
+    /// Whether the principal may use staff routes (staff or admin).
     pub fn is_staff(&self) -> bool {
         matches!(self.role, Role::Staff | Role::Admin)
     }
@@ -98,6 +107,8 @@ fn forbidden(need: &str) -> Problem {
     )
 }
 
+/// The request's principal: the one the rate limiter already verified (kept in the
+/// request's extensions so a token is verified once per request), else verified here.
 async fn principal(parts: &mut Parts, state: &AppState) -> Result<Principal, Problem> {
     if let Some(p) = parts.extensions.get::<Principal>() {
         return Ok(p.clone());
