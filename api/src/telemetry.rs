@@ -78,3 +78,91 @@ pub fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         route,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A log sink the test can read.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn router() -> Router {
+        Router::new()
+            .route(
+                "/orders/{id}",
+                get(|| async {
+                    tracing::info!("handling the request");
+                    "ok"
+                }),
+            )
+            .layer(
+                tower_http::trace::TraceLayer::new_for_http()
+                    .make_span_with(request_span::<axum::body::Body>),
+            )
+            .layer(axum::middleware::from_fn(request_id))
+    }
+
+    #[tokio::test]
+    async fn every_log_line_of_a_request_carries_its_correlation_id() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || sink.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let id = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+        let response = router()
+            .oneshot(
+                Request::get("/orders/42")
+                    .header(REQUEST_ID, id)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.headers()[REQUEST_ID], id);
+        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line = logs
+            .lines()
+            .find(|l| l.contains("handling the request"))
+            .unwrap_or_else(|| panic!("no handler log line in {logs:?}"));
+        assert!(line.contains(&format!("correlation_id={id}")), "{line}");
+        assert!(
+            line.contains("route=\"/orders/{id}\"") || line.contains("route=/orders/{id}"),
+            "{line}"
+        );
+        assert!(line.contains("method=GET"), "{line}");
+    }
+
+    #[tokio::test]
+    async fn a_request_without_an_id_is_given_a_new_one() {
+        let response = router()
+            .oneshot(Request::get("/orders/1").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let id = response.headers()[REQUEST_ID].to_str().unwrap();
+        assert!(uuid::Uuid::try_parse(id).is_ok(), "{id}");
+    }
+}

@@ -302,6 +302,32 @@ async fn es256_tokens_verify_with_a_public_key_or_a_jwks() {
         let r = server.get("/probe/staff", Some(&token)).await;
         assert_unauthenticated(&r, "Bearer error=\"invalid_token\"", "unknown kid");
     }
+    // Without a `kid`, every key of the algorithm is tried: the signing key need not
+    // come first.
+    let listed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("es256.jwks.json")).unwrap()).unwrap();
+    let mut keys = vec![json!({
+        "kty": "EC", "crv": "P-256", "kid": "other",
+        "x": "NysLTszQ2XA0cjZ4sOAwksDnZHAIWJSeg8WOL-EH5aU",
+        "y": "x52E8n4vNXCJb_-KvCAjE-zfGQrD1ZD5G2i-9SdiFNo"
+    })];
+    keys.extend(listed["keys"].as_array().unwrap().iter().cloned());
+    let two = Auth::default()
+        .with_jwks_json(&json!({ "keys": keys }).to_string())
+        .unwrap();
+    let Some(server) = start(BackendKind::Sqlite, |s| s.with_auth(two)).await else {
+        return;
+    };
+    let token = es256_token(&claims(Role::Staff, "idp-user"), None);
+    let r = server.get("/probe/staff", Some(&token)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let token = es256_token(&claims(Role::Staff, "idp-user"), Some("other"));
+    let r = server.get("/probe/staff", Some(&token)).await;
+    assert_unauthenticated(
+        &r,
+        "Bearer error=\"invalid_token\"",
+        "signed by another key",
+    );
     assert!(Auth::default().with_jwks_json(r#"{"keys": []}"#).is_err());
     assert!(Auth::default().with_public_key_pem(b"not a key").is_err());
 }

@@ -291,32 +291,53 @@ impl Auth {
         }
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| "the bearer token is not a JWT")?;
-        let key = self
+        // With a `kid`, only the key of that id; without one (a single-key issuer), each
+        // key of the token's algorithm in turn, so a JWKS that lists several still works.
+        let candidates: Vec<&VerifyingKey> = self
             .keys
             .iter()
-            .find(|k| {
+            .filter(|k| {
                 k.algorithm == header.alg
                     && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
             })
-            .ok_or_else(|| {
-                format!(
-                    "no configured key verifies {:?} tokens{}",
-                    header.alg,
-                    header
-                        .kid
-                        .as_deref()
-                        .map(|kid| format!(" with kid `{kid}`"))
-                        .unwrap_or_default()
-                )
-            })?;
-        let mut validation = Validation::new(key.algorithm);
+            .collect();
+        if candidates.is_empty() {
+            return Err(format!(
+                "no configured key verifies {:?} tokens{}",
+                header.alg,
+                header
+                    .kid
+                    .as_deref()
+                    .map(|kid| format!(" with kid `{kid}`"))
+                    .unwrap_or_default()
+            ));
+        }
+        let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
-        let data = jsonwebtoken::decode::<TokenClaims>(token, &key.key, &validation)
-            .map_err(|e| refusal(&e))?;
+        let mut refused = None;
+        let mut verified = None;
+        for key in candidates {
+            match jsonwebtoken::decode::<TokenClaims>(token, &key.key, &validation) {
+                Ok(data) => {
+                    verified = Some(data);
+                    break;
+                }
+                // Another key may have signed it; any other failure is the token's.
+                Err(e) if *e.kind() == jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                    refused = Some(e);
+                }
+                Err(e) => return Err(refusal(&e)),
+            }
+        }
+        let data = match (verified, refused) {
+            (Some(data), _) => data,
+            (None, Some(e)) => return Err(refusal(&e)),
+            (None, None) => return Err("the bearer token is not valid".into()),
+        };
         let TokenClaims { sub, role } = data.claims;
         if sub.trim().is_empty() {
             return Err("the token's subject is empty".into());
