@@ -493,6 +493,14 @@ async fn problems_carry_the_request_path_and_trace_id() {
     )
     .await;
     reply.problem(401, "unauthenticated");
+    // A key does not change that: the idempotency layer leaves unauthenticated requests
+    // to the handler.
+    let anonymous = Call {
+        key: Some("anonymous"),
+        ..Call::default()
+    };
+    let reply = call(&api, "POST", "/test/products/SKU-1", Some("{}"), anonymous).await;
+    reply.problem(401, "unauthenticated");
     let reply = call(&api, "DELETE", "/test/products/SKU-1", None, admin(None)).await;
     reply.problem(405, "method_not_allowed");
 

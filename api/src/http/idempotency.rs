@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 use super::command::parse_idempotency_key;
 use super::errors::row;
+use super::principal::Principal;
 use super::AppState;
 
 /// The header that marks a replayed response.
@@ -250,8 +251,13 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         Ok(None) => return next.run(request).await,
         Err(problem) => return problem.into_response(),
     };
-    let Ok(principal) = state.auth.authenticate(request.headers()) else {
-        return next.run(request).await;
+    // An outer layer may have authenticated the request already.
+    let principal = match request.extensions().get::<Principal>() {
+        Some(principal) => principal.clone(),
+        None => match state.auth.authenticate(request.headers()) {
+            Ok(principal) => principal,
+            Err(_) => return next.run(request).await,
+        },
     };
     let scope = principal.actor();
 
