@@ -519,17 +519,32 @@ fn merge_definitions(
     paths: &mut Map<String, Value>,
     response_refs: &[(String, String, String)],
 ) -> Map<String, Value> {
-    let renamed: BTreeMap<String, String> = responses
-        .iter()
-        .filter(|(name, schema)| requests.get(*name).is_some_and(|r| r != *schema))
-        .map(|(name, _)| {
-            let mut target = format!("{name}Output");
-            while requests.contains_key(&target) || responses.contains_key(&target) {
-                target.push('_');
+    // A response schema that differs from the request schema of the same name is
+    // renamed; once renamed, schemas referring to it differ too, so repeat until stable.
+    let mut renamed: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        let before = renamed.len();
+        for (name, schema) in &responses {
+            if renamed.contains_key(name) {
+                continue;
             }
-            (name.clone(), target)
-        })
-        .collect();
+            let Some(request) = requests.get(name) else {
+                continue;
+            };
+            let mut schema = schema.clone();
+            rewrite_refs(&mut schema, &renamed);
+            if *request != schema {
+                let mut target = format!("{name}Output");
+                while requests.contains_key(&target) || responses.contains_key(&target) {
+                    target.push('_');
+                }
+                renamed.insert(name.clone(), target);
+            }
+        }
+        if renamed.len() == before {
+            break;
+        }
+    }
     let mut all = requests;
     for (name, mut schema) in responses {
         rewrite_refs(&mut schema, &renamed);
@@ -720,5 +735,122 @@ impl ApiRouter {
             .method_not_allowed_fallback(|| async {
                 errors::row::METHOD_NOT_ALLOWED.problem("this path does not accept this method")
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    /// Reads with a default, writes always: its two schemas differ in `required`.
+    #[derive(Serialize, Deserialize, JsonSchema)]
+    #[allow(dead_code)] // only its schema is used
+    struct Shape {
+        #[serde(default)]
+        size: u32,
+    }
+
+    /// The same shape both ways.
+    #[derive(Serialize, Deserialize, JsonSchema)]
+    #[allow(dead_code)] // only its schema is used
+    struct Plain {
+        name: String,
+    }
+
+    fn doc(ops: Vec<Operation>) -> Value {
+        document(&ops)
+    }
+
+    #[test]
+    fn a_type_read_and_written_differently_gets_an_output_schema_and_refs_follow() {
+        let d = doc(vec![Operation::post("/shapes")
+            .body::<Shape>()
+            .reply::<Vec<Shape>>(200)
+            .reply::<Plain>(201)]);
+        let op = &d["paths"]["/shapes"]["post"];
+        assert_eq!(
+            op["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Shape"
+        );
+        assert_eq!(
+            op["responses"]["200"]["content"]["application/json"]["schema"]["items"]["$ref"],
+            "#/components/schemas/ShapeOutput"
+        );
+        assert_eq!(
+            op["responses"]["201"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Plain"
+        );
+        let schemas = &d["components"]["schemas"];
+        assert!(schemas["Shape"]["required"].is_null());
+        assert_eq!(schemas["ShapeOutput"]["required"], json!(["size"]));
+        assert!(schemas.get("PlainOutput").is_none());
+    }
+
+    /// The same text both ways, but it holds a [`Shape`].
+    #[derive(Serialize, Deserialize, JsonSchema)]
+    #[allow(dead_code)] // only its schema is used
+    struct Holder {
+        shape: Shape,
+    }
+
+    #[test]
+    fn a_type_holding_a_renamed_one_is_renamed_too() {
+        let d = doc(vec![Operation::post("/holders")
+            .body::<Holder>()
+            .reply::<Holder>(200)]);
+        let schemas = &d["components"]["schemas"];
+        assert_eq!(
+            schemas["Holder"]["properties"]["shape"]["$ref"],
+            "#/components/schemas/Shape"
+        );
+        assert_eq!(
+            schemas["HolderOutput"]["properties"]["shape"]["$ref"],
+            "#/components/schemas/ShapeOutput"
+        );
+        assert_eq!(
+            d["paths"]["/holders"]["post"]["responses"]["200"]["content"]["application/json"]
+                ["schema"]["$ref"],
+            "#/components/schemas/HolderOutput"
+        );
+    }
+
+    #[test]
+    fn path_parameters_are_documented_even_without_a_description() {
+        let d = doc(vec![Operation::get("/carts/{cart_id}/items/{sku}")
+            .path_param("sku", "The SKU.")
+            .tag("carts")]);
+        let op = &d["paths"]["/carts/{cart_id}/items/{sku}"]["get"];
+        assert_eq!(op["operationId"], "get_carts_cart_id_items_sku");
+        let params = op["parameters"].as_array().unwrap();
+        assert_eq!(params.len(), 2);
+        assert_eq!(params[0]["name"], "cart_id");
+        assert!(params[0]["description"].is_null());
+        assert_eq!(params[1]["description"], "The SKU.");
+        assert!(params.iter().all(|p| p["required"] == true));
+        assert_eq!(d["tags"], json!([{ "name": "carts" }]));
+    }
+
+    #[test]
+    fn roles_and_commands_document_security_headers_and_problems() {
+        let d = doc(vec![
+            Operation::post("/things").roles(&[Role::Staff]).command(),
+            Operation::get("/open"),
+        ]);
+        let op = &d["paths"]["/things"]["post"];
+        assert_eq!(op["security"], json!([{ "bearer": [] }]));
+        assert_eq!(op["x-roles"], json!(["staff"]));
+        for status in ["401", "403", "412", "422", "429", "500", "503"] {
+            assert!(op["responses"][status].is_object(), "{status}");
+        }
+        assert_eq!(
+            op["responses"]["412"]["x-problem-codes"],
+            json!(["version_mismatch"])
+        );
+        let open = &d["paths"]["/open"]["get"];
+        assert_eq!(open["security"], json!([]));
+        assert!(open["responses"]["401"].is_null());
+        assert!(open["responses"]["200"].is_object());
     }
 }
