@@ -35,6 +35,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::errors::row;
 use super::principal::{Principal, Role};
 use super::problem::Problem;
 use super::AppState;
@@ -382,12 +383,7 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, AuthConfigError> {
 }
 
 fn unauthenticated(detail: String) -> Problem {
-    Problem::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
-        "Authentication required",
-        detail,
-    )
+    row::UNAUTHENTICATED.problem(detail)
 }
 
 /// Adds the RFC 6750 challenge to every `401` that lacks one: `Bearer` when the request
@@ -439,12 +435,9 @@ impl FromRequestParts<AppState> for Admin {
         if principal.role == Role::Admin {
             Ok(Admin)
         } else {
-            Err(AuthRejection(Problem::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "Forbidden",
-                "this route needs the admin role",
-            )))
+            Err(AuthRejection(
+                row::FORBIDDEN.problem("this route needs the admin role"),
+            ))
         }
     }
 }

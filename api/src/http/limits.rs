@@ -22,14 +22,14 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{CONTENT_LENGTH, RETRY_AFTER};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::errors::row;
 use super::principal::Principal;
-use super::problem::Problem;
 use super::AppState;
 
 /// A request rate: `per_second` on average, up to `burst` at once. `per_second == 0`
@@ -206,13 +206,11 @@ pub async fn rate_limit(
 fn rate_limited(wait: Duration) -> Response {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let seconds = seconds.max(1);
-    let mut response = Problem::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        "Too many requests",
-        format!("the request rate limit is exceeded; retry in {seconds} s"),
-    )
-    .into_response();
+    let mut response = row::RATE_LIMITED
+        .problem(format!(
+            "the request rate limit is exceeded; retry in {seconds} s"
+        ))
+        .into_response();
     response
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(seconds));
@@ -237,33 +235,27 @@ pub async fn guard(State(limits): State<Arc<Limits>>, request: Request, next: Ne
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(timeout = ?limits.request_timeout, "request timed out");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "request_timeout",
-                "Request timed out",
-                format!(
+            row::REQUEST_TIMEOUT
+                .problem(format!(
                     "the request was not handled within {} s",
                     limits.request_timeout.as_secs_f64()
-                ),
-            )
-            .into_response()
+                ))
+                .into_response()
         }
     }
 }
 
 /// `413 payload_too_large`.
 pub fn payload_too_large(limit: usize) -> Response {
-    Problem::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        "Payload too large",
-        format!("the request body must not exceed {limit} bytes"),
-    )
-    .into_response()
+    row::PAYLOAD_TOO_LARGE
+        .problem(format!("the request body must not exceed {limit} bytes"))
+        .into_response()
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
+
     use super::*;
 
     #[test]

@@ -15,9 +15,9 @@
 use aggregates::CustomerId;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::errors::row;
 use super::problem::Problem;
 use super::AppState;
 
@@ -99,12 +99,7 @@ pub struct AdminRole(pub Principal);
 pub struct Service(pub Principal);
 
 fn forbidden(need: &str) -> Problem {
-    Problem::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        "Forbidden",
-        format!("this route needs the {need} role"),
-    )
+    row::FORBIDDEN.problem(format!("this route needs the {need} role"))
 }
 
 /// The request's principal: the one the rate limiter already verified (kept in the
