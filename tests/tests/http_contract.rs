@@ -668,7 +668,7 @@ async fn concurrent_duplicates_apply_once(kind: BackendKind) {
     assert_eq!(created.status, StatusCode::CREATED);
 
     let mut tasks = Vec::new();
-    for i in 0..20 {
+    for i in 0..50 {
         let api = apis[i % 2].clone();
         tasks.push(tokio::spawn(async move {
             call(
