@@ -746,6 +746,92 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    fn serve_args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["commerce", "serve"];
+        argv.extend_from_slice(extra);
+        let Some(Command::Serve(args)) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not serve");
+        };
+        *args
+    }
+
+    #[test]
+    fn serve_picks_its_token_verification() {
+        let dir = std::env::temp_dir().join(format!("commerce-auth-{}", uuid::Uuid::now_v7()));
+        let secret_file = dir.join("jwt.secret");
+        let secret_path = secret_file.to_str().unwrap();
+
+        // Embedded: a missing secret file is created and used.
+        let embedded = serve_args(&[
+            "--database-url",
+            "sqlite:/tmp/unused.db",
+            "--jwt-secret-file",
+            secret_path,
+        ]);
+        let chosen = auth(&embedded, AdminTokens::default()).unwrap();
+        assert!(chosen.verifies_jwts());
+        assert!(secret_file.exists());
+
+        // PostgreSQL without any key: only admin tokens, and no file is created.
+        let other_file = dir.join("absent.secret");
+        let distributed = serve_args(&[
+            "--database-url",
+            "postgres://app@db/shop",
+            "--jwt-secret-file",
+            other_file.to_str().unwrap(),
+        ]);
+        let chosen = auth(&distributed, AdminTokens::default()).unwrap();
+        assert!(!chosen.verifies_jwts());
+        assert!(!other_file.exists());
+
+        // A key file that is not a key is a configuration error, not a silent fallback.
+        let bogus = dir.join("bogus.pem");
+        std::fs::write(&bogus, "not a key").unwrap();
+        let keyed = serve_args(&["--jwt-public-key-file", bogus.to_str().unwrap()]);
+        let err = auth(&keyed, AdminTokens::default()).unwrap_err();
+        assert_eq!(err.code, 2);
+        assert!(Cli::try_parse_from([
+            "commerce",
+            "serve",
+            "--jwt-public-key-file",
+            "a.pem",
+            "--jwt-jwks-file",
+            "b.json"
+        ])
+        .is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn admin_tokens_come_from_options_and_the_token_file() {
+        let dir = std::env::temp_dir().join(format!("commerce-admin-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("admin.tokens");
+        std::fs::write(
+            &file,
+            "# operators\nfile-admin-token-000001\n\n  file-admin-token-000002  \n",
+        )
+        .unwrap();
+        let args = serve_args(&[
+            "--admin-token",
+            "flag-admin-token-000003",
+            "--admin-token-file",
+            file.to_str().unwrap(),
+        ]);
+        let tokens = admin_tokens(&args).unwrap();
+        for token in [
+            "file-admin-token-000001",
+            "file-admin-token-000002",
+            "flag-admin-token-000003",
+        ] {
+            assert!(tokens.accepts(token), "{token}");
+        }
+        assert!(!tokens.accepts("# operators"));
+        std::fs::write(&file, "short\n").unwrap();
+        assert!(admin_tokens(&args).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn the_cli_definition_is_consistent() {
         use clap::CommandFactory;
