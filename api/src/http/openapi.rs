@@ -380,7 +380,10 @@ impl Operation {
                 r["content"] = json!({ "application/json": { "schema": schema(responses) } });
             }
             if self.command && (200..300).contains(&status) {
-                r["headers"] = json!({ "ETag": { "$ref": "#/components/headers/ETag" } });
+                r["headers"] = json!({
+                    "ETag": { "$ref": "#/components/headers/ETag" },
+                    "Idempotent-Replayed": { "$ref": "#/components/headers/IdempotentReplayed" },
+                });
             }
             answers.insert(status.to_string(), r);
         }
@@ -670,6 +673,10 @@ pub fn document(operations: &[Operation]) -> Value {
                     "description": "The stream's version, quoted: send it back as `If-Match`.",
                     "schema": { "type": "string" },
                 },
+                "IdempotentReplayed": {
+                    "description": "`true` when this is the kept response to an earlier request with the same `Idempotency-Key`.",
+                    "schema": { "type": "string", "enum": ["true"] },
+                },
                 "RetryAfter": {
                     "description": "Seconds to wait before retrying.",
                     "schema": { "type": "integer", "minimum": 0 },
@@ -847,6 +854,12 @@ mod tests {
         assert_eq!(
             op["responses"]["412"]["x-problem-codes"],
             json!(["version_mismatch"])
+        );
+        let headers = &op["responses"]["200"]["headers"];
+        assert_eq!(headers["ETag"]["$ref"], "#/components/headers/ETag");
+        assert_eq!(
+            headers["Idempotent-Replayed"]["$ref"],
+            "#/components/headers/IdempotentReplayed"
         );
         let open = &d["paths"]["/open"]["get"];
         assert_eq!(open["security"], json!([]));
