@@ -31,6 +31,9 @@ use uuid::Uuid;
 
 const TOKEN: &str = "test-admin-token-0123456789";
 
+/// The documented `Problem` schema, compiled once.
+static PROBLEM_VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+
 // ---------------------------------------------------------------------------------------
 // A tiny command route over the real command layer, so the platform is tested without
 // depending on any domain route module.
@@ -177,9 +180,17 @@ impl Reply {
         self.headers.get(name).map(|v| v.to_str().unwrap())
     }
 
-    /// Asserts a problem answer with `status` and `code`; returns its body.
+    /// Asserts a problem answer with `status` and `code`, valid against the documented
+    /// `Problem` schema; returns its body.
     fn problem(&self, status: u16, code: &str) -> Value {
         let json = self.json();
+        let validator = PROBLEM_VALIDATOR.get_or_init(|| {
+            let document = api::http::openapi::document(&[]);
+            jsonschema::draft202012::new(&document["components"]["schemas"]["Problem"]).unwrap()
+        });
+        if let Err(error) = validator.validate(&json) {
+            panic!("{json} does not match the Problem schema: {error}");
+        }
         assert_eq!(self.status.as_u16(), status, "{json}");
         assert_eq!(
             self.header("content-type"),
