@@ -20,8 +20,10 @@ use uuid::Uuid;
 use crate::cli::DEFAULT_DATABASE_URL;
 
 mod commands;
+mod http;
 mod relay;
 pub use commands::CommandsArgs;
+pub use http::HttpArgs;
 pub use relay::{RelayArgs, DEFAULT_NATS_URL};
 
 #[derive(Debug, Subcommand)]
@@ -32,6 +34,8 @@ pub enum BenchCommand {
     Relay(RelayArgs),
     /// Command layer: commands/s on many streams and one hot stream vs raw appends.
     Commands(CommandsArgs),
+    /// HTTP API: a mixed read/command load of keep-alive clients vs a trivial route.
+    Http(HttpArgs),
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +63,7 @@ pub async fn run(command: BenchCommand) -> Result<(), String> {
         BenchCommand::Append(args) => append(args).await,
         BenchCommand::Relay(args) => relay::relay(args).await,
         BenchCommand::Commands(args) => commands::commands(args).await,
+        BenchCommand::Http(args) => http::http(args).await,
     }
 }
 
