@@ -41,6 +41,10 @@ pub struct CommandsArgs {
     /// Streams each caller works on in the many-streams measurement.
     #[arg(long, default_value_t = 16)]
     pub streams_per_caller: usize,
+    /// Rounds of each measurement, baseline and layer alternating (each round on fresh
+    /// streams); the medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// Print only the JSON line (with every cell), no table.
     #[arg(long)]
     pub json: bool,
@@ -104,8 +108,9 @@ pub async fn commands(args: CommandsArgs) -> Result<(), String> {
 
     if !args.json {
         println!(
-            "command layer on {backend}: AddItem on carts, {} commands per measurement",
-            args.commands
+            "command layer on {backend}: AddItem on carts, {} commands per measurement, median of {} rounds",
+            args.commands,
+            args.rounds.max(1)
         );
         println!(
             "{:>15} {:>8} {:>20} {:>14} {:>10}",
@@ -125,6 +130,7 @@ pub async fn commands(args: CommandsArgs) -> Result<(), String> {
     let mut summary = json!({
         "backend": backend,
         "commands_per_measurement": args.commands,
+        "rounds": args.rounds.max(1),
     });
     for c in &cells {
         let key = format!("{}_{}", c.scenario.key(), c.callers);
@@ -139,22 +145,49 @@ pub async fn commands(args: CommandsArgs) -> Result<(), String> {
 }
 
 async fn measure_all(store: &Store, args: &CommandsArgs) -> Result<Vec<Cell>, String> {
+    // An untimed pass first, so connections, caches and the database's pages are warm for
+    // the first cell as for the others.
+    let warm_up = CommandsArgs {
+        database_url: String::new(),
+        commands: args.commands.min(200),
+        callers: vec![1],
+        streams_per_caller: args.streams_per_caller,
+        rounds: 1,
+        json: true,
+    };
+    baseline(store, Scenario::ManyStreams, 1, &warm_up, "warm").await?;
+    layer(store, Scenario::ManyStreams, 1, &warm_up, "warm").await?;
+
     let mut cells = Vec::new();
     for scenario in [Scenario::ManyStreams, Scenario::HotStream] {
         for &callers in &args.callers {
-            let tag = format!("{}{callers}", scenario.key());
-            // Baseline first, then the layer, each on streams of its own.
-            let baseline = baseline(store, scenario, callers, args, &tag).await?;
-            let layer = layer(store, scenario, callers, args, &tag).await?;
+            let mut baselines = Vec::new();
+            let mut layers = Vec::new();
+            for round in 0..args.rounds.max(1) {
+                let tag = format!("{}{callers}r{round}", scenario.key());
+                // Alternating which goes first spreads a drifting machine load over both.
+                if round % 2 == 0 {
+                    baselines.push(baseline(store, scenario, callers, args, &tag).await?);
+                    layers.push(layer(store, scenario, callers, args, &tag).await?);
+                } else {
+                    layers.push(layer(store, scenario, callers, args, &tag).await?);
+                    baselines.push(baseline(store, scenario, callers, args, &tag).await?);
+                }
+            }
             cells.push(Cell {
                 scenario,
                 callers,
-                baseline,
-                layer,
+                baseline: median(baselines),
+                layer: median(layers),
             });
         }
     }
     Ok(cells)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn add_item(store: &Store) -> CartCommand {
