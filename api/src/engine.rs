@@ -142,8 +142,10 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Runs `handler` for as long as the engine runs: on the in-process feed, or on its
-    /// durable JetStream consumer (all events; the handler's `wants` filters). A failed
+    /// Runs `handler` for as long as the engine runs: on the in-process feed as the
+    /// consumer's one active runner across processes (a lease; the others stand by and
+    /// take over), or on its durable JetStream consumer (all events; the handler's
+    /// `wants` filters; JetStream splits the work between processes). A failed
     /// run is logged and restarted after a pause; nothing unacknowledged is lost.
     pub fn run_consumer<H: Handler>(
         &mut self,
@@ -167,10 +169,9 @@ impl Engine {
                     }
                 };
                 let result: Result<(), ConsumerError> = match &nats {
-                    None => match consumer.local_feed(0).await {
-                        Ok(feed) => consumer.run(feed, stopped).await,
-                        Err(e) => Err(e),
-                    },
+                    // Several processes may serve one PostgreSQL database: the lease
+                    // lets one of them run the consumer, the others stand by.
+                    None => consumer.run_local(0, stopped).await,
                     Some(nats) => {
                         match consumer.jetstream_feed(nats.client.clone(), &nats.stream, None, 0).await {
                             Ok(feed) => consumer.run(feed, stopped).await,

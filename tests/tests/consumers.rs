@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use infra::consumer::{
     Consumer, ConsumerConfig, DeadLetterError, DeadLetterQueue, DeadLetterStatus, DeadLetterStream,
-    Handler, HandlerError, Ordering,
+    Handler, HandlerError, Ordering, Tx,
 };
 use infra::feed::Envelope;
 use infra::relay::{Relay, RelayConfig};
@@ -102,7 +102,7 @@ impl Handler for Recorder {
         envelope.event_type != "Ignored"
     }
 
-    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+    async fn handle(&self, _tx: &mut Tx<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
         let key = (envelope.stream_id.clone(), envelope.version);
         {
             let mut state = self.state.lock().unwrap();
@@ -145,6 +145,8 @@ fn fast_config() -> ConsumerConfig {
         not_next_delay: Duration::from_millis(20),
         maintenance_interval: Duration::from_millis(20),
         claim_timeout: Duration::from_secs(60),
+        ack_wait: None,
+        lease_retry: Duration::from_millis(50),
     }
 }
 

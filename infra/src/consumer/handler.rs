@@ -2,6 +2,7 @@
 
 use std::future::Future;
 
+use super::Tx;
 use crate::feed::Envelope;
 
 /// Whether a handler needs the events of one stream (one aggregate) in their log order.
@@ -18,10 +19,22 @@ pub enum Ordering {
 /// A subscriber: projections, sagas, webhook fan-out, integrations.
 ///
 /// The runtime calls [`Handler::handle`] once per event the handler [wants](Handler::wants)
-/// and acknowledges the event only after it returns `Ok`. A crash between the handler's
-/// effect and the runtime's bookkeeping delivers the event again, so `handle` must be
-/// idempotent by [`Envelope::event_id`] (an upsert keyed by it, a unique constraint, a
-/// stored position compared before acting).
+/// and settles and acknowledges the event only after it returns `Ok`. Where the effect is
+/// stored decides what "once" means:
+///
+/// * **In the store's database** (read models, saga state, outboxes): write it through
+///   the lent transaction, `tx.conn().await?`. The runtime settles the event in that same
+///   transaction and commits once, so the effect happens exactly once: a crash, a
+///   timeout or a failed settle rolls it back together with the settle, and a redelivery
+///   of a settled event never reaches the handler.
+/// * **Elsewhere** (another database, an HTTP call, a message): ignore `tx`. A crash
+///   between the effect and the settle delivers the event again, so the effect must be
+///   idempotent by [`Envelope::event_id`]. When the effect is a transaction in another
+///   database, record the event in that database's [inbox](super::inbox) inside the
+///   effect's transaction and skip the effect when it is there already.
+///
+/// The handler's future may be dropped (timeout, shutdown): anything it wrote through
+/// `tx` is then rolled back; anything it did elsewhere may have happened.
 pub trait Handler: Send + Sync + 'static {
     /// The subscriber's stable name: its durable consumer, its progress and its dead
     /// letters are stored under it. `[A-Za-z0-9_-]`, at most 64 characters.
@@ -39,9 +52,15 @@ pub trait Handler: Send + Sync + 'static {
         true
     }
 
-    /// Applies one event. `Err` is retried with backoff; a [permanent](HandlerError::permanent)
-    /// error, or too many failures, sends the event to the dead letters.
-    fn handle(&self, envelope: &Envelope) -> impl Future<Output = Result<(), HandlerError>> + Send;
+    /// Applies one event, writing an effect in the store's database through `tx` (see
+    /// the trait docs). `Err` rolls `tx` back and is retried with backoff; a
+    /// [permanent](HandlerError::permanent) error, or too many failures, sends the event
+    /// to the dead letters.
+    fn handle(
+        &self,
+        tx: &mut Tx<'_>,
+        envelope: &Envelope,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
 /// Why a handler could not apply an event. The text is kept with the dead letter.
@@ -69,5 +88,13 @@ impl HandlerError {
             message: message.to_string(),
             permanent: true,
         }
+    }
+}
+
+/// A database error is worth retrying (a lost connection, a serialization failure); so
+/// handlers can use `?` on their queries.
+impl From<sqlx::Error> for HandlerError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::retry(err)
     }
 }

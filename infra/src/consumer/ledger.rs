@@ -5,10 +5,10 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{ConsumerError, DeadLetter, DeadLetterStatus};
+use super::{ConsumerError, DeadLetter, DeadLetterStatus, Tx};
 use crate::feed::Envelope;
 use crate::store::{Store, StreamRef};
-use crate::{in_tx, on_db};
+use crate::{in_tx, on_conn, on_db};
 
 /// A subscriber's registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
@@ -185,18 +185,31 @@ const ADVANCE_CONSUMER: &str = "UPDATE consumers SET \
 
 const CLEAR_FAILURES: &str = "DELETE FROM consumer_failures WHERE consumer = $1 AND event_id = $2";
 
-/// Records `envelope` as done for the consumer (handled, not wanted, or discarded), in
-/// one transaction: the stream's settled version (ordered) or the inbox (unordered), the
-/// consumer's position, and the end of its failure count.
+/// Records `envelope` as done for the consumer (handled, not wanted, or discarded) in
+/// `tx`, the transaction the handler may have written its effect in, and commits it: the
+/// stream's settled version (ordered) or the inbox (unordered), the consumer's position,
+/// and the end of its failure count. With a `fence`, first checks that this runner still
+/// holds its lease, so a runner that lost it cannot settle (its effect rolls back).
 pub(super) async fn settle(
     store: &Store,
+    mut tx: Tx<'_>,
+    fence: Option<i32>,
     consumer: &str,
     ordered: bool,
     envelope: &Envelope,
     had_failures: bool,
 ) -> Result<(), ConsumerError> {
     let now = store.clock().now();
-    in_tx!(store.db(), tx => {
+    on_conn!(tx.conn().await?, tx => {
+        if let Some(pid) = fence {
+            let held: bool = sqlx::query_scalar(super::lease::FENCE)
+                .bind(pid)
+                .fetch_one(&mut *tx)
+                .await?;
+            if !held {
+                return Err(ConsumerError::LeaseLost(consumer.to_string()));
+            }
+        }
         if ordered {
             sqlx::query(UPSERT_STREAM)
                 .bind(consumer)
@@ -230,6 +243,7 @@ pub(super) async fn settle(
                 .await?;
         }
     });
+    tx.commit().await?;
     Ok(())
 }
 

@@ -37,7 +37,10 @@
 
 mod dead_letter_stream;
 mod handler;
+pub mod inbox;
+mod lease;
 mod ledger;
+mod tx;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,6 +55,9 @@ use crate::feed::{
 use crate::store::{Store, StoreError, StreamRef};
 pub use dead_letter_stream::DeadLetterStream;
 pub use handler::{Handler, HandlerError, Ordering};
+pub use tx::{Tx, TxConn};
+
+use lease::Lease;
 
 /// Tuning of a [`Consumer`]. Every field has a working default.
 #[derive(Debug, Clone)]
@@ -70,6 +76,13 @@ pub struct ConsumerConfig {
     pub maintenance_interval: Duration,
     /// A dead-letter claim older than this is taken to belong to a crashed runtime.
     pub claim_timeout: Duration,
+    /// JetStream's ack wait for this consumer's durable consumer (set when the durable
+    /// consumer is created); `None`: [`handler_timeout`](Self::handler_timeout) + 10 s.
+    /// Slow handlers are kept alive past it ("in progress"), and fetches are sized to it.
+    pub ack_wait: Option<Duration>,
+    /// How often a runner waiting for the consumer's [lease](Consumer::run_local) tries
+    /// to take it (how soon it takes over after the holder died).
+    pub lease_retry: Duration,
 }
 
 impl Default for ConsumerConfig {
@@ -82,6 +95,8 @@ impl Default for ConsumerConfig {
             not_next_delay: Duration::from_millis(200),
             maintenance_interval: Duration::from_millis(500),
             claim_timeout: Duration::from_secs(60),
+            ack_wait: None,
+            lease_retry: Duration::from_secs(1),
         }
     }
 }
@@ -113,6 +128,10 @@ pub enum ConsumerError {
     Encode(#[source] serde_json::Error),
     #[error("corrupt consumer bookkeeping: {0}")]
     Corrupt(String),
+    /// This runner no longer holds the consumer's lease (its lock connection broke):
+    /// it stops, and another runner takes over. The caller may start it again.
+    #[error("consumer {0} lost its lease")]
+    LeaseLost(String),
 }
 
 /// Where a dead-letter row stands. See the migration for the life cycle.
@@ -427,27 +446,84 @@ impl<H: Handler> Consumer<H> {
         config.filter_subject = filter_subject;
         config.backoff = Vec::new();
         config.max_deliver = -1;
-        config.ack_wait = self.config.handler_timeout + Duration::from_secs(10);
+        config.ack_wait = self
+            .config
+            .ack_wait
+            .unwrap_or(self.config.handler_timeout + Duration::from_secs(10));
         Ok(JetStreamFeed::open(nats, config, after).await?)
     }
 
     /// Handles deliveries from `feed` until `shutdown` completes. Returns on shutdown, or
     /// with an error when the feed or the database fails (the caller restarts it; nothing
     /// unacknowledged is lost).
+    ///
+    /// Takes no lease: use it for a JetStream feed (JetStream hands each message to one
+    /// runner of the durable consumer) or when this is known to be the only runner; for
+    /// the in-process feed of a deployment that may run several processes use
+    /// [`Consumer::run_local`].
     pub async fn run<F: Feed>(
         &self,
-        mut feed: F,
+        feed: F,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ConsumerError> {
+        self.register(0).await?;
+        self.run_with(feed, None, shutdown).await
+    }
+
+    /// Runs on the in-process feed as the consumer's one active runner: waits for the
+    /// consumer's lease (see [`lease`]), then reads the log from where the consumer stands
+    /// (after `start` on its first run) until `shutdown` completes or the lease is lost
+    /// ([`ConsumerError::LeaseLost`]; the caller may start it again to wait for the
+    /// lease anew). Any number of processes may call it for one consumer; one handles
+    /// events, the others take over when it stops or dies.
+    pub async fn run_local(
+        &self,
+        start: i64,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ConsumerError> {
         let mut shutdown = std::pin::pin!(shutdown);
-        self.register(0).await?;
+        let lease = tokio::select! {
+            biased;
+            _ = shutdown.as_mut() => return Ok(()),
+            lease = Lease::acquire(&self.store, &self.name, self.config.lease_retry) => lease?,
+        };
+        // Only now read the position: the previous holder may have settled more while
+        // this runner waited.
+        let feed = match self.local_feed(start).await {
+            Ok(feed) => feed,
+            Err(err) => {
+                lease.release().await;
+                return Err(err);
+            }
+        };
+        let mut lease = Some(lease);
+        let result = self.run_with(feed, lease.as_mut(), shutdown).await;
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        result
+    }
+
+    async fn run_with<F: Feed>(
+        &self,
+        mut feed: F,
+        mut lease: Option<&mut Lease>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ConsumerError> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let fence = lease.as_ref().and_then(|lease| lease.fence());
         let mut tick = tokio::time::interval(self.config.maintenance_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.as_mut() => return Ok(()),
-                _ = tick.tick() => self.maintain().await?,
+                _ = tick.tick() => {
+                    if let Some(lease) = lease.as_mut() {
+                        lease.check(&self.name).await?;
+                    }
+                    self.maintain_fenced(fence).await?;
+                }
                 delivery = feed.next() => {
                     let delivery = match delivery {
                         Ok(delivery) => delivery,
@@ -459,7 +535,7 @@ impl<H: Handler> Consumer<H> {
                     };
                     let (mut done, mut retried) = (false, false);
                     while !done {
-                        match self.process(&delivery, retried).await? {
+                        match self.process(&delivery, retried, fence).await? {
                             Outcome::Done => {
                                 feed.ack(&delivery).await?;
                                 done = true;
@@ -472,7 +548,7 @@ impl<H: Handler> Consumer<H> {
                                         _ = shutdown.as_mut() => return Ok(()),
                                         _ = tokio::time::sleep(delay) => {}
                                     }
-                                    self.maintain().await?;
+                                    self.maintain_fenced(fence).await?;
                                     retried = true;
                                 }
                             }
@@ -484,7 +560,12 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// Decides and carries out what to do with one delivery.
-    async fn process(&self, delivery: &Delivery, retried: bool) -> Result<Outcome, ConsumerError> {
+    async fn process(
+        &self,
+        delivery: &Delivery,
+        retried: bool,
+        fence: Option<i32>,
+    ) -> Result<Outcome, ConsumerError> {
         let envelope = &delivery.envelope;
         let stream = StreamRef::new(&envelope.stream_type, &envelope.stream_id);
         if self.ordered {
@@ -526,10 +607,13 @@ impl<H: Handler> Consumer<H> {
         {
             return Ok(Outcome::Done);
         }
-        match self.attempt(envelope).await {
+        let mut tx = Tx::new(self.store.db());
+        match self.attempt(&mut tx, envelope, Some(delivery)).await {
             Ok(()) => {
                 ledger::settle(
                     &self.store,
+                    tx,
+                    fence,
                     &self.name,
                     self.ordered,
                     envelope,
@@ -539,6 +623,9 @@ impl<H: Handler> Consumer<H> {
                 Ok(Outcome::Done)
             }
             Err(error) => {
+                // Roll the effect back before writing anything else: on SQLite the
+                // transaction holds the only writer connection.
+                drop(tx);
                 let failures = ledger::record_failure(
                     &self.store,
                     &self.name,
@@ -567,13 +654,43 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
-    /// Calls the handler if it wants the event, within the timeout.
-    async fn attempt(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+    /// Calls the handler if it wants the event, within the timeout, lending it `tx`.
+    /// Meanwhile reports `delivery` in progress, so the feed does not hand it to another
+    /// runner while a slow handler works. On timeout the handler's future is dropped;
+    /// the caller then drops `tx`, which rolls back whatever it wrote there.
+    async fn attempt(
+        &self,
+        tx: &mut Tx<'_>,
+        envelope: &Envelope,
+        delivery: Option<&Delivery>,
+    ) -> Result<(), HandlerError> {
         if !self.handler.wants(envelope) {
             return Ok(());
         }
-        match tokio::time::timeout(self.config.handler_timeout, self.handler.handle(envelope)).await
-        {
+        let handling = tokio::time::timeout(
+            self.config.handler_timeout,
+            self.handler.handle(tx, envelope),
+        );
+        let mut handling = std::pin::pin!(handling);
+        let keep_alive = delivery.and_then(|d| d.keep_alive().map(|every| (d, every)));
+        let result = match keep_alive {
+            None => handling.await,
+            Some((delivery, every)) => {
+                let mut ticks =
+                    tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                loop {
+                    tokio::select! {
+                        result = handling.as_mut() => break result,
+                        _ = ticks.tick() => {
+                            if let Err(err) = delivery.in_progress().await {
+                                tracing::warn!(consumer = %self.name, position = envelope.position, error = %err, "could not extend the ack wait");
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        match result {
             Ok(result) => result,
             Err(_) => Err(HandlerError::retry(format!(
                 "handler timed out after {:?}",
@@ -609,6 +726,10 @@ impl<H: Handler> Consumer<H> {
     /// Works the dead letters this consumer can act on now: operators' retry requests,
     /// abandoned claims, and parked events whose stream is clear.
     pub async fn maintain(&self) -> Result<(), ConsumerError> {
+        self.maintain_fenced(None).await
+    }
+
+    async fn maintain_fenced(&self, fence: Option<i32>) -> Result<(), ConsumerError> {
         loop {
             let now = self.store.clock().now();
             let stale =
@@ -617,7 +738,7 @@ impl<H: Handler> Consumer<H> {
             else {
                 return Ok(());
             };
-            self.work(letter, previous).await?;
+            self.work(letter, previous, fence).await?;
         }
     }
 
@@ -626,6 +747,7 @@ impl<H: Handler> Consumer<H> {
         &self,
         letter: DeadLetter,
         previous: DeadLetterStatus,
+        fence: Option<i32>,
     ) -> Result<(), ConsumerError> {
         let envelope = &letter.envelope;
         let settled = if self.ordered {
@@ -663,13 +785,24 @@ impl<H: Handler> Consumer<H> {
         if settled {
             return resolve().await;
         }
-        match self.attempt(envelope).await {
+        let mut tx = Tx::new(self.store.db());
+        match self.attempt(&mut tx, envelope, None).await {
             Ok(()) => {
-                ledger::settle(&self.store, &self.name, self.ordered, envelope, true).await?;
+                ledger::settle(
+                    &self.store,
+                    tx,
+                    fence,
+                    &self.name,
+                    self.ordered,
+                    envelope,
+                    true,
+                )
+                .await?;
                 tracing::info!(consumer = %self.name, position = envelope.position, dead_letter = letter.id, "dead letter handled");
                 resolve().await
             }
             Err(error) => {
+                drop(tx);
                 let attempts = letter.attempts + 1;
                 // A released parked event gets the usual attempts with backoff before it
                 // becomes a dead letter itself; an operator's retry gets one.

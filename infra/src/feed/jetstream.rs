@@ -1,6 +1,6 @@
 //! The feed over a durable JetStream pull consumer.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::{self, stream::Stream, AckKind};
@@ -53,6 +53,12 @@ impl JetStreamFeedConfig {
     }
 }
 
+/// Most messages one fetch asks for.
+const MAX_BATCH: usize = 64;
+
+/// How long one fetch request waits on the server for messages before a new one is made.
+const FETCH_EXPIRES: Duration = Duration::from_secs(5);
+
 /// A [`Feed`] over a durable pull consumer with explicit acks.
 ///
 /// When the durable consumer does not exist yet, it is created to deliver from the first
@@ -60,15 +66,33 @@ impl JetStreamFeedConfig {
 /// over the stream, whose positions increase with its sequence). When it exists, it
 /// resumes from its own ack state; messages at or below the requested position are then
 /// acknowledged and skipped, so the consumer's stored position is always respected.
+///
+/// **Prefetch never outlives the ack wait.** Every message JetStream hands over starts
+/// its ack-wait clock, even while it waits in this process's buffer; a buffered message
+/// whose ack wait runs out is redelivered to another process while this one still means
+/// to handle it. So the feed fetches small batches, sized to what it can work off within
+/// half the ack wait at the time it observes per delivery (from hand-out to ack or
+/// release; one message until it has observed any), and each [`Delivery`] carries a
+/// [keep-alive](Delivery::keep_alive) interval at which the consumer reports it in
+/// progress, which restarts its ack wait while a slow handler runs.
 pub struct JetStreamFeed {
-    messages: pull::Stream,
+    consumer: PullConsumer,
+    batch: Option<pull::Batch>,
     floor: i64,
+    /// The shortest wait before JetStream redelivers an unacknowledged message.
+    ack_wait: Duration,
+    /// Time per delivery: rises at once with a slow one, falls slowly.
+    per_delivery: Option<Duration>,
+    /// When the delivery being worked on was handed out.
+    handed_out: Option<Instant>,
 }
 
 impl std::fmt::Debug for JetStreamFeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JetStreamFeed")
             .field("floor", &self.floor)
+            .field("ack_wait", &self.ack_wait)
+            .field("per_delivery", &self.per_delivery)
             .finish_non_exhaustive()
     }
 }
@@ -111,11 +135,78 @@ impl JetStreamFeed {
                     .map_err(FeedError::nats)?
             }
         };
-        let messages = consumer.messages().await.map_err(FeedError::nats)?;
+        // With a backoff list, the n-th redelivery waits backoff[n-1] instead.
+        let ack_wait = config
+            .backoff
+            .iter()
+            .copied()
+            .fold(config.ack_wait, Duration::min);
         Ok(Self {
-            messages,
+            consumer,
+            batch: None,
             floor: after_position,
+            ack_wait,
+            per_delivery: None,
+            handed_out: None,
         })
+    }
+
+    /// How many messages the next fetch may take: as many as can be worked off within
+    /// half the ack wait at the observed time per delivery.
+    fn batch_size(&self) -> usize {
+        match self.per_delivery {
+            None => 1,
+            Some(per) if per.is_zero() => MAX_BATCH,
+            Some(per) => {
+                let fits = (self.ack_wait / 2).as_nanos() / per.as_nanos();
+                usize::try_from(fits)
+                    .unwrap_or(MAX_BATCH)
+                    .clamp(1, MAX_BATCH)
+            }
+        }
+    }
+
+    /// Records how long the delivery just finished took.
+    fn observe(&mut self) {
+        let Some(since) = self.handed_out.take() else {
+            return;
+        };
+        let took = since.elapsed();
+        self.per_delivery = Some(match self.per_delivery {
+            // Pessimistic: one slow delivery shrinks the next fetch at once; fast ones
+            // grow it back gradually.
+            Some(per) if took < per => (per * 7 + took) / 8,
+            _ => took,
+        });
+    }
+
+    /// The next message, fetching a new batch when the current one is used up.
+    async fn next_message(&mut self) -> Result<jetstream::Message, FeedError> {
+        loop {
+            if self.batch.is_none() {
+                let batch = self
+                    .consumer
+                    .batch()
+                    .max_messages(self.batch_size())
+                    .expires(FETCH_EXPIRES)
+                    .messages()
+                    .await
+                    .map_err(FeedError::nats)?;
+                self.batch = Some(batch);
+            }
+            let Some(batch) = self.batch.as_mut() else {
+                continue;
+            };
+            match batch.next().await {
+                Some(Ok(message)) => return Ok(message),
+                Some(Err(err)) => {
+                    self.batch = None;
+                    return Err(FeedError::Nats(err));
+                }
+                // Used up or expired: ask again.
+                None => self.batch = None,
+            }
+        }
     }
 }
 
@@ -209,11 +300,7 @@ fn decode(headers: &HeaderMap, payload: &[u8], sequence: u64) -> Result<Envelope
 impl Feed for JetStreamFeed {
     async fn next(&mut self) -> Result<Delivery, FeedError> {
         loop {
-            let message = match self.messages.next().await {
-                Some(Ok(message)) => message,
-                Some(Err(err)) => return Err(FeedError::nats(err)),
-                None => return Err(FeedError::Ended),
-            };
+            let message = self.next_message().await?;
             let (sequence, attempt) = {
                 let info = message.info().map_err(FeedError::Nats)?;
                 (info.stream_sequence, info.delivered.max(1) as u64)
@@ -237,15 +324,18 @@ impl Feed for JetStreamFeed {
                 message.ack().await.map_err(FeedError::Nats)?;
                 continue;
             }
+            self.handed_out = Some(Instant::now());
             return Ok(Delivery {
                 envelope,
                 attempt,
                 receipt: Receipt::JetStream(Box::new(message)),
+                keep_alive: Some(self.ack_wait / 3),
             });
         }
     }
 
     async fn ack(&mut self, delivery: &Delivery) -> Result<(), FeedError> {
+        self.observe();
         match &delivery.receipt {
             Receipt::JetStream(message) => message.ack().await.map_err(FeedError::Nats),
             Receipt::Local => Ok(()),
@@ -253,6 +343,7 @@ impl Feed for JetStreamFeed {
     }
 
     async fn release(&mut self, delivery: &Delivery, delay: Duration) -> Result<bool, FeedError> {
+        self.observe();
         match &delivery.receipt {
             Receipt::JetStream(message) => {
                 message

@@ -54,6 +54,7 @@ impl Feed for LocalFeed {
                 envelope: Envelope::from_recorded(event)?,
                 attempt: 1,
                 receipt: Receipt::Local,
+                keep_alive: None,
             }),
             Some(Err(err)) => Err(err.into()),
             None => Err(FeedError::Ended),

@@ -58,6 +58,29 @@ pub struct Delivery {
     /// 1 on first delivery; higher when the feed delivers it again.
     pub attempt: u64,
     receipt: Receipt,
+    /// How often to tell the feed the delivery is still being worked on, when the feed
+    /// redelivers unacknowledged messages after a while (JetStream's ack wait).
+    keep_alive: Option<Duration>,
+}
+
+impl Delivery {
+    /// How often a consumer working on this delivery should call
+    /// [`Delivery::in_progress`]; `None` when the feed never redelivers on its own.
+    pub fn keep_alive(&self) -> Option<Duration> {
+        self.keep_alive
+    }
+
+    /// Tells the feed this delivery is still being worked on, so it is not handed to
+    /// another consumer meanwhile (JetStream: "in progress" resets the ack wait).
+    pub async fn in_progress(&self) -> Result<(), FeedError> {
+        match &self.receipt {
+            Receipt::JetStream(message) => message
+                .ack_with(async_nats::jetstream::AckKind::Progress)
+                .await
+                .map_err(FeedError::Nats),
+            Receipt::Local => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -1,6 +1,6 @@
 //! The fan-out subscriber: one pending delivery per matching subscription and event.
 
-use crate::consumer::{Handler, HandlerError};
+use crate::consumer::{Handler, HandlerError, Tx};
 use crate::feed::Envelope;
 use crate::store::Store;
 
@@ -74,7 +74,9 @@ impl Handler for WebhookFanout {
         FANOUT_NAME
     }
 
-    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+    /// Writes through the store's pool, not `tx`: the deliveries are idempotent per
+    /// event, and the shared insert also serves replays outside any consumer.
+    async fn handle(&self, _tx: &mut Tx<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
         self.fan_out(envelope)
             .await
             .map(|_| ())
