@@ -22,8 +22,9 @@
 
 use async_nats::jetstream::message::PublishMessage as Publish;
 use async_nats::{HeaderMap, HeaderName};
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::feed::Envelope;
 use crate::store::RecordedEvent;
 
 /// `ce-specversion`.
@@ -105,14 +106,72 @@ pub fn cloud_event_type(stream_type: &str, event_type: &str, schema_version: i32
     name
 }
 
-/// Header values may not contain line breaks (they would end the header block); the
-/// store does not forbid them in ids, so they are escaped rather than sent raw.
-pub(crate) fn header_safe(value: String) -> String {
-    if value.bytes().any(|b| b == b'\r' || b == b'\n') {
-        value.replace('\r', "\\r").replace('\n', "\\n")
-    } else {
-        value
+/// Makes `value` safe as a NATS header value, reversibly ([`header_text`] undoes it).
+///
+/// A header value must not hold a line break (it would end the header block), and the
+/// NATS client trims whitespace from both ends of every value it reads. The store forbids
+/// neither in ids, so `%`, every control character (C0, DEL, C1) and whitespace at either
+/// end are written as `%XX` per UTF-8 byte; everything else passes unchanged, so ordinary
+/// ids read the same on the wire. Readers must decode with [`header_text`].
+pub fn header_safe(value: String) -> String {
+    let last = value.chars().count().saturating_sub(1);
+    let needs = |(i, c): (usize, char)| {
+        c == '%' || c.is_control() || ((i == 0 || i == last) && c.is_whitespace())
+    };
+    if !value.chars().enumerate().any(needs) {
+        return value;
     }
+    let mut out = String::with_capacity(value.len() + 8);
+    let mut buf = [0u8; 4];
+    for (i, c) in value.chars().enumerate() {
+        if needs((i, c)) {
+            for byte in c.encode_utf8(&mut buf).bytes() {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// A header value that [`header_safe`] escaped cannot be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed escape in header value: {0}")]
+pub struct EscapeError(&'static str);
+
+/// The original text of a header value written by [`header_safe`].
+///
+/// Every `%` on the wire starts an escape (a literal `%` is itself escaped), so a `%` not
+/// followed by two hex digits, or escapes that are not UTF-8, are errors rather than
+/// guesses.
+pub fn header_text(value: &str) -> Result<String, EscapeError> {
+    if !value.contains('%') {
+        return Ok(value.to_string());
+    }
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = |b: u8| char::from(b).to_digit(16);
+            let byte = bytes
+                .get(i + 1..i + 3)
+                .and_then(|pair| Some(hex(pair[0])? * 16 + hex(pair[1])?))
+                .and_then(|b| u8::try_from(b).ok())
+                .ok_or(EscapeError("`%` not followed by two hex digits"))?;
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| EscapeError("escaped bytes are not UTF-8"))
 }
 
 // Header names, built once (a name from a `&str` is an allocation per message).
@@ -183,6 +242,72 @@ fn encode_parts(prefix: &str, event: RecordedEvent) -> (String, HeaderMap, Strin
     (subject, headers, event.payload_text)
 }
 
+/// A message that is not an event as [`encode`] writes it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{header}: {reason}")]
+pub struct DecodeError {
+    /// The header (or `body`) at fault.
+    pub header: &'static str,
+    pub reason: String,
+}
+
+impl DecodeError {
+    fn new(header: &'static str, reason: impl std::fmt::Display) -> Self {
+        Self {
+            header,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Rebuilds the envelope of an event from a message [`encode`] built: the reverse of the
+/// wire format, escapes included. Every reader of relayed messages goes through here, so
+/// the stream id a consumer sees is the one in the log.
+pub fn decode(headers: &HeaderMap, payload: &[u8]) -> Result<Envelope, DecodeError> {
+    let raw = |name: &'static str| {
+        headers
+            .get(name)
+            .map(|v| v.as_str())
+            .ok_or_else(|| DecodeError::new(name, "missing"))
+    };
+    let text = |name: &'static str| {
+        raw(name).and_then(|v| header_text(v).map_err(|e| DecodeError::new(name, e)))
+    };
+    let stream_id = text(SUBJECT)?;
+    let source = text(SOURCE)?;
+    let stream_type = source
+        .strip_prefix(&format!("/{NAMESPACE}/"))
+        .and_then(|rest| rest.strip_suffix(&format!("/{stream_id}")))
+        .ok_or_else(|| DecodeError::new(SOURCE, "does not name the stream"))?
+        .to_string();
+    let type_text = text(TYPE)?;
+    let (event_type, schema_version) = type_text
+        .strip_prefix(&format!("{NAMESPACE}.{stream_type}."))
+        .and_then(|rest| rest.rsplit_once(".v"))
+        .ok_or_else(|| DecodeError::new(TYPE, "not <namespace>.<stream>.<event>.v<n>"))?;
+    Ok(Envelope {
+        position: raw(POSITION)?
+            .parse()
+            .map_err(|e| DecodeError::new(POSITION, e))?,
+        event_id: raw(ID)?.parse().map_err(|e| DecodeError::new(ID, e))?,
+        version: raw(STREAM_VERSION)?
+            .parse()
+            .map_err(|e| DecodeError::new(STREAM_VERSION, e))?,
+        schema_version: schema_version
+            .parse()
+            .map_err(|e| DecodeError::new(TYPE, e))?,
+        event_type: event_type.to_string(),
+        recorded_at: DateTime::parse_from_rfc3339(raw(TIME)?)
+            .map_err(|e| DecodeError::new(TIME, e))?
+            .with_timezone(&Utc),
+        metadata: serde_json::from_str(&text(METADATA)?)
+            .map_err(|e| DecodeError::new(METADATA, e))?,
+        payload: serde_json::from_slice(payload).map_err(|e| DecodeError::new("body", e))?,
+        stream_type,
+        stream_id,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,11 +358,11 @@ mod tests {
         let msg_id = headers.get(async_nats::header::NATS_MESSAGE_ID);
         assert_eq!(msg_id.map(|v| v.as_str()), Some(id.as_str()));
         assert_eq!(header(SPECVERSION).as_deref(), Some("1.0"));
-        assert_eq!(header(SOURCE).as_deref(), Some("/commerce/cart/c-1\\nx"));
+        assert_eq!(header(SOURCE).as_deref(), Some("/commerce/cart/c-1%0Ax"));
         assert_eq!(header(TYPE).as_deref(), Some("commerce.cart.ItemAdded.v2"));
         assert_eq!(
             header(SUBJECT).as_deref(),
-            Some("c-1\\nx"),
+            Some("c-1%0Ax"),
             "line breaks escaped"
         );
         assert_eq!(header(POSITION).as_deref(), Some("42"));
@@ -248,5 +373,81 @@ mod tests {
         assert_eq!(header(METADATA).as_deref(), Some(r#"{"actor":"me"}"#));
         assert!(header(TIME).is_some());
         assert_eq!(headers.len(), 12);
+    }
+
+    /// Every ASCII character, the C1 controls, a few Unicode whitespace characters and
+    /// some non-ASCII text, alone, at either end and in the middle of an id.
+    fn awkward_ids() -> Vec<String> {
+        let mut chars: Vec<char> = (0u8..=0x7f).map(char::from).collect();
+        chars.extend((0x80u32..=0x9f).filter_map(char::from_u32));
+        chars.extend(['\u{a0}', '\u{2028}', '\u{3000}', '\u{feff}', 'é', '☃']);
+        let mut ids = Vec::new();
+        for c in chars {
+            ids.push(c.to_string());
+            ids.push(format!("{c}id"));
+            ids.push(format!("id{c}"));
+            ids.push(format!("i{c}d"));
+            ids.push(format!("{c}{c}"));
+        }
+        ids.extend(["%", "%25", "%0A", "a%zz", " spaced out ", "\\n", ""].map(String::from));
+        ids
+    }
+
+    #[test]
+    fn header_escaping_round_trips_every_character() {
+        for id in awkward_ids() {
+            let wire = header_safe(id.clone());
+            assert!(
+                !wire.chars().any(char::is_control),
+                "{id:?} -> {wire:?} holds a control character"
+            );
+            assert_eq!(
+                wire.trim(),
+                wire,
+                "{id:?} -> {wire:?} would lose whitespace to the reader's trim"
+            );
+            assert_eq!(header_text(&wire).as_deref(), Ok(id.as_str()), "{wire:?}");
+        }
+        // Ordinary ids are unchanged on the wire.
+        assert_eq!(header_safe("order 42/é".into()), "order 42/é");
+    }
+
+    #[test]
+    fn malformed_escapes_are_refused() {
+        for bad in ["%", "%4", "a%G0", "%FF", "%C3"] {
+            assert!(header_text(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn decode_reverses_encode_for_awkward_stream_ids() {
+        for id in awkward_ids() {
+            let event = RecordedEvent {
+                position: 9,
+                event_id: uuid::Uuid::now_v7(),
+                stream_type: "cart".into(),
+                stream_id: id.clone(),
+                version: 3,
+                event_type: "ItemAdded".into(),
+                schema_version: 2,
+                payload_text: r#"{"sku":"A"}"#.into(),
+                metadata_text: r#"{"actor":"me"}"#.into(),
+                correlation_id: None,
+                causation_id: None,
+                actor: Some("me".into()),
+                recorded_at: chrono::Utc::now(),
+                hash: vec![0; 32],
+                prev_hash: None,
+            };
+            let event_id = event.event_id;
+            let (_, headers, payload) = encode_parts("p", event);
+            let envelope = decode(&headers, payload.as_bytes()).unwrap();
+            assert_eq!(envelope.stream_id, id);
+            assert_eq!(envelope.stream_type, "cart");
+            assert_eq!(envelope.event_type, "ItemAdded");
+            assert_eq!(envelope.schema_version, 2);
+            assert_eq!(envelope.event_id, event_id);
+            assert_eq!((envelope.position, envelope.version), (9, 3));
+        }
     }
 }

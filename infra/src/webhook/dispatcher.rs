@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::admin::target;
 use super::db::{in_tx, now, Db};
+use super::network::{check_literal, redact_url, GuardedResolver};
 use super::{
     sign, WebhookConfig, WebhookError, WebhookMessage, WebhookSecret, MAX_RESPONSE_EXCERPT,
     USER_AGENT,
@@ -172,6 +173,9 @@ impl WebhookDispatcher {
             // receiver cannot point signed deliveries elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver::new(
+                config.allow_networks.clone(),
+            )))
             .build()
             .map_err(WebhookError::Client)?;
         Ok(Self {
@@ -357,6 +361,15 @@ impl WebhookDispatcher {
             Ok(body) => body,
             Err(e) => return Outcome::final_error(format!("the message cannot be encoded: {e}")),
         };
+        // The client connects to an IP literal without asking the resolver: check it here.
+        let host = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string));
+        if let Some(host) = host {
+            if let Err(refused) = check_literal(&self.inner.config.allow_networks, &host) {
+                return Outcome::final_error(refused.to_string());
+            }
+        }
         let id = event_id.to_string();
         let timestamp = self.inner.store.clock().now().timestamp();
         let signature = sign(secret, &id, timestamp, &body);
@@ -382,7 +395,7 @@ impl WebhookDispatcher {
                         Verdict::Retry
                     },
                     status_code: None,
-                    error: Some(self.describe(&e)),
+                    error: Some(self.describe(&e, url)),
                     duration_ms: elapsed_ms(started),
                     response_excerpt: None,
                     retry_after: None,
@@ -408,7 +421,9 @@ impl WebhookDispatcher {
         }
     }
 
-    fn describe(&self, err: &reqwest::Error) -> String {
+    /// What went wrong, with the URL's credentials (if any) redacted: the text is logged
+    /// and shown to admins.
+    fn describe(&self, err: &reqwest::Error, url: &str) -> String {
         let mut text = if err.is_timeout() {
             format!(
                 "timed out after {} ms",
@@ -425,12 +440,58 @@ impl WebhookDispatcher {
             text.push_str(&cause.to_string());
             source = cause.source();
         }
-        truncate(text, MAX_ERROR_LEN)
+        let redacted = redact_url(url);
+        if redacted != url {
+            text = text.replace(url, &redacted);
+            // reqwest prints the parsed (normalised) URL, which may differ in form.
+            if let Ok(parsed) = reqwest::Url::parse(url) {
+                text = text.replace(parsed.as_str(), &redacted);
+            }
+        }
+        truncate(sanitize(text), MAX_ERROR_LEN)
     }
 
     /// Stores the attempt and moves the delivery (and, on a final outcome, the
     /// subscription's failure count) on, if this dispatcher still holds the lease.
-    async fn record(&self, claimed: &Claimed, outcome: Outcome) -> Result<(), WebhookError> {
+    ///
+    /// An attempt the database refuses to store as it is (a row it rejects) is stored
+    /// again as a failed attempt without the receiver's answer: it still counts against
+    /// the delivery's attempts, so one bad answer cannot make the same request go out
+    /// again and again uncounted. Only when that fails too (the database is unreachable)
+    /// is the error returned, and the delivery is retried when its claim expires.
+    async fn record(&self, claimed: &Claimed, mut outcome: Outcome) -> Result<(), WebhookError> {
+        outcome.error = outcome.error.map(|e| truncate(sanitize(e), MAX_ERROR_LEN));
+        let err = match self.record_outcome(claimed, &outcome).await {
+            Err(WebhookError::Database(err)) => err,
+            other => return other,
+        };
+        tracing::error!(
+            delivery = %claimed.id,
+            error = %err,
+            "webhook attempt could not be recorded; recording it as failed"
+        );
+        let fallback = Outcome {
+            verdict: match outcome.verdict {
+                Verdict::Final => Verdict::Final,
+                Verdict::Delivered | Verdict::Retry => Verdict::Retry,
+            },
+            status_code: outcome.status_code,
+            error: Some(truncate(
+                sanitize(format!("the attempt could not be recorded: {err}")),
+                MAX_ERROR_LEN,
+            )),
+            duration_ms: outcome.duration_ms,
+            response_excerpt: None,
+            retry_after: None,
+        };
+        self.record_outcome(claimed, &fallback).await
+    }
+
+    async fn record_outcome(
+        &self,
+        claimed: &Claimed,
+        outcome: &Outcome,
+    ) -> Result<(), WebhookError> {
         let inner = &self.inner;
         let now = now(&inner.store);
         let attempt_no = claimed.attempts + 1;
@@ -609,9 +670,20 @@ async fn read_excerpt(response: &mut reqwest::Response) -> String {
         }
     }
     truncate(
-        String::from_utf8_lossy(&bytes).into_owned(),
+        sanitize(String::from_utf8_lossy(&bytes).into_owned()),
         MAX_RESPONSE_EXCERPT,
     )
+}
+
+/// `text` without NUL characters, which PostgreSQL cannot store in `text` columns: each
+/// becomes U+FFFD, as bytes that are not UTF-8 do. Applied before truncation, since the
+/// replacement is longer than the byte it replaces.
+fn sanitize(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{fffd}")
+    } else {
+        text
+    }
 }
 
 /// Cuts `text` to at most `max` bytes, at a character boundary.

@@ -34,6 +34,7 @@ mod dispatcher;
 mod fanout;
 pub mod filter;
 mod message;
+pub mod network;
 pub mod signature;
 
 use std::time::Duration;
@@ -47,6 +48,7 @@ pub use dispatcher::WebhookDispatcher;
 pub use fanout::WebhookFanout;
 pub use filter::EventFilter;
 pub use message::{WebhookEvent, WebhookMessage};
+pub use network::AllowList;
 pub use signature::{sign, verify, verify_timestamp, SignatureError, WebhookSecret};
 
 /// The consumer name of the fan-out handler.
@@ -78,6 +80,10 @@ pub struct WebhookConfig {
     /// How long a claim keeps other dispatchers off a delivery. Must exceed
     /// `request_timeout`, with room for recording the outcome.
     pub lease: Duration,
+    /// Non-public networks deliveries may reach anyway (see [`network`]). Empty by
+    /// default: loopback, private, link-local, metadata and similar addresses are refused
+    /// when the dispatcher connects, whatever the subscription URL says.
+    pub allow_networks: AllowList,
 }
 
 impl Default for WebhookConfig {
@@ -104,6 +110,7 @@ impl Default for WebhookConfig {
             disable_after: 20,
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(60),
+            allow_networks: AllowList::default(),
         }
     }
 }
