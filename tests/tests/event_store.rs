@@ -542,6 +542,57 @@ async fn replay_streams_deliver_everything(kind: BackendKind) {
     assert_eq!(count, 3);
 }
 
+/// Concurrent appends are written together (one group on SQLite): a conflicting append
+/// fails alone and stores nothing, every clean one is stored, and the log stays whole.
+async fn a_conflict_fails_only_its_own_append(kind: BackendKind) {
+    let Some(store) = store(kind).await else {
+        return;
+    };
+    // Every stream starts at version 1; half of the appends then claim version 5.
+    for n in 0..40 {
+        let stream = StreamRef::new("counter", format!("g{n}"));
+        store.append(&stream, 0, events(1), None).await.unwrap();
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(40));
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                let stream = StreamRef::new("counter", format!("g{n}"));
+                let expected = if n % 2 == 0 { 1 } else { 5 };
+                barrier.wait().await;
+                (n, store.append(&stream, expected, events(3), None).await)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (n, result) = task.await.unwrap();
+        let stream = StreamRef::new("counter", format!("g{n}"));
+        let stored = store.read_stream(&stream, 0).await.unwrap();
+        if n % 2 == 0 {
+            let outcome = result.unwrap_or_else(|e| panic!("clean append {n} failed: {e}"));
+            assert_eq!(outcome.version, 4);
+            assert_eq!(outcome.last_position - outcome.first_position, 2);
+            assert_eq!(stored.len(), 4, "stream g{n}");
+        } else {
+            assert!(
+                matches!(result, Err(StoreError::Conflict { .. })),
+                "append {n}: {result:?}"
+            );
+            assert_eq!(
+                stored.len(),
+                1,
+                "nothing of the conflicting append {n} is stored"
+            );
+        }
+    }
+    let all = store.read_all(0, 10_000).await.unwrap();
+    assert_eq!(all.len(), 40 + 20 * 3);
+    assert!(all.windows(2).all(|w| w[0].position < w[1].position));
+    assert!(store.verify().await.unwrap().is_ok());
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod postgres {
@@ -576,6 +627,7 @@ contract!(
     undecodable_or_impossible_snapshots_are_ignored,
     old_event_versions_load_through_upcasters,
     replay_streams_deliver_everything,
+    a_conflict_fails_only_its_own_append,
 );
 
 #[tokio::test]
