@@ -819,3 +819,224 @@ async fn a_malformed_jetstream_message_is_dropped_and_the_consumer_goes_on() {
     assert_eq!(info.num_pending, 0);
     let _ = context.delete_stream(&relay_config.stream).await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Exactly-once effects (issue 13, items 5-7)
+// ---------------------------------------------------------------------------------------
+
+/// A handler whose effect is a row in the store's database, written through the lent
+/// transaction. The effect table has no unique key, so an effect applied twice shows as
+/// two rows. Events listed in `stall_once` stall past the handler timeout on their first
+/// call, after writing their row.
+struct Effector {
+    name: String,
+    stall_once: Mutex<HashSet<i64>>,
+    calls: Mutex<Vec<i64>>,
+}
+
+impl Effector {
+    fn new(name: &str, stall_once: &[i64]) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.to_string(),
+            stall_once: Mutex::new(stall_once.iter().copied().collect()),
+            calls: Mutex::default(),
+        })
+    }
+}
+
+impl Handler for Effector {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn handle(&self, tx: &mut Tx<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
+        self.calls.lock().unwrap().push(envelope.version);
+        infra::on_conn!(tx.conn().await?, conn => {
+            sqlx::query("INSERT INTO test_effects (event_id, version) VALUES ($1, $2)")
+                .bind(envelope.event_id.to_string())
+                .bind(envelope.version)
+                .execute(conn)
+                .await?;
+        });
+        let stall = self.stall_once.lock().unwrap().remove(&envelope.version);
+        if stall {
+            // Past the handler timeout: the runtime drops this future with its row
+            // written but not committed.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        Ok(())
+    }
+}
+
+async fn execute(store: &Store, sql: &str) {
+    infra::on_db!(store.db(), pool => {
+        sqlx::query(sql).execute(pool).await.unwrap();
+    });
+}
+
+async fn scalar(store: &Store, sql: &str) -> i64 {
+    infra::on_db!(store.db(), pool => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap())
+}
+
+/// Makes the settle of the event at `position` fail, as a crash between the handler's
+/// effect and the runtime's settle would.
+async fn inject_settle_crash(store: &Store, kind: BackendKind, position: i64) {
+    match kind {
+        BackendKind::Postgres => {
+            execute(
+                store,
+                "CREATE FUNCTION inject_settle_crash() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'injected crash before the settle'; END $$",
+            )
+            .await;
+            execute(
+                store,
+                &format!(
+                    "CREATE TRIGGER inject_settle_crash BEFORE UPDATE ON consumers FOR EACH ROW \
+                     WHEN (NEW.position = {position}) EXECUTE FUNCTION inject_settle_crash()"
+                ),
+            )
+            .await;
+        }
+        BackendKind::Sqlite => {
+            execute(
+                store,
+                &format!(
+                    "CREATE TRIGGER inject_settle_crash BEFORE UPDATE ON consumers \
+                     WHEN NEW.position = {position} \
+                     BEGIN SELECT RAISE(ABORT, 'injected crash before the settle'); END"
+                ),
+            )
+            .await;
+        }
+    }
+}
+
+async fn consumer_position(store: &Store, name: &str) -> i64 {
+    scalar(
+        store,
+        &format!("SELECT position FROM consumers WHERE name = '{name}'"),
+    )
+    .await
+}
+
+/// Item 5: the effect and the settle are one transaction. A settle that fails after the
+/// effect was written (an injected crash) takes the effect with it, and a handler that
+/// times out after writing its effect leaves nothing behind; after a restart every event
+/// has exactly one effect.
+async fn effect_and_settle_are_one_transaction(kind: BackendKind) {
+    let Some(store) = store(kind).await else {
+        return;
+    };
+    execute(
+        &store,
+        "CREATE TABLE test_effects (event_id TEXT NOT NULL, version BIGINT NOT NULL)",
+    )
+    .await;
+    append(&store, "e", 5, &[]).await;
+    let events = store
+        .read_stream(&StreamRef::new("order", "e"), 0)
+        .await
+        .unwrap();
+    inject_settle_crash(&store, kind, events[2].position).await;
+
+    // Version 2 stalls past the timeout once; version 3's settle "crashes".
+    let effector = Effector::new("effects", &[2]);
+    let config = ConsumerConfig {
+        handler_timeout: Duration::from_millis(300),
+        ..fast_config()
+    };
+    let consumer = Consumer::new(store.clone(), effector.clone(), config).unwrap();
+    let crashed = consumer
+        .run(
+            consumer.local_feed(0).await.unwrap(),
+            std::future::pending(),
+        )
+        .await;
+    let err = crashed.expect_err("the injected crash stops the runtime");
+    assert!(err.to_string().contains("injected crash"), "{err}");
+    assert_eq!(*effector.calls.lock().unwrap(), vec![1, 2, 2, 3]);
+    // Version 3's effect went down with its settle; version 2's stalled attempt left
+    // nothing behind.
+    let effects = |version: i64| {
+        let store = store.clone();
+        async move {
+            scalar(
+                &store,
+                &format!("SELECT COUNT(*) FROM test_effects WHERE version = {version}"),
+            )
+            .await
+        }
+    };
+    assert_eq!(effects(1).await, 1);
+    assert_eq!(
+        effects(2).await,
+        1,
+        "the timed-out attempt's effect rolled back"
+    );
+    assert_eq!(effects(3).await, 0, "no effect without its settle");
+    assert_eq!(
+        consumer_position(&store, "effects").await,
+        events[1].position
+    );
+
+    // Restart without the fault: the rest is handled, each event exactly once.
+    execute(
+        &store,
+        match kind {
+            BackendKind::Postgres => "DROP TRIGGER inject_settle_crash ON consumers",
+            BackendKind::Sqlite => "DROP TRIGGER inject_settle_crash",
+        },
+    )
+    .await;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let running = {
+        let consumer = consumer.clone();
+        tokio::spawn(async move {
+            consumer
+                .run(consumer.local_feed(0).await.unwrap(), async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+        })
+    };
+    let head = events[4].position;
+    eventually(Duration::from_secs(20), || async {
+        (consumer_position(&store, "effects").await == head).then_some(())
+    })
+    .await
+    .expect("the restarted consumer catches up");
+    let _ = stop_tx.send(());
+    running.await.unwrap();
+    for event in &events {
+        assert_eq!(
+            scalar(
+                &store,
+                &format!(
+                    "SELECT COUNT(*) FROM test_effects WHERE event_id = '{}'",
+                    event.event_id
+                )
+            )
+            .await,
+            1,
+            "version {}",
+            event.version
+        );
+    }
+    assert_eq!(
+        *effector.calls.lock().unwrap(),
+        vec![1, 2, 2, 3, 3, 4, 5],
+        "only the unsettled event is handled again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_effect_and_settle_are_one_transaction() {
+    effect_and_settle_are_one_transaction(BackendKind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_effect_and_settle_are_one_transaction() {
+    effect_and_settle_are_one_transaction(BackendKind::Sqlite).await;
+}
