@@ -630,6 +630,72 @@ contract!(
     a_conflict_fails_only_its_own_append,
 );
 
+/// Appenders that give up on the append lock (`lock_timeout`) never leave it held: after
+/// a stress of six sessions at a 1 ms lock timeout, no idle session holds the lock and a
+/// normal append goes through at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_append_lock_never_outlives_a_failed_call() {
+    let Some(store) = store(BackendKind::Postgres).await else {
+        return;
+    };
+    let pool = store.pg_pool().expect("a PostgreSQL store").clone();
+    let search_path: String = sqlx::query_scalar("SHOW search_path")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let options = tests::test_database_url()
+        .parse::<sqlx::postgres::PgConnectOptions>()
+        .unwrap()
+        .options([
+            ("search_path", search_path.as_str()),
+            ("lock_timeout", "1ms"),
+        ]);
+    let impatient = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(6)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let impatient = Store::from_pg_pool(impatient, StoreConfig::default(), Arc::new(test_clock()));
+    let tasks: Vec<_> = (0..6)
+        .map(|w| {
+            let store = impatient.clone();
+            tokio::spawn(async move {
+                let stream = StreamRef::new("counter", format!("stress-{w}"));
+                let (mut version, mut timeouts) = (0, 0);
+                for _ in 0..250 {
+                    match store.append(&stream, version, events(1), None).await {
+                        Ok(outcome) => version = outcome.version,
+                        Err(_) => timeouts += 1,
+                    }
+                }
+                (version, timeouts)
+            })
+        })
+        .collect();
+    let mut appended = 0;
+    for task in tasks {
+        appended += task.await.unwrap().0;
+    }
+    assert!(appended > 0, "some appends must get through");
+    let held_by_idle: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+          WHERE l.locktype = 'advisory' AND l.granted AND a.state LIKE 'idle%' \
+            AND ((l.classid::bigint << 32) | l.objid::bigint) = 7723390414",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(held_by_idle, 0, "an idle session kept the append lock");
+    let stream = StreamRef::new("counter", "after-stress");
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        store.append(&stream, 0, events(1), None),
+    )
+    .await
+    .expect("an append after the stress is not blocked")
+    .unwrap();
+}
+
 #[tokio::test]
 async fn unsupported_urls_are_refused_clearly() {
     let err = Store::connect("mysql://localhost/x", StoreConfig::default())
