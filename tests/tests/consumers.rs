@@ -1040,3 +1040,178 @@ async fn postgres_effect_and_settle_are_one_transaction() {
 async fn sqlite_effect_and_settle_are_one_transaction() {
     effect_and_settle_are_one_transaction(BackendKind::Sqlite).await;
 }
+
+/// A runner of `consumer` on the local feed under the consumer's lease.
+fn spawn_leased(consumer: Consumer<Recorder>) -> (oneshot::Sender<()>, JoinHandle<()>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        consumer
+            .run_local(0, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (stop, task)
+}
+
+async fn wait_position(store: &Store, name: &str, position: i64) {
+    eventually(Duration::from_secs(20), || async {
+        (consumer_position(store, name).await == position).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("{name} did not reach {position}"));
+}
+
+async fn head(store: &Store) -> i64 {
+    scalar(store, "SELECT COALESCE(MAX(position), 0) FROM events").await
+}
+
+/// Item 7: two runners of one consumer on the in-process feed (two `serve` processes on
+/// one database): only the lease holder handles events; when it dies the other takes
+/// over where it stopped, and no event is lost or handled twice.
+async fn one_runner_per_consumer_on_the_local_feed(kind: BackendKind) {
+    let Some(store) = store(kind).await else {
+        return;
+    };
+    // Two handlers under one consumer name, so each runner's share can be told apart.
+    let first = Recorder::new("leased", Ordering::PerStream);
+    let second = Recorder::new("leased", Ordering::PerStream);
+    let config = fast_config();
+    let a = spawn_leased(Consumer::new(store.clone(), first.clone(), config.clone()).unwrap());
+    append(&store, "l", 3, &[]).await;
+    wait_handled(&first, 3).await;
+
+    let b = spawn_leased(Consumer::new(store.clone(), second.clone(), config).unwrap());
+    append(&store, "l", 3, &[]).await;
+    wait_handled(&first, 6).await;
+    wait_position(&store, "leased", head(&store).await).await;
+    // Give the standby every chance to (wrongly) handle something: it polls the lease
+    // every 50 ms.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(second.handled().is_empty(), "the standby handled events");
+
+    // The holder dies (its task, and with it the lease connection, is dropped).
+    a.1.abort();
+    let _ = a.1.await;
+    append(&store, "l", 3, &[]).await;
+    wait_handled(&second, 3).await;
+    wait_position(&store, "leased", head(&store).await).await;
+    stop(b).await;
+
+    assert_eq!(first.versions_of("l"), (1..=6).collect::<Vec<_>>());
+    assert_eq!(
+        second.versions_of("l"),
+        vec![7, 8, 9],
+        "the standby took over after the last settled event"
+    );
+    let _ = a.0;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_one_runner_per_consumer_on_the_local_feed() {
+    one_runner_per_consumer_on_the_local_feed(BackendKind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_one_runner_per_consumer_on_the_local_feed() {
+    one_runner_per_consumer_on_the_local_feed(BackendKind::Sqlite).await;
+}
+
+/// Item 6: two runtimes share a durable JetStream consumer whose handler takes longer
+/// than the ack wait. Fetches sized to the ack wait and "in progress" reports keep every
+/// message with the runtime handling it: none is handled twice at once, none twice at all.
+async fn a_slow_handler_keeps_its_jetstream_messages(kind: BackendKind) {
+    let Some(store) = store(kind).await else {
+        return;
+    };
+    let Some(client) = nats().await else {
+        return;
+    };
+    let id = Uuid::now_v7().simple().to_string();
+    let id = &id[id.len() - 12..];
+    let relay_config = RelayConfig {
+        name: format!("relay-{id}"),
+        stream: format!("TEST_{id}"),
+        subject_prefix: format!("t{id}.commerce"),
+        max_age: Duration::from_secs(3600),
+        checkpoint_interval: Duration::from_millis(50),
+        ..RelayConfig::default()
+    };
+    let relay = Relay::new(store.clone(), client.clone(), relay_config.clone()).unwrap();
+    let relay_task = tokio::spawn(async move { relay.run(std::future::pending()).await });
+
+    const STREAMS: usize = 6;
+    const EVENTS: usize = 2 * STREAMS;
+    let recorder = Arc::new(Recorder {
+        name: format!("slow-{id}"),
+        ordering: Ordering::Unordered,
+        // Longer than the ack wait: without "in progress" each message would go to
+        // the other runtime while this one works on it.
+        work: Duration::from_millis(1500),
+        state: Mutex::default(),
+    });
+    let config = ConsumerConfig {
+        ack_wait: Some(Duration::from_secs(1)),
+        ..fast_config()
+    };
+    let mut runtimes = Vec::new();
+    for _ in 0..2 {
+        let connection = nats().await.unwrap();
+        let consumer = Consumer::new(store.clone(), recorder.clone(), config.clone()).unwrap();
+        let stream = relay_config.stream.clone();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let feed = consumer
+                .jetstream_feed(connection, &stream, None, 0)
+                .await
+                .unwrap();
+            consumer
+                .run(feed, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        runtimes.push((stop_tx, task));
+    }
+    for s in 0..STREAMS {
+        append(&store, &format!("j{s}"), 2, &[]).await;
+    }
+    let got = eventually(Duration::from_secs(60), || async {
+        (recorder.handled().len() >= EVENTS).then_some(())
+    })
+    .await;
+    assert!(got.is_some(), "handled {:?}", recorder.handled());
+    // Past one more ack wait: a message wrongly redelivered would be handled by now.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for (stop_tx, task) in runtimes {
+        let _ = stop_tx.send(());
+        task.await.unwrap();
+    }
+    relay_task.abort();
+
+    let overlaps = recorder.state.lock().unwrap().overlaps;
+    assert_eq!(overlaps, 0, "an event was handled twice at once");
+    let handled = recorder.handled();
+    let distinct: HashSet<_> = handled.iter().cloned().collect();
+    assert_eq!(
+        handled.len(),
+        EVENTS,
+        "every event handled once: {handled:?}"
+    );
+    assert_eq!(distinct.len(), EVENTS);
+    let _ = jetstream::new(client)
+        .delete_stream(&relay_config.stream)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_slow_handler_keeps_its_jetstream_messages() {
+    a_slow_handler_keeps_its_jetstream_messages(BackendKind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_a_slow_handler_keeps_its_jetstream_messages() {
+    a_slow_handler_keeps_its_jetstream_messages(BackendKind::Sqlite).await;
+}
