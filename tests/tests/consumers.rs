@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use infra::consumer::{
-    Consumer, ConsumerConfig, DeadLetterError, DeadLetterQueue, DeadLetterStatus, DeadLetterStream,
-    Handler, HandlerError, Ordering, Tx,
+    inbox, Consumer, ConsumerConfig, DeadLetterError, DeadLetterQueue, DeadLetterStatus,
+    DeadLetterStream, Handler, HandlerError, Ordering, Tx, TxConn,
 };
 use infra::feed::Envelope;
 use infra::relay::{Relay, RelayConfig};
@@ -1214,4 +1214,120 @@ async fn postgres_a_slow_handler_keeps_its_jetstream_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_a_slow_handler_keeps_its_jetstream_messages() {
     a_slow_handler_keeps_its_jetstream_messages(BackendKind::Sqlite).await;
+}
+
+/// A handler whose effect is a transaction in another database (here a SQLite file of
+/// its own), made exactly-once by the inbox entered in that transaction.
+struct Elsewhere {
+    db: sqlx::SqlitePool,
+    calls: Mutex<Vec<i64>>,
+}
+
+impl Handler for Elsewhere {
+    fn name(&self) -> &str {
+        "elsewhere"
+    }
+
+    async fn handle(&self, _tx: &mut Tx<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
+        self.calls.lock().unwrap().push(envelope.version);
+        let mut tx = self.db.begin().await?;
+        if inbox::enter(TxConn::Sqlite(&mut tx), self.name(), envelope).await? {
+            sqlx::query("INSERT INTO remote_effects (event_id) VALUES ($1)")
+                .bind(envelope.event_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Item 5, effects elsewhere: the effect commits in its own database, then the settle
+/// "crashes"; the event comes again after the restart and the inbox keeps the effect
+/// from happening twice.
+async fn an_inbox_keeps_effects_elsewhere_exactly_once(kind: BackendKind) {
+    let Some(store) = store(kind).await else {
+        return;
+    };
+    let url = format!(
+        "sqlite:{}?mode=rwc",
+        tests::temp_path("remote.db").display()
+    );
+    let remote = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mut conn = remote.acquire().await.unwrap();
+    inbox::create_table(TxConn::Sqlite(&mut conn))
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE remote_effects (event_id TEXT NOT NULL)")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    append(&store, "x", 3, &[]).await;
+    let events = store
+        .read_stream(&StreamRef::new("order", "x"), 0)
+        .await
+        .unwrap();
+    inject_settle_crash(&store, kind, events[1].position).await;
+    let handler = Arc::new(Elsewhere {
+        db: remote.clone(),
+        calls: Mutex::default(),
+    });
+    let consumer = Consumer::new(store.clone(), handler.clone(), fast_config()).unwrap();
+    let crashed = consumer
+        .run(
+            consumer.local_feed(0).await.unwrap(),
+            std::future::pending(),
+        )
+        .await;
+    assert!(crashed.is_err(), "the injected crash stops the runtime");
+
+    execute(
+        &store,
+        match kind {
+            BackendKind::Postgres => "DROP TRIGGER inject_settle_crash ON consumers",
+            BackendKind::Sqlite => "DROP TRIGGER inject_settle_crash",
+        },
+    )
+    .await;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let running = {
+        let consumer = consumer.clone();
+        tokio::spawn(async move {
+            consumer
+                .run(consumer.local_feed(0).await.unwrap(), async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+        })
+    };
+    wait_position(&store, "elsewhere", events[2].position).await;
+    let _ = stop_tx.send(());
+    running.await.unwrap();
+
+    assert_eq!(
+        *handler.calls.lock().unwrap(),
+        vec![1, 2, 2, 3],
+        "the unsettled event came again"
+    );
+    for event in &events {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM remote_effects WHERE event_id = $1")
+                .bind(event.event_id.to_string())
+                .fetch_one(&remote)
+                .await
+                .unwrap();
+        assert_eq!(count, 1, "version {}", event.version);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_inbox_keeps_effects_elsewhere_exactly_once() {
+    an_inbox_keeps_effects_elsewhere_exactly_once(BackendKind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_inbox_keeps_effects_elsewhere_exactly_once() {
+    an_inbox_keeps_effects_elsewhere_exactly_once(BackendKind::Sqlite).await;
 }
