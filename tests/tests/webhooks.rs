@@ -1521,3 +1521,308 @@ async fn the_engine_delivers_webhooks_embedded_on_sqlite() {
 async fn the_engine_delivers_webhooks_over_jetstream_on_postgres() {
     the_engine_delivers_webhooks(BackendKind::Postgres, true).await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Hardening (issue 13).
+
+/// Appends one event to a stream of its own (version 0 → 1); returns its position.
+async fn append_fresh(store: &Store, stream_id: &str) -> i64 {
+    let stream = StreamRef::new("order", stream_id);
+    store
+        .append(
+            &stream,
+            0,
+            vec![NewEvent {
+                event_id: Uuid::now_v7(),
+                event_type: "Noted".into(),
+                schema_version: 1,
+                payload: json!({ "stream": stream_id }),
+                metadata: BTreeMap::new(),
+            }],
+            None,
+        )
+        .await
+        .unwrap()
+        .last_position
+}
+
+/// Every delivery of a subscription, over all pages.
+async fn all_deliveries(store: &Store, subscription: Uuid) -> Vec<DeliveryRecord> {
+    let mut all = Vec::new();
+    let mut query = DeliveryQuery {
+        limit: Some(200),
+        ..DeliveryQuery::default()
+    };
+    loop {
+        let page = admin::deliveries(store, subscription, query.clone())
+            .await
+            .unwrap();
+        all.extend(page.deliveries);
+        match page.next {
+            Some(cursor) => {
+                query.before_position = Some(cursor.before_position);
+                query.before_generation = Some(cursor.before_generation);
+            }
+            None => return all,
+        }
+    }
+}
+
+tokio::task_local! {
+    /// Set around an `admin::create` call: whether [`InterleavingClock`] still has to
+    /// land its event in it.
+    static INTERLEAVE: std::cell::Cell<bool>;
+}
+
+/// A clock that lands an event in the middle of a subscription's creation: the first
+/// time a creation armed with [`INTERLEAVE`] asks for the time, it appends an event and
+/// waits until the fan-out has handled it. This makes "an event committed and fanned out
+/// while the subscription is being created" happen every time instead of by luck.
+struct InterleavingClock {
+    inner: ManualClock,
+    store: std::sync::OnceLock<Store>,
+    fanned_out: Arc<AtomicI64>,
+}
+
+impl std::fmt::Debug for InterleavingClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InterleavingClock").finish_non_exhaustive()
+    }
+}
+
+impl Clock for InterleavingClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let fire = INTERLEAVE
+            .try_with(|armed| armed.replace(false))
+            .unwrap_or(false);
+        if let (true, Some(store)) = (fire, self.store.get()) {
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::block_in_place(|| {
+                handle.block_on(async {
+                    let position = append_fresh(store, &format!("mid-{}", Uuid::now_v7())).await;
+                    eventually(Duration::from_secs(30), || async {
+                        (self.fanned_out.load(Ordering::SeqCst) >= position).then_some(())
+                    })
+                    .await
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "the fan-out did not handle position {position} (at {})",
+                            self.fanned_out.load(Ordering::SeqCst)
+                        )
+                    });
+                })
+            });
+        }
+        self.inner.now()
+    }
+}
+
+/// Subscriptions created while events are appended (by busy writers, and one landed in
+/// the middle of each creation) and fanned out as they come: each subscription gets a
+/// delivery of every event after its start position. Reading the head before the
+/// subscription row committed let the fan-out settle an event in between without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn subscriptions_created_during_appends_miss_no_later_event() {
+    use std::sync::atomic::AtomicBool;
+    for kind in BACKENDS {
+        let fanned_out = Arc::new(AtomicI64::new(0));
+        let clock = Arc::new(InterleavingClock {
+            inner: tests::test_clock(),
+            store: std::sync::OnceLock::new(),
+            fanned_out: fanned_out.clone(),
+        });
+        let Some(store) = fresh_store(kind, StoreConfig::default(), clock.clone()).await else {
+            continue;
+        };
+        clock.store.set(store.clone()).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let appenders: Vec<_> = (0..1)
+            .map(|a| {
+                let (store, stop) = (store.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        append_fresh(&store, &format!("busy-{a}-{n}")).await;
+                        n += 1;
+                        // Busy, but not so busy that the fan-out falls far behind.
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    n
+                })
+            })
+            .collect();
+        // The fan-out, as the consumer runtime runs it, until it has handled `marker`.
+        let marker = Arc::new(AtomicI64::new(i64::MAX));
+        let fanout = {
+            let (store, marker, fanned_out) = (store.clone(), marker.clone(), fanned_out.clone());
+            tokio::spawn(async move {
+                let fanout = WebhookFanout::new(store.clone());
+                let mut feed = LocalFeed::new(&store, 0);
+                loop {
+                    let delivery = feed.next().await.unwrap();
+                    fanout.fan_out(&delivery.envelope).await.unwrap();
+                    feed.ack(&delivery).await.unwrap();
+                    let position = delivery.envelope.position;
+                    fanned_out.fetch_max(position, Ordering::SeqCst);
+                    if position >= marker.load(Ordering::SeqCst) {
+                        return;
+                    }
+                }
+            })
+        };
+        let mut subscriptions = Vec::new();
+        for i in 0..8 {
+            let new = NewSubscription {
+                url: format!("http://127.0.0.1:9/hook-{i}"),
+                ..NewSubscription::default()
+            };
+            let created = INTERLEAVE
+                .scope(std::cell::Cell::new(true), admin::create(&store, new))
+                .await
+                .unwrap();
+            subscriptions.push(created.subscription);
+        }
+        stop.store(true, Ordering::SeqCst);
+        let mut appended = 0;
+        for appender in appenders {
+            appended += appender.await.unwrap();
+        }
+        assert!(appended > 0, "events were appended meanwhile");
+        let last = append_fresh(&store, "marker").await;
+        marker.store(last, Ordering::SeqCst);
+        tokio::time::timeout(Duration::from_secs(30), fanout)
+            .await
+            .expect("the fan-out reaches the marker")
+            .unwrap();
+
+        let events = store.read_all(0, 100_000).await.unwrap();
+        for subscription in subscriptions {
+            // The row as stored: its start position is the one the fan-out used.
+            let stored = admin::get(&store, subscription.id).await.unwrap();
+            let expected: HashSet<Uuid> = events
+                .iter()
+                .filter(|e| e.position > stored.start_position)
+                .map(|e| e.event_id)
+                .collect();
+            let delivered: HashSet<Uuid> = all_deliveries(&store, subscription.id)
+                .await
+                .into_iter()
+                .map(|d| d.delivery.event_id)
+                .collect();
+            let missing: Vec<&Uuid> = expected.difference(&delivered).collect();
+            assert!(
+                missing.is_empty(),
+                "{kind:?}: subscription {} (start {}) missed {} events after its start",
+                subscription.id,
+                stored.start_position,
+                missing.len()
+            );
+        }
+    }
+}
+
+/// A receiver answering 200 with `body`.
+async fn body_receiver(body: &'static [u8]) -> (String, JoinHandle<()>) {
+    let router = Router::new().route("/hook", post(move || async move { body }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    (format!("http://{addr}/hook"), server)
+}
+
+/// A NUL byte in the answer is stored (as U+FFFD) with the attempt, which counts: the
+/// delivery is delivered once, not POSTed again and again because its record failed.
+#[tokio::test]
+async fn a_nul_byte_in_the_answer_is_recorded_and_the_attempt_counts() {
+    for kind in BACKENDS {
+        let Some(mut f) = fixture(kind, test_config()).await else {
+            continue;
+        };
+        let (url, server) = body_receiver(b"ok\0").await;
+        let secret = WebhookSecret::generate();
+        let subscription = f.subscribe(&url, &[], &secret).await;
+        f.append("order", "o1", "Noted").await;
+        f.settle().await;
+        f.fan_out().await;
+        assert_eq!(f.dispatcher.deliver_due().await.unwrap(), 1, "{kind:?}");
+        assert_eq!(
+            f.dispatcher.deliver_due().await.unwrap(),
+            0,
+            "nothing left due"
+        );
+        let records = f.deliveries(subscription.id).await;
+        assert_eq!(records.len(), 1);
+        let record = &records[0];
+        assert_eq!(
+            record.delivery.status,
+            DeliveryStatus::Delivered,
+            "{kind:?}"
+        );
+        assert_eq!(record.delivery.attempts, 1);
+        assert_eq!(record.attempt_log.len(), 1);
+        assert_eq!(
+            record.attempt_log[0].response_excerpt.as_deref(),
+            Some("ok\u{fffd}")
+        );
+        server.abort();
+    }
+}
+
+/// Without the allow-list a delivery to 127.0.0.1 (literal or by name) fails, and the
+/// attempt says why; with it, the same delivery arrives.
+#[tokio::test]
+async fn loopback_is_refused_unless_allowed() {
+    for kind in BACKENDS {
+        let closed = WebhookConfig {
+            allow_networks: AllowList::default(),
+            ..test_config()
+        };
+        let Some(mut f) = fixture(kind, closed).await else {
+            continue;
+        };
+        let secret = WebhookSecret::generate();
+        let receiver = Receiver::ok(secret.clone(), f.clock.clone()).await;
+        let by_name = receiver.url.replace("127.0.0.1", "localhost");
+        let literal = f.subscribe(&receiver.url, &[], &secret).await;
+        let named = f.subscribe(&by_name, &[], &secret).await;
+        f.append("order", "o1", "Noted").await;
+        f.settle().await;
+        f.fan_out().await;
+        f.dispatcher.deliver_due().await.unwrap();
+        assert!(
+            receiver.log().is_empty(),
+            "{kind:?}: nothing reached 127.0.0.1"
+        );
+        for subscription in [literal.id, named.id] {
+            let records = f.deliveries(subscription).await;
+            let attempt = &records[0].attempt_log[0];
+            let error = attempt.error.as_deref().unwrap_or_default();
+            assert!(
+                error.contains("loopback") && error.contains("allow-list"),
+                "{kind:?}: {error}"
+            );
+            assert_eq!(attempt.status_code, None);
+        }
+        assert_eq!(
+            f.deliveries(literal.id).await[0].delivery.status,
+            DeliveryStatus::Failed,
+            "an address literal cannot change: final"
+        );
+
+        // The same store, with a dispatcher that allows loopback: redelivered, it arrives.
+        let open = WebhookDispatcher::new(f.store.clone(), test_config()).unwrap();
+        let failed = f.deliveries(literal.id).await[0].delivery.id;
+        admin::redeliver(&f.store, literal.id, failed)
+            .await
+            .unwrap();
+        open.deliver_due().await.unwrap();
+        assert_eq!(receiver.accepted().len(), 1);
+        assert_eq!(
+            f.deliveries(literal.id).await[0].delivery.status,
+            DeliveryStatus::Delivered
+        );
+        receiver.assert_all_verified();
+    }
+}

@@ -13,6 +13,7 @@ use super::db::{
     filter_text, insert_deliveries, now, on_db, AttemptRow, Db, DeliveryRow, NewDelivery,
     SubscriptionRow, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, SUBSCRIPTION_COLUMNS,
 };
+use super::network::redact_url;
 use super::{
     Attempt, CreatedSubscription, Delivery, DeliveryRecord, DeliveryStatus, EventFilter,
     Subscription, SubscriptionStatus, WebhookError, WebhookSecret, MAX_DESCRIPTION_LEN,
@@ -99,8 +100,16 @@ pub struct ReplayOutcome {
 /// Events read from the log per batch during a replay.
 const REPLAY_BATCH: i64 = 500;
 
-/// Creates an active subscription. It receives events appended after this call (its
-/// `start_position` is the log's current head); use [`replay`] for earlier ones.
+/// Creates an active subscription. It receives every event the fan-out handles after
+/// the subscription row committed (its `start_position` is the log's head read after that
+/// commit); use [`replay`] for earlier ones.
+///
+/// The order matters: an event that commits and is fanned out between reading the head
+/// and inserting the row would be above the start position yet settled without a
+/// delivery. So the row goes in first, with the head read before as a provisional start
+/// (the fan-out may enqueue events above it meanwhile, which is harmless), and the start
+/// moves up to the head read after the commit. Any event the fan-out handled before the
+/// row was visible was readable then, so it lies at or below that later head.
 pub async fn create(
     store: &Store,
     new: NewSubscription,
@@ -113,9 +122,9 @@ pub async fn create(
         None => WebhookSecret::generate(),
     };
     let db = store.db();
-    let start_position = store.head_position().await?;
+    let provisional = store.head_position().await?;
     let now = now(store);
-    let subscription = Subscription {
+    let mut subscription = Subscription {
         id: Uuid::now_v7(),
         url,
         description,
@@ -124,7 +133,7 @@ pub async fn create(
         consecutive_failures: 0,
         disabled_reason: None,
         disabled_at: None,
-        start_position,
+        start_position: provisional,
         created_at: now,
         updated_at: now,
     };
@@ -140,12 +149,30 @@ pub async fn create(
         .bind(&subscription.description)
         .bind(&filter)
         .bind(secret.expose())
-        .bind(start_position)
+        .bind(provisional)
         .bind(now)
         .execute(pool)
         .await?;
     });
-    tracing::info!(subscription = %subscription.id, url = %subscription.url, "webhook subscription created");
+    let start_position = store.head_position().await?;
+    if start_position != provisional {
+        on_db!(db, pool => {
+            sqlx::query(
+                "UPDATE webhook_subscriptions SET start_position = $2 \
+                 WHERE id = $1 AND start_position < $2",
+            )
+            .bind(subscription.id)
+            .bind(start_position)
+            .execute(pool)
+            .await?;
+        });
+        subscription.start_position = start_position;
+    }
+    tracing::info!(
+        subscription = %subscription.id,
+        url = %redact_url(&subscription.url),
+        "webhook subscription created"
+    );
     Ok(CreatedSubscription {
         subscription,
         secret,
