@@ -17,15 +17,25 @@
 //!    whose predecessor is still in flight elsewhere is handed back to the feed for a
 //!    moment. So a stuck event never lets later events of its stream overtake it, while
 //!    other streams go on.
-//! 3. **Calls the handler** (bounded by [`ConsumerConfig::handler_timeout`], which must
-//!    stay below the JetStream ack wait so no message is handled twice at once), then
-//!    settles the event and acknowledges it: *ack after the effect is stored*.
+//! 3. **Calls the handler in the settle transaction** (bounded by
+//!    [`ConsumerConfig::handler_timeout`]), lending it a [`Tx`]: an effect written there
+//!    is committed together with the settle, or rolled back with it (handler error,
+//!    timeout, failed settle, crash). So an effect in the store's database happens
+//!    exactly once; effects elsewhere use an [`inbox`] in their own database. While a
+//!    slow handler runs, a JetStream delivery is reported in progress so its ack wait
+//!    does not run out and hand it to another process. Then the event is acknowledged:
+//!    *ack after the effect is stored*.
 //! 4. **Retries failures** with exponential backoff (the JetStream feed redelivers after
 //!    the delay while others proceed; the local feed waits in place). The failure count
 //!    is stored, so it survives restarts and is shared between processes.
 //! 5. **Dead-letters** an event after [`ConsumerConfig::max_attempts`] failures, or at once
 //!    on a [permanent](HandlerError::permanent) error: it is stored with the error text
 //!    (`dead_letters`), acknowledged, and the consumer moves on.
+//!
+//! On the in-process feed each consumer has **one active runner** across processes:
+//! [`Consumer::run_local`] holds the consumer's lease (see [`lease`]) while it runs, and
+//! the settles of a leased runner are fenced by it. Standby runners take over when the
+//! holder stops or dies.
 //!
 //! Operators work the dead letters through [`DeadLetterQueue`] (`commerce dlq`): a
 //! *retry* is carried out by the running consumer (it owns the handler); a *discard*
@@ -38,7 +48,7 @@
 mod dead_letter_stream;
 mod handler;
 pub mod inbox;
-mod lease;
+pub mod lease;
 mod ledger;
 mod tx;
 

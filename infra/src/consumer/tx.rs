@@ -76,8 +76,8 @@ impl<'a> Tx<'a> {
         };
         let open = self.open.insert(open);
         Ok(match open {
-            Open::Postgres(tx) => TxConn::Postgres(&mut **tx),
-            Open::Sqlite(tx) => TxConn::Sqlite(&mut **tx),
+            Open::Postgres(tx) => TxConn::Postgres(tx),
+            Open::Sqlite(tx) => TxConn::Sqlite(tx),
         })
     }
 
