@@ -1064,7 +1064,9 @@ async fn the_admin_api_needs_a_token_and_answers_problems() {
         .unwrap();
     let response = api.app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let (status, _, _, json) = api
+    // A token that is neither an admin token nor a valid JWT is garbage: 401, as
+    // docs/api.md lays out (403 is for valid tokens without the role).
+    let (status, _, headers, json) = api
         .call(
             "GET",
             "/admin/webhooks",
@@ -1072,14 +1074,18 @@ async fn the_admin_api_needs_a_token_and_answers_problems() {
             None,
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(json["code"], "forbidden");
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json["code"], "unauthenticated");
+    assert_eq!(
+        headers.get("www-authenticate").unwrap(),
+        "Bearer error=\"invalid_token\""
+    );
     // Authentication comes before the body is read.
     let (status, _, _, _) = api
         .call("POST", "/admin/webhooks", None, Some("{ not json"))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    // With no admin token configured, the admin API is closed.
+    // With no admin token configured, the admin API is closed: the token is unknown.
     let closed = app(AppState::new(store.clone()));
     let request = Request::get("/admin/webhooks")
         .header("authorization", format!("Bearer {TOKEN}"))
@@ -1087,7 +1093,7 @@ async fn the_admin_api_needs_a_token_and_answers_problems() {
         .unwrap();
     assert_eq!(
         closed.oneshot(request).await.unwrap().status(),
-        StatusCode::FORBIDDEN
+        StatusCode::UNAUTHORIZED
     );
 
     // Bad input.
@@ -1824,5 +1830,104 @@ async fn loopback_is_refused_unless_allowed() {
             DeliveryStatus::Delivered
         );
         receiver.assert_all_verified();
+    }
+}
+
+/// A running dispatcher prunes finished deliveries once they are older than the
+/// retention, on its own schedule; pending ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_dispatcher_prunes_finished_deliveries_past_retention() {
+    for kind in BACKENDS {
+        let config = WebhookConfig {
+            retention: Some(Duration::from_secs(24 * 3600)),
+            prune_interval: Duration::from_millis(20),
+            ..test_config()
+        };
+        let Some(mut f) = fixture(kind, config.clone()).await else {
+            continue;
+        };
+        let secret = WebhookSecret::generate();
+        let receiver = Receiver::ok(secret.clone(), f.clock.clone()).await;
+        let delivered = f.subscribe(&receiver.url, &["order.*"], &secret).await;
+        f.append("order", "o1", "Noted").await;
+        f.settle().await;
+        f.fan_out().await;
+        assert_eq!(f.dispatcher.deliver_due().await.unwrap(), 1);
+        // A pending delivery of a disabled subscription: never pruned, whatever its age.
+        let pending = f.subscribe(&receiver.url, &["cart.*"], &secret).await;
+        f.append("cart", "c1", "Noted").await;
+        f.settle().await;
+        f.fan_out().await;
+        admin::update(
+            &f.store,
+            pending.id,
+            SubscriptionUpdate {
+                enabled: Some(false),
+                ..SubscriptionUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+
+        let dispatcher = WebhookDispatcher::new(f.store.clone(), config.clone()).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let run = tokio::spawn(async move {
+            dispatcher
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        // Within the retention: kept.
+        f.clock.advance(chrono::Duration::hours(23));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(f.deliveries(delivered.id).await.len(), 1, "{kind:?}");
+        f.clock.advance(chrono::Duration::hours(2));
+        let pruned = eventually(Duration::from_secs(10), || async {
+            f.deliveries(delivered.id).await.is_empty().then_some(())
+        })
+        .await;
+        assert!(pruned.is_some(), "{kind:?}: the delivered one is pruned");
+        let left = f.deliveries(pending.id).await;
+        assert_eq!(left.len(), 1, "{kind:?}: the pending one stays");
+        assert_eq!(left[0].delivery.status, DeliveryStatus::Pending);
+        stop.send(()).unwrap();
+        run.await.unwrap().unwrap();
+    }
+}
+
+/// Manual redeliveries stop at `MAX_ATTEMPTS_PER_DELIVERY` logged attempts.
+#[tokio::test]
+async fn manual_redeliveries_are_bounded() {
+    use infra::webhook::MAX_ATTEMPTS_PER_DELIVERY;
+    for kind in BACKENDS {
+        let Some(mut f) = fixture(kind, test_config()).await else {
+            continue;
+        };
+        let secret = WebhookSecret::generate();
+        let receiver = Receiver::ok(secret.clone(), f.clock.clone()).await;
+        let subscription = f.subscribe(&receiver.url, &[], &secret).await;
+        f.append("order", "o1", "Noted").await;
+        f.settle().await;
+        f.fan_out().await;
+        f.dispatcher.deliver_due().await.unwrap();
+        let id = f.deliveries(subscription.id).await[0].delivery.id;
+        for _ in 1..MAX_ATTEMPTS_PER_DELIVERY {
+            admin::redeliver(&f.store, subscription.id, id)
+                .await
+                .unwrap();
+            assert_eq!(f.dispatcher.deliver_due().await.unwrap(), 1);
+        }
+        let refused = admin::redeliver(&f.store, subscription.id, id).await;
+        assert!(
+            matches!(&refused, Err(WebhookError::Invalid(why)) if why.contains("attempted 100 times")),
+            "{kind:?}: {refused:?}"
+        );
+        assert_eq!(f.dispatcher.deliver_due().await.unwrap(), 0);
+        assert_eq!(
+            receiver.accepted().len() as i64,
+            MAX_ATTEMPTS_PER_DELIVERY,
+            "{kind:?}"
+        );
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -16,8 +17,8 @@ use super::db::{
 use super::network::redact_url;
 use super::{
     Attempt, CreatedSubscription, Delivery, DeliveryRecord, DeliveryStatus, EventFilter,
-    Subscription, SubscriptionStatus, WebhookError, WebhookSecret, MAX_DESCRIPTION_LEN,
-    MAX_URL_LEN,
+    Subscription, SubscriptionStatus, WebhookError, WebhookSecret, MAX_ATTEMPTS_PER_DELIVERY,
+    MAX_DESCRIPTION_LEN, MAX_URL_LEN,
 };
 use crate::store::Store;
 
@@ -177,6 +178,42 @@ pub async fn create(
         subscription,
         secret,
     })
+}
+
+/// Deletes finished (delivered or failed) deliveries, with their attempt logs, that
+/// last changed before `before`; returns how many. Pending deliveries stay whatever their
+/// age. Deletes in batches, so a large backlog does not hold one long transaction.
+///
+/// Keep at least a few days: fan-out recognizes an event it already handled by its
+/// delivery row, so an event re-handled after its row was pruned (the consumer runtime
+/// redelivers only around a crash) would be sent again.
+pub async fn prune(store: &Store, before: DateTime<Utc>) -> Result<u64, WebhookError> {
+    const BATCH: i64 = 1000;
+    let db = store.db();
+    let mut total = 0;
+    loop {
+        let deleted = on_db!(db, pool => {
+            sqlx::query(
+                "DELETE FROM webhook_deliveries WHERE id IN ( \
+                     SELECT id FROM webhook_deliveries \
+                      WHERE status IN ('delivered', 'failed') AND updated_at < $1 \
+                      LIMIT $2)",
+            )
+            .bind(before)
+            .bind(BATCH)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        total += deleted;
+        if deleted < BATCH as u64 {
+            break;
+        }
+    }
+    if total > 0 {
+        tracing::info!(deleted = total, before = %before, "webhook deliveries pruned");
+    }
+    Ok(total)
 }
 
 /// Every subscription, oldest first.
@@ -356,6 +393,9 @@ pub async fn delivery(
 
 /// Sends a delivery again, now, with the same `webhook-id`.
 ///
+/// Refused ([`WebhookError::Invalid`]) once the delivery has
+/// [`MAX_ATTEMPTS_PER_DELIVERY`] attempts logged.
+///
 /// A delivered or failed delivery becomes pending with a fresh round of attempts; a
 /// pending one is made due now (its round goes on). It goes out once its subscription is
 /// active and no earlier delivery of its stream is pending.
@@ -371,17 +411,26 @@ pub async fn redeliver(
             "UPDATE webhook_deliveries SET \
                  attempts = CASE WHEN status = 'pending' THEN attempts ELSE 0 END, \
                  status = 'pending', next_attempt_at = $3, delivered_at = NULL, updated_at = $3 \
-             WHERE id = $1 AND subscription_id = $2",
+             WHERE id = $1 AND subscription_id = $2 \
+               AND (SELECT COUNT(*) FROM webhook_attempts a \
+                     WHERE a.delivery_id = webhook_deliveries.id) < $4",
         )
         .bind(delivery_id)
         .bind(subscription_id)
         .bind(now)
+        .bind(MAX_ATTEMPTS_PER_DELIVERY)
         .execute(pool)
         .await?
         .rows_affected()
     });
     if updated == 0 {
-        return Err(WebhookError::DeliveryNotFound(delivery_id));
+        // Not there, or there but out of attempts: the lookup tells which.
+        let record = delivery(store, subscription_id, delivery_id).await?;
+        return Err(WebhookError::Invalid(format!(
+            "delivery {delivery_id} was attempted {} times, the most one delivery may be \
+             (MAX_ATTEMPTS_PER_DELIVERY = {MAX_ATTEMPTS_PER_DELIVERY}); replay the event instead",
+            record.attempt_log.len()
+        )));
     }
     tracing::info!(subscription = %subscription_id, delivery = %delivery_id, "webhook redelivery requested");
     delivery(store, subscription_id, delivery_id).await
@@ -449,30 +498,6 @@ pub async fn replay(
         to_position,
         enqueued,
     })
-}
-
-/// Deletes finished (delivered or failed) deliveries, with their attempt logs, that were
-/// last changed before `finished_before`. Returns how many were deleted.
-///
-/// Keep at least a few days: fan-out recognizes an event it already handled by its
-/// delivery row, so an event re-handled after its row was pruned (the consumer runtime
-/// redelivers only around a crash) would be sent again.
-pub async fn prune(
-    store: &Store,
-    finished_before: chrono::DateTime<chrono::Utc>,
-) -> Result<u64, WebhookError> {
-    let db = store.db();
-    let deleted = on_db!(db, pool => {
-        sqlx::query(
-            "DELETE FROM webhook_deliveries \
-             WHERE status IN ('delivered', 'failed') AND updated_at < $1",
-        )
-        .bind(finished_before)
-        .execute(pool)
-        .await?
-        .rows_affected()
-    });
-    Ok(deleted)
 }
 
 /// Loads the attempt logs of `deliveries` in one query.

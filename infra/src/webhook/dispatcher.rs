@@ -205,7 +205,15 @@ impl WebhookDispatcher {
         // Deliveries in flight here, by task: never claimed again while in flight, even if
         // their lease runs out.
         let mut in_flight: HashMap<tokio::task::Id, Uuid> = HashMap::new();
+        // Prune at start, then every `prune_interval`.
+        let mut next_prune = Instant::now();
         loop {
+            if Instant::now() >= next_prune {
+                next_prune = Instant::now() + config.prune_interval;
+                if let Err(e) = self.prune().await {
+                    tracing::warn!(error = %e, "pruning webhook deliveries failed");
+                }
+            }
             let free = config.concurrency.saturating_sub(tasks.len());
             let mut saturated = free == 0;
             if free > 0 {
@@ -266,6 +274,18 @@ impl WebhookDispatcher {
                 result?;
             }
         }
+    }
+
+    /// Deletes finished deliveries older than [`WebhookConfig::retention`] (by the
+    /// store's clock); returns how many. Runs on its own schedule inside
+    /// [`run`](Self::run); public for tools and tests.
+    pub async fn prune(&self) -> Result<u64, WebhookError> {
+        let Some(retention) = self.inner.config.retention else {
+            return Ok(0);
+        };
+        let retention = chrono::Duration::from_std(retention)
+            .map_err(|_| WebhookError::Config("retention is out of range".into()))?;
+        super::admin::prune(&self.inner.store, now(&self.inner.store) - retention).await
     }
 
     /// Leases up to `limit` due deliveries that are next in their stream.

@@ -61,6 +61,10 @@ pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_DESCRIPTION_LEN: usize = 1024;
 /// Most bytes of a response body kept in the delivery log.
 pub const MAX_RESPONSE_EXCERPT: usize = 1024;
+/// Most attempts one delivery may accumulate over all its rounds: a manual redelivery
+/// beyond it is refused, which bounds both the requests one event can cause and its
+/// attempt log.
+pub const MAX_ATTEMPTS_PER_DELIVERY: i64 = 100;
 
 /// Tuning of the [`WebhookDispatcher`].
 #[derive(Debug, Clone)]
@@ -84,11 +88,18 @@ pub struct WebhookConfig {
     /// default: loopback, private, link-local, metadata and similar addresses are refused
     /// when the dispatcher connects, whatever the subscription URL says.
     pub allow_networks: AllowList,
+    /// How long finished (delivered or failed) deliveries and their attempt logs are kept,
+    /// counted from their last change; `None` keeps them for ever. Pending deliveries are
+    /// never pruned.
+    pub retention: Option<Duration>,
+    /// How often a running dispatcher prunes what [`retention`](Self::retention) lets go.
+    pub prune_interval: Duration,
 }
 
 impl Default for WebhookConfig {
     /// 8 attempts over about 28 hours: at once, then after 5 s, 5 min, 30 min, 2 h, 5 h,
-    /// 10 h and 10 h; 10 s per request; 16 in flight; disable after 20 failed deliveries.
+    /// 10 h and 10 h; 10 s per request; 16 in flight; disable after 20 failed deliveries;
+    /// finished deliveries kept 30 days, pruned hourly; only public addresses reached.
     fn default() -> Self {
         const MINUTE: u64 = 60;
         const HOUR: u64 = 60 * MINUTE;
@@ -111,6 +122,8 @@ impl Default for WebhookConfig {
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(60),
             allow_networks: AllowList::default(),
+            retention: Some(Duration::from_secs(30 * 24 * HOUR)),
+            prune_interval: Duration::from_secs(HOUR),
         }
     }
 }
@@ -130,9 +143,12 @@ impl WebhookConfig {
                 "concurrency must be at least 1".into(),
             ));
         }
-        if self.request_timeout.is_zero() || self.poll_interval.is_zero() {
+        if self.request_timeout.is_zero()
+            || self.poll_interval.is_zero()
+            || self.prune_interval.is_zero()
+        {
             return Err(WebhookError::Config(
-                "request_timeout and poll_interval must be positive".into(),
+                "request_timeout, poll_interval and prune_interval must be positive".into(),
             ));
         }
         if self.lease <= self.request_timeout {
