@@ -48,12 +48,13 @@ impl Decider for Product {
                 if name.trim().is_empty() {
                     return Err(ProductError::EmptyName);
                 }
+                // Fields the command leaves out keep their current values.
                 Ok(vec![ProductDetailsChanged {
                     name,
-                    description: c.description.unwrap_or_default(),
-                    category: c.category.unwrap_or_default(),
-                    brand: c.brand.unwrap_or_default(),
-                    attributes: c.attributes.unwrap_or_default(),
+                    description: c.description.unwrap_or_else(|| self.description.clone()),
+                    category: c.category.unwrap_or_else(|| self.category.clone()),
+                    brand: c.brand.unwrap_or_else(|| self.brand.clone()),
+                    attributes: c.attributes.unwrap_or_else(|| self.attributes.clone()),
                     at: c.at,
                 }
                 .into()])
@@ -88,12 +89,18 @@ impl Decider for Product {
                 self.id = Some(e.product_id);
                 self.sku = Some(e.sku.clone());
                 self.name = e.name.clone();
+                self.description = e.description.clone();
                 self.category = e.category.clone();
+                self.brand = e.brand.clone();
+                self.attributes = e.attributes.clone();
                 self.prices = e.prices.clone();
             }
             ProductEvent::ProductDetailsChanged(e) => {
                 self.name = e.name.clone();
+                self.description = e.description.clone();
                 self.category = e.category.clone();
+                self.brand = e.brand.clone();
+                self.attributes = e.attributes.clone();
             }
             ProductEvent::ProductPriceChanged(e) => {
                 self.prices.insert(e.price.currency, e.price);

@@ -11,8 +11,11 @@ pub struct Product {
     pub id: Option<ProductId>,
     pub sku: Option<Sku>,
     pub name: String,
+    pub description: String,
     /// Catalogue category path; carts use it for promotion targeting.
     pub category: String,
+    pub brand: String,
+    pub attributes: BTreeMap<String, String>,
     pub prices: BTreeMap<Currency, Money>,
     pub discontinued: bool,
 }

@@ -132,6 +132,35 @@ fn a_discontinued_product_cannot_be_priced_or_sold() {
 }
 
 #[test]
+fn details_not_given_keep_their_values() {
+    let events = Given::with(())
+        .given(vec![created()])
+        .when(ProductCommand::ChangeDetails(ChangeDetails {
+            name: Some("Blue T-shirt".into()),
+            description: None,
+            category: None,
+            brand: None,
+            attributes: None,
+            at: example_time(),
+        }))
+        .inspect_result()
+        .unwrap();
+    let ProductEvent::ProductCreated(before) = created() else {
+        unreachable!("created() is a ProductCreated")
+    };
+    match &events[..] {
+        [ProductEvent::ProductDetailsChanged(e)] => {
+            assert_eq!(e.name, "Blue T-shirt");
+            assert_eq!(
+                (&e.description, &e.category, &e.brand, &e.attributes),
+                (&before.description, &before.category, &before.brand, &before.attributes)
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
 fn details_keep_the_name_when_not_given() {
     let events = Given::with(())
         .given(vec![created()])
