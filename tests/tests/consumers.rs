@@ -1331,3 +1331,123 @@ async fn postgres_an_inbox_keeps_effects_elsewhere_exactly_once() {
 async fn sqlite_an_inbox_keeps_effects_elsewhere_exactly_once() {
     an_inbox_keeps_effects_elsewhere_exactly_once(BackendKind::Sqlite).await;
 }
+
+/// Writes its effect through the lent transaction; on `gate_at` it then announces that
+/// it is in the middle of the event and waits to be let go.
+struct Gated {
+    gate_at: Option<i64>,
+    entered: tokio::sync::mpsc::UnboundedSender<()>,
+    go: Arc<tokio::sync::Notify>,
+}
+
+impl Handler for Gated {
+    fn name(&self) -> &str {
+        "fenced"
+    }
+
+    async fn handle(&self, tx: &mut Tx<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
+        infra::on_conn!(tx.conn().await?, conn => {
+            sqlx::query("INSERT INTO test_effects (event_id, version) VALUES ($1, $2)")
+                .bind(envelope.event_id.to_string())
+                .bind(envelope.version)
+                .execute(conn)
+                .await?;
+        });
+        if self.gate_at == Some(envelope.version) {
+            let _ = self.entered.send(());
+            self.go.notified().await;
+        }
+        Ok(())
+    }
+}
+
+/// Item 7, lost lease: the holder's lock connection dies while it is in the middle of
+/// an event; the standby takes over and handles that event; the old holder's settle is
+/// then refused by the fence, so its effect rolls back: the event's effect exists once.
+/// (PostgreSQL only: the SQLite lease is process-local and cannot be lost.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_that_lost_its_lease_cannot_settle() {
+    let Some(store) = store(BackendKind::Postgres).await else {
+        return;
+    };
+    execute(
+        &store,
+        "CREATE TABLE test_effects (event_id TEXT NOT NULL, version BIGINT NOT NULL)",
+    )
+    .await;
+    let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
+    let go = Arc::new(tokio::sync::Notify::new());
+    let config = fast_config();
+    let holder = Consumer::new(
+        store.clone(),
+        Arc::new(Gated {
+            gate_at: Some(2),
+            entered: entered_tx.clone(),
+            go: go.clone(),
+        }),
+        config.clone(),
+    )
+    .unwrap();
+    let holder = tokio::spawn(async move { holder.run_local(0, std::future::pending()).await });
+    append(&store, "f", 2, &[]).await;
+    entered
+        .recv()
+        .await
+        .expect("the holder is in the middle of version 2");
+
+    let standby = Consumer::new(
+        store.clone(),
+        Arc::new(Gated {
+            gate_at: None,
+            entered: entered_tx,
+            go: go.clone(),
+        }),
+        config,
+    )
+    .unwrap();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let standby = tokio::spawn(async move {
+        standby
+            .run_local(0, async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    // The holder's lock connection dies (as on a network partition).
+    let terminated = scalar(
+        &store,
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' \
+         AND classid = hashtext('commerce.consumer')::oid \
+         AND objid = hashtext(current_schema() || '/fenced')::oid",
+    )
+    .await;
+    assert_eq!(terminated, 1, "one lease connection");
+    let head = head(&store).await;
+    wait_position(&store, "fenced", head).await;
+    // Only now does the old holder finish version 2 and try to settle it.
+    go.notify_one();
+    let lost = holder.await.unwrap();
+    assert!(
+        matches!(lost, Err(infra::consumer::ConsumerError::LeaseLost(_))),
+        "{lost:?}"
+    );
+    let _ = stop_tx.send(());
+    standby.await.unwrap().unwrap();
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT COUNT(*) FROM test_effects WHERE version = 2"
+        )
+        .await,
+        1,
+        "the old holder's effect rolled back"
+    );
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT COUNT(*) FROM test_effects WHERE version = 1"
+        )
+        .await,
+        1
+    );
+}

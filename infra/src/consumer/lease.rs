@@ -32,10 +32,12 @@ static LOCAL_LEASES: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 const TRY_LOCK: &str = "SELECT pg_try_advisory_lock(hashtext('commerce.consumer'), \
                         hashtext(current_schema() || '/' || $1))";
 
-/// Whether backend `$1` (the lease connection) still holds an advisory lock. The lease
-/// connection holds nothing else, so any granted advisory lock of it is the lease.
+/// Whether backend `$1` (the lease connection) still holds the lease of consumer `$2`
+/// (matched by key, so a recycled backend id holding some other lock does not count).
 pub(super) const FENCE: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks \
-     WHERE locktype = 'advisory' AND pid = $1 AND granted)";
+     WHERE locktype = 'advisory' AND pid = $1 AND granted AND objsubid = 2 \
+     AND classid = hashtext('commerce.consumer')::oid \
+     AND objid = hashtext(current_schema() || '/' || $2)::oid)";
 
 /// Held by the one runner allowed to handle a consumer's events. Dropping it gives the
 /// lease up (on PostgreSQL by closing the lock connection).

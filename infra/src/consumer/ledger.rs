@@ -204,6 +204,7 @@ pub(super) async fn settle(
         if let Some(pid) = fence {
             let held: bool = sqlx::query_scalar(super::lease::FENCE)
                 .bind(pid)
+                .bind(consumer)
                 .fetch_one(&mut *tx)
                 .await?;
             if !held {
