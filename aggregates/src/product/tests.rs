@@ -153,7 +153,12 @@ fn details_not_given_keep_their_values() {
             assert_eq!(e.name, "Blue T-shirt");
             assert_eq!(
                 (&e.description, &e.category, &e.brand, &e.attributes),
-                (&before.description, &before.category, &before.brand, &before.attributes)
+                (
+                    &before.description,
+                    &before.category,
+                    &before.brand,
+                    &before.attributes
+                )
             );
         }
         other => panic!("unexpected {other:?}"),

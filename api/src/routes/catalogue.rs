@@ -11,9 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use aggregates::product::{
-    ChangeDetails, ChangePrice, CreateProduct, Product, ProductCommand, ProductError, ProductEvent,
-};
+use aggregates::product::{ChangeDetails, ChangePrice, CreateProduct, Product, ProductCommand};
 use aggregates::{Currency, EventSourced, Money, ProductId, Sku};
 use axum::extract::{Path, State};
 use axum::http::header::ETAG;
@@ -122,33 +120,6 @@ pub struct ProductView {
     pub discontinued: bool,
     /// The product stream's version (also the `ETag`).
     pub version: i64,
-}
-
-impl ProductView {
-    fn apply(&mut self, event: ProductEvent) {
-        match event {
-            ProductEvent::ProductCreated(e) => {
-                self.product_id = Some(e.product_id);
-                self.name = e.name;
-                self.description = e.description;
-                self.category = e.category;
-                self.brand = e.brand;
-                self.attributes = e.attributes;
-                self.prices = e.prices.into_iter().map(|(c, m)| (c, m.amount)).collect();
-            }
-            ProductEvent::ProductDetailsChanged(e) => {
-                self.name = e.name;
-                self.description = e.description;
-                self.category = e.category;
-                self.brand = e.brand;
-                self.attributes = e.attributes;
-            }
-            ProductEvent::ProductPriceChanged(e) => {
-                self.prices.insert(e.price.currency, e.price.amount);
-            }
-            ProductEvent::ProductDiscontinued(_) => self.discontinued = true,
-        }
-    }
 }
 
 /// The catalogue routes.
@@ -306,21 +277,14 @@ async fn change_details(
     if let Some(attributes) = &body.attributes {
         check_attributes(attributes)?;
     }
-    // The domain's `ChangeDetails` resets every absent field but the name, while this
-    // route promises that absent fields keep their value: send the current values for
-    // them, decided against the version they were read at (a concurrent change makes
-    // this a `412`, never a silent overwrite).
-    let Some(current) = product_view(&state, &sku).await? else {
-        return Err(CommandError::Domain(ProductError::NotFound.into()).into());
-    };
-    let mut ctx = meta.context();
-    ctx.expected_version = ctx.expected_version.or(Some(current.version));
+    // Absent fields keep their current values: the domain's `ChangeDetails` says so.
+    let ctx = meta.context();
     let command = ProductCommand::ChangeDetails(ChangeDetails {
         name: body.name,
-        description: Some(body.description.unwrap_or(current.description)),
-        category: Some(body.category.unwrap_or(current.category)),
-        brand: Some(body.brand.unwrap_or(current.brand)),
-        attributes: Some(body.attributes.unwrap_or(current.attributes)),
+        description: body.description,
+        category: body.category,
+        brand: body.brand,
+        attributes: body.attributes,
         at: state.store.clock().now(),
     });
     let done = state
@@ -381,25 +345,28 @@ async fn get_product(
     }
 }
 
-/// The product with `sku`, folded from its own stream: the aggregate state keeps only
-/// what commands need (no description, brand or attributes). A product stream holds a
-/// handful of events; the read-side issue replaces this with a catalogue view.
+/// The product with `sku` as the command layer holds it (cached in this process).
 async fn product_view(state: &AppState, sku: &Sku) -> Result<Option<ProductView>, Problem> {
-    let stream = StreamRef::new(Product::STREAM_TYPE, sku.as_str());
-    let recorded = state
-        .store
-        .read_stream(&stream, 0)
-        .await
-        .map_err(CommandError::from)?;
-    let mut view = ProductView {
-        sku: sku.as_str().to_string(),
-        ..ProductView::default()
+    let Some(loaded) = state.commands.load::<Product>(sku.as_str()).await? else {
+        return Ok(None);
     };
-    for event in &recorded {
-        view.apply(infra::command::decode::<Product>(&stream, event)?);
-        view.version = event.version;
-    }
-    Ok(view.product_id.is_some().then_some(view))
+    let product = loaded.state;
+    Ok(Some(ProductView {
+        sku: sku.as_str().to_string(),
+        product_id: product.id,
+        name: product.name,
+        description: product.description,
+        category: product.category,
+        brand: product.brand,
+        attributes: product.attributes,
+        prices: product
+            .prices
+            .into_iter()
+            .map(|(currency, price)| (currency, price.amount))
+            .collect(),
+        discontinued: product.discontinued,
+        version: loaded.version,
+    }))
 }
 
 /// `400 invalid_id`: a path id that cannot name anything.
