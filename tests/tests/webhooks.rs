@@ -1931,3 +1931,67 @@ async fn manual_redeliveries_are_bounded() {
         );
     }
 }
+
+/// An attempt the database refuses to store (here a trigger refuses its excerpt) is
+/// stored again as a failed attempt: it counts, retries follow the schedule, and the
+/// delivery fails for good after its attempts instead of being POSTed again and again.
+#[tokio::test]
+async fn an_attempt_the_database_refuses_is_recorded_as_failed() {
+    for kind in BACKENDS {
+        let config = WebhookConfig {
+            retry_schedule: vec![Duration::from_secs(1), Duration::from_secs(1)],
+            ..test_config()
+        };
+        let Some(mut f) = fixture(kind, config).await else {
+            continue;
+        };
+        if let Some(pool) = f.store.pg_pool() {
+            sqlx::raw_sql(
+                "CREATE FUNCTION refuse_excerpt() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN \
+                   IF NEW.response_excerpt LIKE '%refuse-me%' THEN \
+                     RAISE EXCEPTION 'excerpt refused'; \
+                   END IF; \
+                   RETURN NEW; \
+                 END $$; \
+                 CREATE TRIGGER refuse_excerpt BEFORE INSERT ON webhook_attempts \
+                   FOR EACH ROW EXECUTE FUNCTION refuse_excerpt();",
+            )
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        if let Some(pool) = f.store.sqlite_pool() {
+            sqlx::raw_sql(
+                "CREATE TRIGGER refuse_excerpt BEFORE INSERT ON webhook_attempts \
+                 WHEN NEW.response_excerpt LIKE '%refuse-me%' \
+                 BEGIN SELECT RAISE(ABORT, 'excerpt refused'); END;",
+            )
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        let (url, server) = body_receiver(b"refuse-me").await;
+        let secret = WebhookSecret::generate();
+        let subscription = f.subscribe(&url, &[], &secret).await;
+        f.append("order", "o1", "Noted").await;
+        f.settle().await;
+        f.fan_out().await;
+        assert_eq!(f.dispatcher.deliver_due().await.unwrap(), 1, "{kind:?}");
+        let record = &f.deliveries(subscription.id).await[0];
+        assert_eq!(record.delivery.status, DeliveryStatus::Pending, "{kind:?}");
+        assert_eq!(record.delivery.attempts, 1, "the attempt counted");
+        let attempt = &record.attempt_log[0];
+        assert_eq!(attempt.status_code, Some(200));
+        assert_eq!(attempt.response_excerpt, None);
+        let error = attempt.error.as_deref().unwrap_or_default();
+        assert!(error.contains("could not be recorded"), "{kind:?}: {error}");
+
+        let attempts = f.deliver_over(5, chrono::Duration::seconds(2)).await;
+        assert_eq!(attempts, 2, "{kind:?}: the two retries, then no more");
+        let record = &f.deliveries(subscription.id).await[0];
+        assert_eq!(record.delivery.status, DeliveryStatus::Failed, "{kind:?}");
+        assert_eq!(record.attempt_log.len(), 3);
+        server.abort();
+    }
+}
