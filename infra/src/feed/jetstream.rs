@@ -56,7 +56,8 @@ impl JetStreamFeedConfig {
 /// Most messages one fetch asks for.
 const MAX_BATCH: usize = 64;
 
-/// How long one fetch request waits on the server for messages before a new one is made.
+/// How long a request for one message waits on the server (when none was there) before
+/// a new one is made.
 const FETCH_EXPIRES: Duration = Duration::from_secs(5);
 
 /// A [`Feed`] over a durable pull consumer with explicit acks.
@@ -85,6 +86,8 @@ pub struct JetStreamFeed {
     per_delivery: Option<Duration>,
     /// When the delivery being worked on was handed out.
     handed_out: Option<Instant>,
+    /// Whether the current (or last) request has brought nothing yet.
+    empty: bool,
 }
 
 impl std::fmt::Debug for JetStreamFeed {
@@ -148,6 +151,7 @@ impl JetStreamFeed {
             ack_wait,
             per_delivery: None,
             handed_out: None,
+            empty: false,
         })
     }
 
@@ -181,29 +185,45 @@ impl JetStreamFeed {
     }
 
     /// The next message, fetching a new batch when the current one is used up.
+    ///
+    /// A fetch takes only what is there at once (no request is left waiting on the
+    /// server, which would go on filling this feed's buffer while nobody reads it, up to
+    /// the batch size). Only when nothing is there does the feed wait on the server, for
+    /// one message at a time.
     async fn next_message(&mut self) -> Result<jetstream::Message, FeedError> {
         loop {
             if self.batch.is_none() {
-                let batch = self
-                    .consumer
-                    .batch()
-                    .max_messages(self.batch_size())
-                    .expires(FETCH_EXPIRES)
-                    .messages()
-                    .await
-                    .map_err(FeedError::nats)?;
-                self.batch = Some(batch);
+                let batch = if self.empty {
+                    self.consumer
+                        .batch()
+                        .max_messages(1)
+                        .expires(FETCH_EXPIRES)
+                        .messages()
+                        .await
+                } else {
+                    self.consumer
+                        .fetch()
+                        .max_messages(self.batch_size())
+                        .messages()
+                        .await
+                };
+                self.batch = Some(batch.map_err(FeedError::nats)?);
+                self.empty = true;
             }
             let Some(batch) = self.batch.as_mut() else {
                 continue;
             };
             match batch.next().await {
-                Some(Ok(message)) => return Ok(message),
+                Some(Ok(message)) => {
+                    self.empty = false;
+                    return Ok(message);
+                }
                 Some(Err(err)) => {
                     self.batch = None;
                     return Err(FeedError::Nats(err));
                 }
-                // Used up or expired: ask again.
+                // Used up or expired: ask again (and wait on the server if this one
+                // brought nothing).
                 None => self.batch = None,
             }
         }
