@@ -156,6 +156,12 @@ impl WebhookConfig {
                 "lease must be longer than request_timeout".into(),
             ));
         }
+        if self
+            .retention
+            .is_some_and(|r| chrono::Duration::from_std(r).is_err())
+        {
+            return Err(WebhookError::Config("retention is out of range".into()));
+        }
         if self.retry_schedule.len() > 100 {
             return Err(WebhookError::Config(
                 "retry_schedule has more than 100 entries".into(),
