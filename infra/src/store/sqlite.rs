@@ -252,9 +252,9 @@ async fn write_group(pool: &SqlitePool, group: Vec<AppendJob>) {
     let mut done = Vec::with_capacity(group.len());
     for AppendJob { append, reply } in group {
         let outcome = if alone {
-            append_in_tx(&mut *tx, append).await
+            append_in_tx(&mut tx, append).await
         } else {
-            in_savepoint(&mut *tx, append).await
+            in_savepoint(&mut tx, append).await
         };
         done.push((reply, outcome));
     }
