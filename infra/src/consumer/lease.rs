@@ -11,7 +11,7 @@
 //!   releases it and a waiting runner, polling `pg_try_advisory_lock`, takes over. The
 //!   holder pings the connection on every maintenance tick and stops when it breaks, and
 //!   every settle checks, inside its transaction, that the lock connection still holds
-//!   the lock ([`FENCE`]), so a runner that lost its lease cannot settle anything more.
+//!   the lock (`FENCE`), so a runner that lost its lease cannot settle anything more.
 //! * **SQLite** (embedded, one process per database file): a process-local guard keyed
 //!   by database file and consumer name.
 

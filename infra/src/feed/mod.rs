@@ -18,6 +18,8 @@
 //!   increasing except for such redeliveries (and, on JetStream, the rare late event the
 //!   [relay](crate::relay) documents), so dedupe by id, not by "position below the
 //!   highest seen".
+//! * While a delivery takes long, call [`Delivery::in_progress`] every
+//!   [`Delivery::keep_alive`], so the feed does not hand it to another consumer.
 
 mod jetstream;
 mod local;
