@@ -121,6 +121,14 @@ pub struct ServeArgs {
     /// every few minutes.
     #[arg(long, env = "COMMERCE_IDEMPOTENCY_RETENTION", default_value = "24h", value_parser = token::parse_ttl)]
     pub idempotency_retention: Duration,
+    /// Networks webhook deliveries may reach although they are loopback, private,
+    /// link-local or metadata addresses (refused by default), as comma-separated CIDRs,
+    /// e.g. `10.0.0.0/8,127.0.0.1/32`.
+    #[arg(long, env = "COMMERCE_WEBHOOK_ALLOW_NETWORKS", default_value = "", value_parser = infra::webhook::AllowList::parse)]
+    pub webhook_allow_networks: infra::webhook::AllowList,
+    /// How long finished webhook deliveries and their attempts are kept, e.g. `30d`.
+    #[arg(long, env = "COMMERCE_WEBHOOK_RETENTION", default_value = "30d", value_parser = token::parse_ttl)]
+    pub webhook_retention: Duration,
 }
 
 impl ServeArgs {
@@ -512,7 +520,11 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .await
         .map_err(|e| CliError::config(format!("cannot listen on {}: {e}", args.listen)))?;
     let mut engine = Engine::start(store.clone(), &args.nats).await?;
-    engine.run_webhooks(WebhookConfig::default())?;
+    engine.run_webhooks(WebhookConfig {
+        allow_networks: args.webhook_allow_networks.clone(),
+        retention: Some(args.webhook_retention),
+        ..WebhookConfig::default()
+    })?;
     engine.run_housekeeping(args.idempotency_retention);
     tracing::info!(
         listen = %args.listen,
