@@ -658,6 +658,19 @@ async fn awkward_stream_ids_round_trip_through_jetstream(kind: BackendKind) {
         assert_eq!(envelope.position, event.position);
         assert_eq!(envelope.event_type, event.event_type);
     }
+    // Consumers read through the JetStream feed, which decodes the same way.
+    let config = JetStreamFeedConfig::new(&f.config.stream, "awkward-ids");
+    let mut feed = JetStreamFeed::open(f.nats.clone(), config, 0)
+        .await
+        .unwrap();
+    let through_feed = take(&mut feed, events.len()).await;
+    assert_eq!(
+        through_feed
+            .iter()
+            .map(|e| &e.stream_id)
+            .collect::<Vec<_>>(),
+        events.iter().map(|e| &e.stream_id).collect::<Vec<_>>()
+    );
     let ids: HashSet<String> = events.into_iter().map(|e| e.stream_id).collect();
     assert_eq!(ids, appended.into_iter().collect::<HashSet<_>>());
     f.finish().await;

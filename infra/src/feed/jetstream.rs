@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::{self, stream::Stream, AckKind};
 use async_nats::HeaderMap;
-use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 use super::{Delivery, Envelope, Feed, FeedError, Receipt};
@@ -281,40 +280,11 @@ fn position_of(headers: &HeaderMap, sequence: u64) -> Result<i64, FeedError> {
         .map_err(|e| malformed(sequence, ce::POSITION, e))
 }
 
-/// Rebuilds the envelope from the CloudEvents headers (see [`crate::relay::message`]).
+/// Rebuilds the envelope from the CloudEvents headers through the relay's own decoder,
+/// which reverses its header escaping.
 fn decode(headers: &HeaderMap, payload: &[u8], sequence: u64) -> Result<Envelope, FeedError> {
-    let get = |name: &str| header(headers, name, sequence);
-    let stream_id = get(ce::SUBJECT)?.to_string();
-    let stream_type = get(ce::SOURCE)?
-        .strip_prefix(&format!("/{}/", ce::NAMESPACE))
-        .and_then(|rest| rest.strip_suffix(&format!("/{stream_id}")))
-        .ok_or_else(|| malformed(sequence, ce::SOURCE, "does not name the stream"))?
-        .to_string();
-    let (event_type, schema_version) = get(ce::TYPE)?
-        .strip_prefix(&format!("{}.{stream_type}.", ce::NAMESPACE))
-        .and_then(|rest| rest.rsplit_once(".v"))
-        .ok_or_else(|| malformed(sequence, ce::TYPE, "not <namespace>.<stream>.<event>.v<n>"))?;
-    Ok(Envelope {
-        position: position_of(headers, sequence)?,
-        event_id: get(ce::ID)?
-            .parse()
-            .map_err(|e| malformed(sequence, ce::ID, e))?,
-        version: get(ce::STREAM_VERSION)?
-            .parse()
-            .map_err(|e| malformed(sequence, ce::STREAM_VERSION, e))?,
-        schema_version: schema_version
-            .parse()
-            .map_err(|e| malformed(sequence, ce::TYPE, e))?,
-        event_type: event_type.to_string(),
-        recorded_at: DateTime::parse_from_rfc3339(get(ce::TIME)?)
-            .map_err(|e| malformed(sequence, ce::TIME, e))?
-            .with_timezone(&Utc),
-        metadata: serde_json::from_str(get(ce::METADATA)?)
-            .map_err(|e| malformed(sequence, ce::METADATA, e))?,
-        payload: serde_json::from_slice(payload).map_err(|e| malformed(sequence, "body", e))?,
-        stream_type,
-        stream_id,
-    })
+    crate::relay::message::decode(headers, payload)
+        .map_err(|e| malformed(sequence, e.header, e.reason))
 }
 
 impl Feed for JetStreamFeed {
