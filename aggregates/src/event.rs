@@ -29,14 +29,25 @@ pub trait EventExample {
 ///
 /// Serialized, an event is externally tagged: `{"ItemAdded": {...payload...}}`. The event
 /// store keeps the tag in its `event_type` column and the payload alone in `payload`.
+///
+/// When an event type gets a new shape (`= 2`), list the upcasters that carry stored
+/// older payloads forward before the enum: `domain_events! { upcasters: &[Upcaster {
+/// event_type: "ItemAdded", from_version: 1, upcast: item_added_v1_to_v2 }]; pub enum … }`.
 #[macro_export]
 macro_rules! domain_events {
-    (
+    (upcasters: $upcasters:expr; $($rest:tt)*) => {
+        $crate::domain_events!(@declare [$upcasters] $($rest)*);
+    };
+    (@declare [$upcasters:expr]
         $(#[$meta:meta])*
         $vis:vis enum $name:ident {
             $( $(#[$vmeta:meta])* $variant:ident($payload:ty) $(= $version:literal)? ),* $(,)?
         }
     ) => {
+        impl $crate::stream::Upcasters for $name {
+            const UPCASTERS: &'static [$crate::stream::Upcaster] = $upcasters;
+        }
+
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
         $vis enum $name {
@@ -116,6 +127,9 @@ macro_rules! domain_events {
     };
     (@version) => { 1u32 };
     (@version $v:literal) => { $v };
+    ($($rest:tt)*) => {
+        $crate::domain_events!(@declare [&[]] $($rest)*);
+    };
 }
 
 /// Implements [`cqrs_es::Aggregate`] for a [`Decider`]: `handle` is `decide` followed by
@@ -155,7 +169,6 @@ macro_rules! impl_aggregate {
             )?
         }
 
-        impl $crate::stream::Upcasters for <$state as $crate::Decider>::Event {}
     };
     ($state:ty, $type_name:literal) => {
         impl $crate::__private::cqrs_es::Aggregate for $state {

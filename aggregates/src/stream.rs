@@ -167,7 +167,7 @@ mod tests {
     use serde::{Deserialize, Serialize};
     use serde_json::{json, Value};
 
-    use super::{decode_event, untagged, DecodeError, Upcaster, Upcasters};
+    use super::{decode_event, untagged, DecodeError, Upcaster};
     use crate::EventExample;
 
     const STREAM_TYPE: &str = "parcel";
@@ -226,6 +226,7 @@ mod tests {
     }
 
     crate::domain_events! {
+        upcasters: PARCEL_UPCASTERS;
         // Stored event names carry their aggregate's name, as the real ones do.
         #[allow(clippy::enum_variant_names)]
         enum ParcelEvent {
@@ -253,20 +254,18 @@ mod tests {
         Ok(payload)
     }
 
-    impl Upcasters for ParcelEvent {
-        const UPCASTERS: &'static [Upcaster] = &[
-            Upcaster {
-                event_type: "ParcelWeighed",
-                from_version: 1,
-                upcast: parcel_weighed_v1_to_v2,
-            },
-            Upcaster {
-                event_type: "ParcelStored",
-                from_version: 2,
-                upcast: parcel_stored_v2_to_v3,
-            },
-        ];
-    }
+    const PARCEL_UPCASTERS: &[Upcaster] = &[
+        Upcaster {
+            event_type: "ParcelWeighed",
+            from_version: 1,
+            upcast: parcel_weighed_v1_to_v2,
+        },
+        Upcaster {
+            event_type: "ParcelStored",
+            from_version: 2,
+            upcast: parcel_stored_v2_to_v3,
+        },
+    ];
 
     fn decode(event_type: &str, version: u32, payload: Value) -> Result<ParcelEvent, DecodeError> {
         ParcelEvent::decode(STREAM_TYPE, event_type, version, payload)
