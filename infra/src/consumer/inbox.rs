@@ -6,7 +6,7 @@
 //! effect's own database, in the effect's transaction, and skipping the effect when the
 //! event is there already:
 //!
-//! ```ignore
+//! ```text
 //! async fn handle(&self, _tx: &mut Tx<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
 //!     let mut tx = self.warehouse.begin().await?;           // the other database
 //!     if inbox::enter(TxConn::Postgres(&mut tx), self.name(), envelope).await? {
