@@ -6,6 +6,7 @@
 //! `COMMERCE_TEST_NATS_URL` (default `127.0.0.1:4222`). When a service cannot be reached
 //! the test fails if `CI` is set, and is skipped with a printed reason otherwise.
 
+pub mod api;
 pub mod counter;
 pub mod server;
 

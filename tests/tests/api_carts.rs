@@ -19,28 +19,11 @@ use infra::command::{CommandContext, Commands};
 use infra::StoreConfig;
 use reqwest::Method;
 use serde_json::{json, Value};
-use tests::server::{TestResponse, TestServer};
+use tests::api::{assert_command, assert_problem, normalised};
+use tests::on_both_backends;
+use tests::server::TestServer;
 use tests::BackendKind;
 use uuid::Uuid;
-
-/// Runs `$name(kind)` as one test per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use tests::BackendKind;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(BackendKind::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(BackendKind::Postgres).await;
-            }
-        }
-    )*};
-}
 
 on_both_backends!(
     cart_journey,
@@ -137,45 +120,6 @@ fn address() -> Value {
         "region": "BE",
         "country": "DE"
     })
-}
-
-/// A successful command reply: status, `stream`, `version`, a position and
-/// `ETag: "<version>"`.
-#[track_caller]
-fn assert_command(r: &TestResponse, status: u16, stream: &str, version: i64) {
-    assert_eq!(r.status, status, "{}", r.text);
-    assert_eq!(r.body["stream"], stream, "{}", r.text);
-    assert_eq!(r.body["version"], version, "{}", r.text);
-    assert!(r.body["position"].as_i64().unwrap_or(0) > 0, "{}", r.text);
-    let etag = format!("\"{version}\"");
-    assert_eq!(r.header("etag"), Some(etag.as_str()), "{}", r.text);
-}
-
-/// A problem answer: status, `code`, and the problem media type.
-#[track_caller]
-fn assert_problem(r: &TestResponse, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{}", r.text);
-    assert_eq!(r.body["code"], code, "{}", r.text);
-    assert_eq!(r.body["status"], status, "{}", r.text);
-    assert!(
-        r.header("content-type")
-            .is_some_and(|c| c.starts_with("application/problem+json")),
-        "{:?}",
-        r.headers
-    );
-}
-
-/// A problem body without what differs between any two requests (trace id, request
-/// path) and with `id` replaced, so a foreign id's 404 can be compared with a missing
-/// id's.
-fn normalised(body: &Value, id: &str) -> Value {
-    let mut body = body.clone();
-    if let Some(map) = body.as_object_mut() {
-        map.remove("trace_id");
-        map.remove("instance");
-    }
-    let text = body.to_string().replace(id, "<id>");
-    serde_json::from_str(&text).expect("json")
 }
 
 /// Opens a EUR cart for the holder of `token`; answers the cart id.

@@ -14,28 +14,11 @@ use aggregates::{CountryCode, Currency, Money, OrderId, PaymentId, Quantity, Sku
 use infra::command::{CommandContext, Commands};
 use infra::Store;
 use serde_json::{json, Value};
+use tests::api::{assert_command, assert_problem};
+use tests::on_both_backends;
 use tests::server::{TestResponse, TestServer};
 use tests::BackendKind;
 use uuid::Uuid;
-
-/// Runs `$name(kind)` as one test per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use tests::BackendKind;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(BackendKind::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(BackendKind::Postgres).await;
-            }
-        }
-    )*};
-}
 
 on_both_backends!(
     catalogue,
@@ -50,32 +33,6 @@ on_both_backends!(
     retried_creations_name_the_same_stream,
     stock_view_shows_reservations_and_backorders,
 );
-
-/// The body of a successful command reply, checked: status, `stream`, `version`, and an
-/// `ETag` equal to the quoted version.
-#[track_caller]
-fn assert_command(r: &TestResponse, status: u16, stream: &str, version: i64) {
-    assert_eq!(r.status, status, "{}", r.text);
-    assert_eq!(r.body["stream"], stream, "{}", r.text);
-    assert_eq!(r.body["version"], version, "{}", r.text);
-    assert!(r.body["position"].as_i64().unwrap_or(0) > 0, "{}", r.text);
-    let etag = format!("\"{version}\"");
-    assert_eq!(r.header("etag"), Some(etag.as_str()));
-}
-
-/// A problem answer, checked: status, `code` and the problem media type.
-#[track_caller]
-fn assert_problem(r: &TestResponse, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{}", r.text);
-    assert_eq!(r.body["code"], code, "{}", r.text);
-    assert_eq!(r.body["status"], status, "{}", r.text);
-    assert!(
-        r.header("content-type")
-            .is_some_and(|c| c.starts_with("application/problem+json")),
-        "{:?}",
-        r.headers
-    );
-}
 
 async fn create_product(server: &TestServer, sku: &str) -> TestResponse {
     let r = server
