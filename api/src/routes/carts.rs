@@ -20,8 +20,7 @@ use aggregates::{
     Quantity, Sku,
 };
 use axum::extract::{Path, State};
-use axum::http::header::ETAG;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Json;
@@ -31,6 +30,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::input::{etag, invalid_body, path_coupon_code, path_sku, path_uuid};
 use crate::http::command::{CommandMeta, CommandReply, CommandReplyBody};
 use crate::http::errors::{self, row};
 use crate::http::json::ApiJson;
@@ -479,7 +479,7 @@ async fn apply_coupon(
 ) -> Result<CommandReply, Problem> {
     let cart_id = path_uuid(&cart_id)?;
     if body.code.len() > MAX_COUPON_INPUT {
-        return Err(invalid_field(format!(
+        return Err(invalid_body(format!(
             "a coupon code has at most {MAX_COUPON_INPUT} characters"
         )));
     }
@@ -499,7 +499,7 @@ async fn remove_coupon(
     Path((cart_id, code)): Path<(String, String)>,
 ) -> Result<CommandReply, Problem> {
     let cart_id = path_uuid(&cart_id)?;
-    let code = PromotionCode::parse(&code).map_err(|e| invalid_id(e.to_string()))?;
+    let code = path_coupon_code(&code)?;
     owned::<Cart>(&state, &principal, cart_id).await?;
     let command = CartCommand::RemoveCoupon(RemoveCoupon {
         code,
@@ -534,7 +534,7 @@ async fn set_shipping_method(
 ) -> Result<CommandReply, Problem> {
     let cart_id = path_uuid(&cart_id)?;
     if body.code.is_empty() || body.code.len() > MAX_METHOD_CODE {
-        return Err(invalid_field(format!(
+        return Err(invalid_body(format!(
             "a shipping method code has 1 to {MAX_METHOD_CODE} characters"
         )));
     }
@@ -556,7 +556,7 @@ async fn set_loyalty_points(
 ) -> Result<CommandReply, Problem> {
     let cart_id = path_uuid(&cart_id)?;
     if body.points > MAX_POINTS {
-        return Err(invalid_field(format!(
+        return Err(invalid_body(format!(
             "at most {MAX_POINTS} points can be redeemed"
         )));
     }
@@ -658,7 +658,7 @@ async fn cart_currency(
 
 fn line_quantity(quantity: u32) -> Result<Quantity, Problem> {
     if quantity == 0 || quantity > DEFAULT_MAX_QUANTITY_PER_LINE {
-        return Err(invalid_field(format!(
+        return Err(invalid_body(format!(
             "a quantity must be 1 to {DEFAULT_MAX_QUANTITY_PER_LINE}, got {quantity}"
         )));
     }
@@ -680,34 +680,10 @@ pub(super) fn acting_customer(
         (Some(own), Some(other)) if own == other => Ok(own),
         (Some(_), Some(_)) => Err(row::FORBIDDEN.problem("a customer acts only for themselves")),
         (None, Some(customer)) => Ok(customer),
-        (None, None) => Err(invalid_field(
+        (None, None) => Err(invalid_body(
             "staff must name the customer in `customer_id`",
         )),
     }
-}
-
-/// A UUID path segment, or `400 invalid_id`.
-pub(super) fn path_uuid(raw: &str) -> Result<Uuid, Problem> {
-    Uuid::try_parse(raw).map_err(|_| invalid_id(format!("`{}` is not a UUID", truncate(raw))))
-}
-
-/// A SKU path segment, or `400 invalid_id`.
-pub(super) fn path_sku(raw: &str) -> Result<Sku, Problem> {
-    Sku::parse(raw).map_err(|_| invalid_id(format!("`{}` is not a SKU", truncate(raw))))
-}
-
-fn truncate(raw: &str) -> String {
-    raw.chars().take(80).collect()
-}
-
-/// `400 invalid_id`: a path id that cannot name anything.
-pub(super) fn invalid_id(detail: impl Into<String>) -> Problem {
-    row::INVALID_ID.problem(detail)
-}
-
-/// `422 invalid_body`: a well-formed body with a value out of bounds.
-pub(super) fn invalid_field(detail: impl Into<String>) -> Problem {
-    row::INVALID_BODY.problem(detail)
 }
 
 /// The 404 of a stream that is missing or not the caller's: the same problem the
@@ -752,7 +728,7 @@ pub(super) fn check_address(address: &Address) -> Result<(), Problem> {
     ];
     for (field, value) in required {
         if value.trim().is_empty() || value.chars().count() > MAX_ADDRESS_FIELD {
-            return Err(invalid_field(format!(
+            return Err(invalid_body(format!(
                 "address.{field} must have 1 to {MAX_ADDRESS_FIELD} characters"
             )));
         }
@@ -763,13 +739,13 @@ pub(super) fn check_address(address: &Address) -> Result<(), Problem> {
             .as_ref()
             .is_some_and(|v| v.chars().count() > MAX_ADDRESS_FIELD)
         {
-            return Err(invalid_field(format!(
+            return Err(invalid_body(format!(
                 "address.{field} has at most {MAX_ADDRESS_FIELD} characters"
             )));
         }
     }
     if CountryCode::parse(&address.country.0).is_none() {
-        return Err(invalid_field(
+        return Err(invalid_body(
             "address.country must be an ISO 3166-1 alpha-2 code such as `DE`",
         ));
     }
@@ -778,7 +754,5 @@ pub(super) fn check_address(address: &Address) -> Result<(), Problem> {
 
 /// A JSON body with `ETag: "<version>"`.
 pub(super) fn with_etag<T: Serialize>(status: StatusCode, version: i64, body: T) -> Response {
-    let etag = HeaderValue::from_str(&format!("\"{version}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
-    (status, [(ETAG, etag)], Json(body)).into_response()
+    (status, [etag(version)], Json(body)).into_response()
 }

@@ -14,15 +14,14 @@ use std::collections::BTreeMap;
 use aggregates::product::{ChangeDetails, ChangePrice, CreateProduct, Product, ProductCommand};
 use aggregates::{Currency, EventSourced, Money, ProductId, Sku};
 use axum::extract::{Path, State};
-use axum::http::header::ETAG;
 use axum::http::{HeaderName, HeaderValue};
 use axum::Json;
 use infra::command::CommandError;
 use infra::StreamRef;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
+use super::input::{etag, invalid_body, path_sku};
 use crate::http::command::{CommandMeta, CommandReply, CommandReplyBody};
 use crate::http::errors::row;
 use crate::http::json::ApiJson;
@@ -253,7 +252,7 @@ async fn change_details(
     Path(sku): Path<String>,
     ApiJson(body): ApiJson<ChangeDetailsBody>,
 ) -> Result<CommandReply, Problem> {
-    let sku = parse_sku(&sku)?;
+    let sku = path_sku(&sku)?;
     if body.name.is_none()
         && body.description.is_none()
         && body.category.is_none()
@@ -301,7 +300,7 @@ async fn change_price(
     Path((sku, currency)): Path<(String, String)>,
     ApiJson(body): ApiJson<PriceBody>,
 ) -> Result<CommandReply, Problem> {
-    let sku = parse_sku(&sku)?;
+    let sku = path_sku(&sku)?;
     let currency = parse_currency(&currency)?;
     let command = ProductCommand::ChangePrice(ChangePrice {
         price: amount_in(body.amount, currency)?,
@@ -320,7 +319,7 @@ async fn discontinue(
     meta: CommandMeta,
     Path(sku): Path<String>,
 ) -> Result<CommandReply, Problem> {
-    let sku = parse_sku(&sku)?;
+    let sku = path_sku(&sku)?;
     let command = ProductCommand::DiscontinueProduct {
         at: state.store.clock().now(),
     };
@@ -335,7 +334,7 @@ async fn get_product(
     State(state): State<AppState>,
     Path(sku): Path<String>,
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<ProductView>), Problem> {
-    let sku = parse_sku(&sku)?;
+    let sku = path_sku(&sku)?;
     match product_view(&state, &sku).await? {
         Some(view) => Ok(([etag(view.version)], Json(view))),
         None => {
@@ -367,29 +366,6 @@ async fn product_view(state: &AppState, sku: &Sku) -> Result<Option<ProductView>
         discontinued: product.discontinued,
         version: loaded.version,
     }))
-}
-
-/// `400 invalid_id`: a path id that cannot name anything.
-pub(super) fn invalid_id(what: &str, raw: &str) -> Problem {
-    row::INVALID_ID.problem(format!(
-        "`{}` is not a valid {what}",
-        raw.chars().take(80).collect::<String>()
-    ))
-}
-
-/// `422 invalid_body`: a well-formed body whose values are out of bounds.
-pub(super) fn invalid_body(detail: impl Into<String>) -> Problem {
-    row::INVALID_BODY.problem(detail)
-}
-
-/// A SKU from a path segment.
-pub(super) fn parse_sku(raw: &str) -> Result<Sku, Problem> {
-    Sku::parse(raw).map_err(|_| invalid_id("SKU", raw))
-}
-
-/// A UUID from a path segment.
-pub(super) fn parse_uuid(what: &str, raw: &str) -> Result<Uuid, Problem> {
-    Uuid::try_parse(raw).map_err(|_| invalid_id(what, raw))
 }
 
 /// A currency from a path segment: `422 invalid_currency`, like an unknown currency in
@@ -427,13 +403,6 @@ pub(super) fn amount_in(amount: i64, currency: Currency) -> Result<Money, Proble
         )));
     }
     Ok(Money::new(amount, currency))
-}
-
-/// An `ETag: "<version>"` header for a read of a stream at `version`.
-pub(super) fn etag(version: i64) -> (HeaderName, HeaderValue) {
-    let value = HeaderValue::from_str(&format!("\"{version}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
-    (ETAG, value)
 }
 
 fn check_attributes(attributes: &BTreeMap<String, String>) -> Result<(), Problem> {

@@ -20,7 +20,8 @@ use infra::command::Loaded;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::carts::{acting_customer, invalid_field, owned, path_uuid, with_etag};
+use super::carts::{acting_customer, owned, with_etag};
+use super::input::{invalid_body, path_uuid};
 use crate::http::command::{CommandMeta, CommandReply, CommandReplyBody};
 use crate::http::errors::{self, row};
 use crate::http::json::ApiJson;
@@ -166,7 +167,7 @@ async fn enroll(
         .map(|code| {
             let code = code.trim().to_ascii_uppercase();
             if code.len() > MAX_REFERRAL_CODE {
-                Err(invalid_field(format!(
+                Err(invalid_body(format!(
                     "a referral code has at most {MAX_REFERRAL_CODE} characters"
                 )))
             } else {
@@ -219,7 +220,7 @@ async fn award_bonus(
 ) -> Result<CommandReply, Problem> {
     let customer_id = path_uuid(&customer_id)?;
     if body.points == 0 || body.points > MAX_BONUS_POINTS {
-        return Err(invalid_field(format!(
+        return Err(invalid_body(format!(
             "a bonus is 1 to {MAX_BONUS_POINTS} points"
         )));
     }

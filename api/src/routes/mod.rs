@@ -6,6 +6,7 @@
 
 mod carts;
 mod catalogue;
+mod input;
 mod loyalty;
 mod orders;
 mod payments;

@@ -24,7 +24,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::carts::{check_address, invalid_field, owned, path_sku, path_uuid, with_etag};
+use super::carts::{check_address, owned, with_etag};
+use super::input::{invalid_body, path_sku, path_uuid};
 use crate::http::command::{CommandMeta, CommandReply, CommandReplyBody};
 use crate::http::errors::{self, row};
 use crate::http::json::ApiJson;
@@ -652,14 +653,14 @@ async fn open_draft(
     ApiJson(body): ApiJson<DraftBody>,
 ) -> Result<CommandReply, Problem> {
     if body.lines.is_empty() || body.lines.len() > MAX_LINES {
-        return Err(invalid_field(format!("a draft has 1 to {MAX_LINES} lines")));
+        return Err(invalid_body(format!("a draft has 1 to {MAX_LINES} lines")));
     }
     check_address(&body.shipping_address)?;
     if let Some(billing) = &body.billing_address {
         check_address(billing)?;
     }
     if body.shipping_method.is_empty() || body.shipping_method.len() > 64 {
-        return Err(invalid_field(
+        return Err(invalid_body(
             "a shipping method code has 1 to 64 characters",
         ));
     }
@@ -824,7 +825,7 @@ async fn priced_line(
 ) -> Result<NewOrderLine, Problem> {
     let quantity = quantity(line.quantity)?;
     if line.discount < 0 {
-        return Err(invalid_field("a line discount cannot be negative"));
+        return Err(invalid_body("a line discount cannot be negative"));
     }
     let (product, unit_price) = state.commands.catalogue_line(&line.sku, currency).await?;
     Ok(NewOrderLine {
@@ -838,7 +839,7 @@ async fn priced_line(
 
 fn quantity(quantity: u32) -> Result<Quantity, Problem> {
     if quantity == 0 || quantity > MAX_QUANTITY {
-        return Err(invalid_field(format!(
+        return Err(invalid_body(format!(
             "a quantity must be 1 to {MAX_QUANTITY}, got {quantity}"
         )));
     }
@@ -847,7 +848,7 @@ fn quantity(quantity: u32) -> Result<Quantity, Problem> {
 
 fn line_quantities(lines: Vec<ReturnLineBody>) -> Result<Vec<LineQuantity>, Problem> {
     if lines.is_empty() || lines.len() > MAX_LINES {
-        return Err(invalid_field(format!(
+        return Err(invalid_body(format!(
             "a return lists 1 to {MAX_LINES} lines"
         )));
     }
@@ -866,7 +867,7 @@ fn line_quantities(lines: Vec<ReturnLineBody>) -> Result<Vec<LineQuantity>, Prob
 fn text(value: String, field: &str) -> Result<String, Problem> {
     let trimmed = value.trim();
     if trimmed.is_empty() || trimmed.chars().count() > MAX_TEXT {
-        return Err(invalid_field(format!(
+        return Err(invalid_body(format!(
             "`{field}` must have 1 to {MAX_TEXT} characters"
         )));
     }

@@ -19,7 +19,8 @@ use infra::StreamRef;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::catalogue::{amount_in, check_text, etag, parse_uuid};
+use super::catalogue::{amount_in, check_text};
+use super::input::{etag, path_uuid};
 use crate::http::command::{CommandMeta, CommandReply, CommandReplyBody};
 use crate::http::json::ApiJson;
 use crate::http::openapi::{ApiRouter, Operation};
@@ -295,5 +296,5 @@ async fn run(
 }
 
 fn payment_id(raw: &str) -> Result<PaymentId, Problem> {
-    parse_uuid("payment id", raw).map(PaymentId::from_uuid)
+    path_uuid(raw).map(PaymentId::from_uuid)
 }

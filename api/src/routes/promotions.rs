@@ -23,7 +23,8 @@ use infra::StreamRef;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::catalogue::{amount_in, check_text, etag, invalid_body, invalid_id, MAX_NAME};
+use super::catalogue::{amount_in, check_text, MAX_NAME};
+use super::input::{etag, invalid_body, path_coupon_code};
 use crate::http::command::{CommandMeta, CommandReply, CommandReplyBody};
 use crate::http::json::ApiJson;
 use crate::http::openapi::{ApiRouter, Operation};
@@ -245,7 +246,7 @@ async fn get_promotion(
 }
 
 fn parse_code(raw: &str) -> Result<PromotionCode, Problem> {
-    PromotionCode::parse(raw).map_err(|_| invalid_id("coupon code", raw))
+    path_coupon_code(raw)
 }
 
 /// Every amount of the terms within the API's bounds; the domain checks the rest

@@ -18,7 +18,8 @@ use infra::command::{CommandError, ShippingOption};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::catalogue::{amount_in, check_text, invalid_body, MAX_NAME};
+use super::catalogue::{amount_in, check_text, MAX_NAME};
+use super::input::invalid_body;
 use crate::http::errors::row;
 use crate::http::json::ApiJson;
 use crate::http::openapi::{ApiRouter, Operation};

@@ -22,7 +22,8 @@ use infra::StreamRef;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::catalogue::{check_text, etag, invalid_body, parse_uuid};
+use super::catalogue::check_text;
+use super::input::{etag, invalid_body, path_uuid};
 use super::settings::known_warehouse;
 use crate::http::command::{CommandMeta, CommandReply, CommandReplyBody};
 use crate::http::json::ApiJson;
@@ -442,5 +443,5 @@ async fn run(
 }
 
 fn shipment_id(raw: &str) -> Result<ShipmentId, Problem> {
-    parse_uuid("shipment id", raw).map(ShipmentId::from_uuid)
+    path_uuid(raw).map(ShipmentId::from_uuid)
 }

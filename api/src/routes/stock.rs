@@ -25,7 +25,8 @@ use infra::StreamRef;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::catalogue::{check_text, etag, invalid_body, parse_sku};
+use super::catalogue::check_text;
+use super::input::{etag, invalid_body, path_sku};
 use super::settings::known_warehouse;
 use crate::http::command::{CommandMeta, CommandReply, CommandReplyBody};
 use crate::http::json::ApiJson;
@@ -215,7 +216,7 @@ async fn receive(
     Path(sku): Path<String>,
     ApiJson(body): ApiJson<ReceiptBody>,
 ) -> Result<CommandReply, Problem> {
-    let sku = parse_sku(&sku)?;
+    let sku = path_sku(&sku)?;
     let warehouse = known_warehouse(&state, &body.warehouse).await?;
     state.commands.product(&sku).await?;
     let command = StockCommand::ReceiveStock(ReceiveStock {
@@ -238,7 +239,7 @@ async fn adjust(
     Path(sku): Path<String>,
     ApiJson(body): ApiJson<AdjustmentBody>,
 ) -> Result<CommandReply, Problem> {
-    let sku = parse_sku(&sku)?;
+    let sku = path_sku(&sku)?;
     check_text("warehouse", &body.warehouse, 1, 32)?;
     if body.delta.unsigned_abs() > u64::from(u32::MAX) {
         return Err(invalid_body(format!(
@@ -268,7 +269,7 @@ async fn set_backorder_limit(
     Path(sku): Path<String>,
     ApiJson(body): ApiJson<BackorderLimitBody>,
 ) -> Result<CommandReply, Problem> {
-    let sku = parse_sku(&sku)?;
+    let sku = path_sku(&sku)?;
     state.commands.product(&sku).await?;
     let command = StockCommand::SetBackorderLimit(SetBackorderLimit {
         sku: sku.clone(),
@@ -289,7 +290,7 @@ async fn set_low_stock_threshold(
     Path(sku): Path<String>,
     ApiJson(body): ApiJson<LowStockThresholdBody>,
 ) -> Result<CommandReply, Problem> {
-    let sku = parse_sku(&sku)?;
+    let sku = path_sku(&sku)?;
     state.commands.product(&sku).await?;
     let command = StockCommand::SetLowStockThreshold(SetLowStockThreshold {
         sku: sku.clone(),
@@ -308,7 +309,7 @@ async fn get_stock(
     State(state): State<AppState>,
     Path(sku): Path<String>,
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<StockView>), Problem> {
-    let sku = parse_sku(&sku)?;
+    let sku = path_sku(&sku)?;
     let Some(loaded) = state.commands.load::<Stock>(sku.as_str()).await? else {
         let stream = StreamRef::new(Stock::STREAM_TYPE, sku.as_str());
         return Err(CommandError::NotFound { stream }.into());
