@@ -46,6 +46,19 @@ impl Slot {
         self.value = Some(Box::new(cached));
     }
 
+    /// Stores `cached` unless the slot already holds a state at least as new: the state
+    /// at a version is a fact, so a newer one may replace an older one, never the reverse.
+    pub fn put_if_newer<A: Clone + Send + Sync + 'static>(&mut self, cached: Cached<A>) {
+        let held = self
+            .value
+            .as_ref()
+            .and_then(|v| v.downcast_ref::<Cached<A>>())
+            .map(|held| held.version);
+        if held.is_none_or(|version| version < cached.version) {
+            self.put(cached);
+        }
+    }
+
     pub fn clear(&mut self) {
         self.value = None;
     }

@@ -292,19 +292,22 @@ impl Commands {
     {
         let stream = StreamRef::new(A::STREAM_TYPE, id);
         let slot = self.cache.slot(&stream);
-        let mut slot = slot.lock().await;
-        let current = match slot.get::<A>() {
+        // The slot's lock is held only to copy and to store state, not across the read of
+        // the log: concurrent reads of one stream (a popular product) do not queue behind
+        // each other or behind a command's commit.
+        let cached = slot.lock().await.get::<A>();
+        let current = match cached {
             Some(cached) => {
                 let cached_version = cached.version;
                 let caught_up = self.catch_up(&stream, cached).await?;
                 if caught_up.version != cached_version {
-                    slot.put(caught_up.clone());
+                    slot.lock().await.put_if_newer(caught_up.clone());
                 }
                 caught_up
             }
             None => {
                 let loaded = self.load_fresh::<A>(&stream).await?;
-                slot.put(loaded.clone());
+                slot.lock().await.put_if_newer(loaded.clone());
                 loaded
             }
         };
