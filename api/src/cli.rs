@@ -129,6 +129,14 @@ pub struct ServeArgs {
     /// How long finished webhook deliveries and their attempts are kept, e.g. `30d`.
     #[arg(long, env = "COMMERCE_WEBHOOK_RETENTION", default_value = "30d", value_parser = token::parse_ttl)]
     pub webhook_retention: Duration,
+    /// Meilisearch to index into and search from, e.g. `http://127.0.0.1:7700`; without
+    /// it search uses the embedded index in the database (docs/search.md).
+    #[arg(long, env = "COMMERCE_MEILI_URL")]
+    pub meili_url: Option<String>,
+    /// The Meilisearch API key (a key allowed to manage the `products` and `orders`
+    /// indexes and their documents, settings and tasks).
+    #[arg(long, env = "COMMERCE_MEILI_KEY", hide_env_values = true)]
+    pub meili_key: Option<String>,
 }
 
 impl ServeArgs {
@@ -526,6 +534,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         ..WebhookConfig::default()
     })?;
     engine.run_housekeeping(args.idempotency_retention);
+    let search = engine.run_search(args.meili_url.as_deref(), args.meili_key.clone())?;
     tracing::info!(
         listen = %args.listen,
         backend = store.backend_name(),
@@ -540,7 +549,8 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .with_metrics(MetricsConfig {
             public: args.metrics_public,
         })
-        .with_idempotency_retention(args.idempotency_retention);
+        .with_idempotency_retention(args.idempotency_retention)
+        .with_search(search);
     // The client address feeds the per-address rate limit.
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, service)

@@ -242,6 +242,28 @@ impl Engine {
         });
     }
 
+    /// Starts the search indexer (documents, and Meilisearch when `meili_url` is set) and
+    /// answers the index the search routes read.
+    pub fn run_search(
+        &mut self,
+        meili_url: Option<&str>,
+        meili_key: Option<String>,
+    ) -> Result<infra::search::Search, CliError> {
+        use infra::search::{IndexerConfig, MeiliConfig, MeiliIndex, SearchIndexer, SqlIndex};
+        let meili = meili_url
+            .map(|url| MeiliIndex::new(MeiliConfig::new(url, meili_key)))
+            .transpose()
+            .map_err(|e| CliError::config(format!("meilisearch: {e}")))?;
+        let indexer =
+            SearchIndexer::new(self.store.clone(), meili.clone(), IndexerConfig::default());
+        let stop = self.stopped();
+        self.spawn("search indexer", indexer.run(stop));
+        Ok(match meili {
+            Some(meili) => Arc::new(meili),
+            None => Arc::new(SqlIndex::new(self.store.clone())),
+        })
+    }
+
     /// Starts a background task.
     pub fn spawn(&mut self, name: &str, task: impl Future<Output = ()> + Send + 'static) {
         self.tasks.push((name.to_string(), tokio::spawn(task)));

@@ -12,6 +12,7 @@ pub mod command;
 pub mod consumer;
 pub mod feed;
 pub mod relay;
+pub mod search;
 pub mod store;
 pub mod webhook;
 

@@ -1,5 +1,7 @@
 //! Read models (see docs/architecture.md). Filled in by the projections issue.
 
+pub mod search;
+
 // SQL views: typed events folded into row changes (docs/projections.md).
 pub mod event;
 pub mod projection;

@@ -118,6 +118,8 @@ problem_table! {
         INVALID_REQUEST = (400, "invalid_request", "Invalid request"),
         WEBHOOK_NOT_FOUND = (404, "webhook_not_found", "Webhook not found"),
         DELIVERY_NOT_FOUND = (404, "delivery_not_found", "Delivery not found"),
+        SEARCH_UNAVAILABLE = (503, "search_unavailable", "Search unavailable"),
+        SEARCH_BEHIND = (504, "search_behind", "Search index behind"),
     }
 
     /// Codes a cart command can answer.

@@ -36,6 +36,8 @@ pub struct AppState {
     pub metrics: metrics::MetricsConfig,
     /// How `Idempotency-Key` responses are kept (retention, default 24 h).
     pub idempotency: idempotency::Idempotency,
+    /// The search index the search routes query (embedded unless Meilisearch is configured).
+    pub search: infra::search::Search,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
     pub fn new(store: Store) -> Self {
         Self {
             commands: Commands::new(store.clone()),
+            search: std::sync::Arc::new(infra::search::SqlIndex::new(store.clone())),
             store,
             admin_tokens: AdminTokens::default(),
             auth: Auth::default(),
@@ -50,6 +53,12 @@ impl AppState {
             metrics: metrics::MetricsConfig::default(),
             idempotency: idempotency::Idempotency::default(),
         }
+    }
+
+    /// Answers search routes from `search` (Meilisearch) instead of the embedded index.
+    pub fn with_search(mut self, search: infra::search::Search) -> Self {
+        self.search = search;
+        self
     }
 
     /// Honours `Idempotency-Key`s for `retention` (default 24 h).

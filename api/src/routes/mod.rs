@@ -11,6 +11,7 @@ mod loyalty;
 mod orders;
 mod payments;
 mod promotions;
+mod search;
 mod settings;
 mod shipments;
 mod stock;
@@ -29,4 +30,5 @@ pub fn router() -> ApiRouter {
         .merge(shipments::router())
         .merge(payments::router())
         .merge(settings::router())
+        .merge(search::router())
 }

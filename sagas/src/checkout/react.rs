@@ -1,0 +1,1007 @@
+//! The checkout saga's steps: what each input asks the world to do.
+
+use std::collections::BTreeMap;
+
+use aggregates::loyalty::{
+    CommitHeldPoints, EarnPoints, HoldPoints, LoyaltyCommand, ReturnHeldPoints, ReversePoints,
+};
+use aggregates::order::{
+    CancelOrder, CancellationReason, LineQuantity, OrderCommand, OrderEvent, RecordDelivery,
+    RecordPaymentCaptured, RecordRefund, RecordShipment,
+};
+use aggregates::payment::{
+    AssessFraud, AuthorizePayment, CapturePayment, DeclinePayment, FraudInputs, FraudOutcome,
+    InitiatePayment, PaymentCommand, PaymentEvent, RefundPayment, RequireAction,
+};
+use aggregates::promotion::{PromotionCommand, ReleaseRedemption, ReserveRedemption};
+use aggregates::shipment::{
+    CreateLabel, CreateShipment, DeliveryFailureReason, ReportDeliveryFailure, ShipmentCommand,
+    ShipmentEvent, ShipmentLine, TrackingStatus, UpdateTracking,
+};
+use aggregates::stock::{
+    CommitReservation, ReceiveStock, ReleaseReservation, ReserveStock, StockCommand, StockEvent,
+};
+use aggregates::{Money, OrderId, ShipmentId, WarehouseId};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::figures::{capture_share, return_refund};
+use super::state::*;
+use super::{timer, CheckoutSettings};
+use crate::dispatch::{Dispatch, Target};
+use crate::input::{DomainEvent, Input};
+use crate::ports::carrier::{Scan, TrackingUpdate};
+use crate::ports::payment::{AuthorizationOutcome, PaymentReply, PaymentRequest};
+use crate::ports::{CarrierReply, CarrierRequest, PortCall, PortReply, PortRequest};
+use crate::saga::{derive_id, Reaction};
+
+/// One step's context: the settings, the evolved state, the trigger and the time.
+struct Step<'a> {
+    settings: &'a CheckoutSettings,
+    state: &'a CheckoutState,
+    trigger: Uuid,
+    now: DateTime<Utc>,
+}
+
+pub(super) fn react(
+    settings: &CheckoutSettings,
+    state: &CheckoutState,
+    input: &Input,
+    now: DateTime<Utc>,
+) -> Reaction {
+    let (Some(order_id), Some(_)) = (state.order_id, &state.order) else {
+        // Only a checked-out cart so far: its coupons and points are remembered.
+        return Reaction::none();
+    };
+    let step = Step {
+        settings,
+        state,
+        trigger: input.trigger_id(),
+        now,
+    };
+    match input {
+        Input::Event(e) => match &e.event {
+            DomainEvent::Order(e) => step.order_event(order_id, e),
+            DomainEvent::Payment(e) => step.payment_event(order_id, e),
+            DomainEvent::Stock(StockEvent::StockReserved(_)) => step.after_reservation(order_id),
+            DomainEvent::Shipment(e) => step.shipment_event(order_id, e),
+            _ => Reaction::none(),
+        },
+        Input::Timer(t) => step.timer(order_id, &t.name),
+        Input::Reply {
+            key,
+            request,
+            reply,
+        } => step.reply(order_id, *key, request, reply),
+    }
+}
+
+fn order_target(order_id: OrderId, command: OrderCommand) -> Target {
+    Target::Order(order_id.to_string(), command)
+}
+
+impl Step<'_> {
+    fn order(&self) -> &OrderFacts {
+        // `react` only builds a step once the order is known.
+        self.state.order.as_ref().unwrap_or_else(|| unreachable!())
+    }
+
+    fn customer(&self) -> String {
+        self.order().customer_id.to_string()
+    }
+
+    fn cancel(&self, order_id: OrderId, reason: CancellationReason) -> Dispatch {
+        cancel(order_id, reason, self.now)
+    }
+
+    fn call(&self, step: &str, request: PortRequest) -> PortCall {
+        PortCall {
+            key: derive_id(self.trigger, step),
+            request,
+        }
+    }
+
+    fn payment_target(&self, command: PaymentCommand) -> Option<Target> {
+        let p = self.state.payment.as_ref()?;
+        Some(Target::Payment(p.payment_id.to_string(), command))
+    }
+
+    fn payment_command(&self, reaction: Reaction, step: &str, command: PaymentCommand) -> Reaction {
+        match self.payment_target(command) {
+            Some(target) => reaction.command(Dispatch::new(step, target)),
+            None => reaction,
+        }
+    }
+
+    // ---- order events -------------------------------------------------------------
+
+    fn order_event(&self, order_id: OrderId, e: &OrderEvent) -> Reaction {
+        match e {
+            OrderEvent::OrderPlaced(e) if !e.draft => self.reserve(order_id),
+            OrderEvent::OrderDraftFinalised(_) => self.reserve(order_id),
+            OrderEvent::OrderConfirmed(_) => self.plan_shipments(order_id),
+            OrderEvent::OrderCancelled(_) => self.compensate(order_id),
+            OrderEvent::OrderDelivered(_) => self.delivered(order_id),
+            OrderEvent::OrderReturnApproved(e) => self.return_label(e.return_id),
+            OrderEvent::OrderReturnReceived(e) => self.restock_and_refund(e.return_id, &e.lines),
+            OrderEvent::OrderRefundRecorded(_) | OrderEvent::OrderReturnRejected(_) => {
+                self.complete_if_settled(order_id)
+            }
+            _ => Reaction::none(),
+        }
+    }
+
+    /// Promotions, held points and stock for every line; the order must be paid before
+    /// the authorization deadline.
+    fn reserve(&self, order_id: OrderId) -> Reaction {
+        let order = self.order();
+        let mut r = Reaction::none();
+        for code in &self.state.coupons {
+            r = r.command(Dispatch::new(
+                format!("redeem:{code}"),
+                Target::Promotion(
+                    code.clone(),
+                    PromotionCommand::ReserveRedemption(ReserveRedemption {
+                        order_id,
+                        customer_id: order.customer_id,
+                        at: self.now,
+                    }),
+                ),
+            ));
+        }
+        if self.state.points > 0 {
+            r = r.command(Dispatch::new(
+                "hold-points",
+                Target::Loyalty(
+                    self.customer(),
+                    LoyaltyCommand::HoldPoints(HoldPoints {
+                        order_id,
+                        points: self.state.points,
+                        at: self.now,
+                    }),
+                ),
+            ));
+        }
+        for line in &order.lines {
+            r = r.command(Dispatch::new(
+                format!("reserve:{}", line.sku),
+                Target::Stock(
+                    line.sku.to_string(),
+                    StockCommand::ReserveStock(ReserveStock {
+                        order_id,
+                        quantity: line.quantity,
+                        preferred_warehouses: Vec::new(),
+                        expires_at: self.now + self.settings.reservation_ttl,
+                        at: self.now,
+                    }),
+                ),
+            ));
+        }
+        r.timer(
+            timer::AUTHORIZATION_DEADLINE,
+            self.now + self.settings.authorization_deadline,
+        )
+    }
+
+    /// The last line's stock is reserved: pay (or confirm when nothing is due).
+    fn after_reservation(&self, order_id: OrderId) -> Reaction {
+        let s = self.state;
+        if s.phase != Phase::Reserving || !s.fully_reserved() || s.payment.is_some() {
+            return Reaction::none();
+        }
+        let order = self.order();
+        if !order.grand_total.is_positive() {
+            return Reaction::none().command(Dispatch::new(
+                "confirm",
+                order_target(order_id, OrderCommand::ConfirmOrder { at: self.now }),
+            ));
+        }
+        let payment_id = payment_id(order_id);
+        Reaction::none().command(Dispatch::new(
+            "initiate-payment",
+            Target::Payment(
+                payment_id.to_string(),
+                PaymentCommand::InitiatePayment(InitiatePayment {
+                    payment_id,
+                    order_id,
+                    amount: order.grand_total,
+                    method_token: order.payment_method_token.clone(),
+                    provider: self.settings.provider.clone(),
+                    at: self.now,
+                }),
+            ),
+        ))
+    }
+
+    /// One shipment per warehouse the stock was allocated in.
+    fn plan_shipments(&self, order_id: OrderId) -> Reaction {
+        let mut by_warehouse: BTreeMap<WarehouseId, Vec<ShipmentLine>> = BTreeMap::new();
+        for (sku, allocations) in &self.state.reserved {
+            for a in allocations.iter().filter(|a| a.quantity.get() > 0) {
+                by_warehouse
+                    .entry(a.warehouse.clone())
+                    .or_default()
+                    .push(ShipmentLine {
+                        sku: sku.clone(),
+                        quantity: a.quantity,
+                    });
+            }
+        }
+        let mut r = Reaction::none();
+        for (warehouse, lines) in by_warehouse {
+            let shipment_id = shipment_id(order_id, &warehouse);
+            r = r.command(Dispatch::new(
+                format!("ship-from:{warehouse}"),
+                Target::Shipment(
+                    shipment_id.to_string(),
+                    ShipmentCommand::CreateShipment(CreateShipment {
+                        shipment_id,
+                        order_id,
+                        warehouse,
+                        lines,
+                        at: self.now,
+                    }),
+                ),
+            ));
+        }
+        r
+    }
+
+    /// Stock, promotions and points go back; the payment is voided, or refunded when
+    /// money was already captured.
+    fn compensate(&self, order_id: OrderId) -> Reaction {
+        let mut r = Reaction::none().cancel_timer(timer::AUTHORIZATION_DEADLINE);
+        for line in &self.order().lines {
+            r = r.command(Dispatch::new(
+                format!("release:{}", line.sku),
+                Target::Stock(
+                    line.sku.to_string(),
+                    StockCommand::ReleaseReservation(ReleaseReservation {
+                        order_id,
+                        at: self.now,
+                    }),
+                ),
+            ));
+        }
+        for code in &self.state.coupons {
+            r = r.command(Dispatch::new(
+                format!("unredeem:{code}"),
+                Target::Promotion(
+                    code.clone(),
+                    PromotionCommand::ReleaseRedemption(ReleaseRedemption {
+                        order_id,
+                        at: self.now,
+                    }),
+                ),
+            ));
+        }
+        if self.state.points > 0 {
+            r = r.command(Dispatch::new(
+                "return-points",
+                Target::Loyalty(
+                    self.customer(),
+                    LoyaltyCommand::ReturnHeldPoints(ReturnHeldPoints {
+                        order_id,
+                        at: self.now,
+                    }),
+                ),
+            ));
+        }
+        self.settle_payment_of_cancelled(r, order_id)
+    }
+
+    fn settle_payment_of_cancelled(&self, r: Reaction, order_id: OrderId) -> Reaction {
+        let Some(p) = &self.state.payment else {
+            return r;
+        };
+        let Some(reference) = p.reference.clone() else {
+            return r;
+        };
+        if p.stage == PaymentStage::Authorized && p.captured.is_zero() {
+            return r.call(self.call(
+                "void",
+                PortRequest::Payment(PaymentRequest::Void {
+                    payment_id: p.payment_id,
+                    reference,
+                }),
+            ));
+        }
+        let owed = p.captured.checked_sub(p.refunded).unwrap_or(p.captured);
+        if owed.is_positive() {
+            return r.call(self.call(
+                "refund-cancelled",
+                PortRequest::Payment(PaymentRequest::Refund {
+                    payment_id: p.payment_id,
+                    reference,
+                    refund_id: cancellation_refund_id(order_id),
+                    amount: owed,
+                }),
+            ));
+        }
+        r
+    }
+
+    fn delivered(&self, order_id: OrderId) -> Reaction {
+        let order = self.order();
+        let r =
+            Reaction::none().timer(timer::RETURN_WINDOW, self.now + self.settings.return_window);
+        let paid = order.paid.checked_sub(order.refunded).unwrap_or(order.paid);
+        if !paid.is_positive() {
+            return r;
+        }
+        r.command(Dispatch::new(
+            "earn-points",
+            Target::Loyalty(
+                self.customer(),
+                LoyaltyCommand::EarnPoints(EarnPoints {
+                    order_id,
+                    order_amount: paid,
+                    base_rate: self.settings.points_base_rate,
+                    at: self.now,
+                }),
+            ),
+        ))
+    }
+
+    /// The warehouse a SKU left from (the first shipment carrying it).
+    fn warehouse_of(&self, sku: &aggregates::Sku) -> Option<WarehouseId> {
+        self.state
+            .shipments
+            .values()
+            .find(|s| s.lines.iter().any(|l| &l.sku == sku))
+            .map(|s| s.warehouse.clone())
+    }
+
+    fn return_label(&self, return_id: aggregates::ReturnId) -> Reaction {
+        let Some(ret) = self.state.returns.get(&return_id) else {
+            return Reaction::none();
+        };
+        let Some(to) = ret.lines.first().and_then(|l| self.warehouse_of(&l.sku)) else {
+            return Reaction::none();
+        };
+        Reaction::none().call(self.call(
+            "return-label",
+            PortRequest::Carrier(CarrierRequest::ReturnLabel {
+                return_id,
+                from: self.order().shipping_address.clone(),
+                to,
+            }),
+        ))
+    }
+
+    fn restock_and_refund(
+        &self,
+        return_id: aggregates::ReturnId,
+        lines: &[LineQuantity],
+    ) -> Reaction {
+        let mut r = Reaction::none();
+        for line in lines {
+            let Some(warehouse) = self.warehouse_of(&line.sku) else {
+                continue;
+            };
+            r = r.command(Dispatch::new(
+                format!("restock:{}", line.sku),
+                Target::Stock(
+                    line.sku.to_string(),
+                    StockCommand::ReceiveStock(ReceiveStock {
+                        sku: line.sku.clone(),
+                        warehouse,
+                        quantity: line.quantity,
+                        at: self.now,
+                    }),
+                ),
+            ));
+        }
+        let (Some(p), Ok(amount)) = (&self.state.payment, return_refund(self.state, lines)) else {
+            return r;
+        };
+        match (&p.reference, amount.is_positive()) {
+            (Some(reference), true) => r.call(self.call(
+                "refund-return",
+                PortRequest::Payment(PaymentRequest::Refund {
+                    payment_id: p.payment_id,
+                    reference: reference.clone(),
+                    refund_id: return_refund_id(return_id),
+                    amount,
+                }),
+            )),
+            _ => r,
+        }
+    }
+
+    fn complete_if_settled(&self, order_id: OrderId) -> Reaction {
+        let s = self.state;
+        if s.phase != Phase::Delivered || !s.return_window_closed || s.open_returns() {
+            return Reaction::none();
+        }
+        Reaction::none().command(Dispatch::new(
+            "complete",
+            order_target(order_id, OrderCommand::CompleteOrder { at: self.now }),
+        ))
+    }
+
+    // ---- payment events -----------------------------------------------------------
+
+    fn payment_event(&self, order_id: OrderId, e: &PaymentEvent) -> Reaction {
+        let closed = self.state.is_closed();
+        match e {
+            PaymentEvent::PaymentInitiated(_) if !closed => self.payment_command(
+                Reaction::none(),
+                "assess-fraud",
+                PaymentCommand::AssessFraud(AssessFraud {
+                    inputs: self.fraud_inputs(),
+                    policy: None,
+                    at: self.now,
+                }),
+            ),
+            PaymentEvent::PaymentFraudAssessed(e) => match e.outcome {
+                FraudOutcome::Passed if !closed => self.authorize(),
+                FraudOutcome::Rejected if !closed => Reaction::none()
+                    .command(self.cancel(order_id, CancellationReason::FraudRejected)),
+                _ => Reaction::none(),
+            },
+            PaymentEvent::PaymentFraudReviewed(e) if !closed => {
+                if e.approved {
+                    self.authorize()
+                } else {
+                    Reaction::none()
+                        .command(self.cancel(order_id, CancellationReason::FraudRejected))
+                }
+            }
+            PaymentEvent::PaymentAuthorized(e) => self.authorized(order_id, e.amount),
+            PaymentEvent::PaymentDeclined(_) => {
+                let r = Reaction::none().cancel_timer(timer::PAYMENT_STATUS);
+                if closed {
+                    r
+                } else {
+                    r.command(self.cancel(order_id, CancellationReason::PaymentDeclined))
+                }
+            }
+            PaymentEvent::PaymentCaptured(e) => Reaction::none().command(Dispatch::new(
+                "record-capture",
+                order_target(
+                    order_id,
+                    OrderCommand::RecordPaymentCaptured(RecordPaymentCaptured {
+                        payment_id: e.payment_id,
+                        captured_total: e.captured_total,
+                        at: self.now,
+                    }),
+                ),
+            )),
+            PaymentEvent::PaymentRefunded(e) => {
+                let return_id = self
+                    .state
+                    .returns
+                    .keys()
+                    .find(|id| return_refund_id(**id) == e.refund_id)
+                    .copied();
+                let r = Reaction::none().command(Dispatch::new(
+                    "record-refund",
+                    order_target(
+                        order_id,
+                        OrderCommand::RecordRefund(RecordRefund {
+                            refund_id: e.refund_id,
+                            amount: e.amount,
+                            return_id,
+                            at: self.now,
+                        }),
+                    ),
+                ));
+                if return_id.is_none() {
+                    return r;
+                }
+                r.command(Dispatch::new(
+                    "reverse-points",
+                    Target::Loyalty(
+                        self.customer(),
+                        LoyaltyCommand::ReversePoints(ReversePoints {
+                            order_id,
+                            refunded_amount: e.amount,
+                            at: self.now,
+                        }),
+                    ),
+                ))
+            }
+            _ => Reaction::none(),
+        }
+    }
+
+    /// Facts for the fraud score that the order itself knows. The customer's history
+    /// (orders in the last day, first order, e-mail, failed attempts elsewhere) is not
+    /// looked up yet and counts as unremarkable.
+    fn fraud_inputs(&self) -> FraudInputs {
+        let order = self.order();
+        FraudInputs {
+            customer_orders_last_24h: 0,
+            billing_country: order.billing_address.country.clone(),
+            shipping_country: order.shipping_address.country.clone(),
+            first_order: false,
+            email: String::new(),
+            failed_attempts: 0,
+        }
+    }
+
+    fn authorize(&self) -> Reaction {
+        let Some(p) = &self.state.payment else {
+            return Reaction::none();
+        };
+        Reaction::none().call(self.call(
+            "authorize",
+            PortRequest::Payment(PaymentRequest::Authorize {
+                payment_id: p.payment_id,
+                amount: p.amount,
+                method_token: self.order().payment_method_token.clone(),
+            }),
+        ))
+    }
+
+    fn authorized(&self, order_id: OrderId, amount: Money) -> Reaction {
+        let r = Reaction::none()
+            .cancel_timer(timer::PAYMENT_STATUS)
+            .cancel_timer(timer::AUTHORIZATION_DEADLINE);
+        let Some(p) = &self.state.payment else {
+            return r;
+        };
+        let void = |r: Reaction| match &p.reference {
+            Some(reference) => r.call(self.call(
+                "void",
+                PortRequest::Payment(PaymentRequest::Void {
+                    payment_id: p.payment_id,
+                    reference: reference.clone(),
+                }),
+            )),
+            None => r,
+        };
+        if self.state.phase == Phase::Cancelled {
+            // Authorized too late (an answer that was lost, a challenge passed after the
+            // deadline): never leave money held for a cancelled order.
+            return void(r);
+        }
+        if amount.amount < p.amount.amount {
+            // A partial authorization cannot pay the order.
+            return void(r).command(self.cancel(order_id, CancellationReason::PaymentDeclined));
+        }
+        r.command(Dispatch::new(
+            "confirm",
+            order_target(order_id, OrderCommand::ConfirmOrder { at: self.now }),
+        ))
+    }
+
+    // ---- shipment events ----------------------------------------------------------
+
+    fn shipment_event(&self, order_id: OrderId, e: &ShipmentEvent) -> Reaction {
+        match e {
+            ShipmentEvent::ShipmentPacked(e) => self.label(e.shipment_id),
+            ShipmentEvent::ShipmentDispatched(e) => self.dispatched(order_id, e.shipment_id),
+            ShipmentEvent::ShipmentDelivered(e) => Reaction::none()
+                .cancel_timer(timer::tracking(&e.shipment_id))
+                .command(Dispatch::new(
+                    "record-delivery",
+                    order_target(
+                        order_id,
+                        OrderCommand::RecordDelivery(RecordDelivery {
+                            shipment_id: e.shipment_id,
+                            at: self.now,
+                        }),
+                    ),
+                )),
+            _ => Reaction::none(),
+        }
+    }
+
+    fn label(&self, shipment_id: ShipmentId) -> Reaction {
+        let Some(s) = self.state.shipments.get(&shipment_id) else {
+            return Reaction::none();
+        };
+        Reaction::none().call(self.call(
+            "label",
+            PortRequest::Carrier(CarrierRequest::Label {
+                shipment_id,
+                from: s.warehouse.clone(),
+                to: self.order().shipping_address.clone(),
+            }),
+        ))
+    }
+
+    /// The parcel left: the order records it, the SKUs whose every shipment left commit
+    /// their stock, held points are spent for good (the order can no longer be
+    /// cancelled), this shipment's share is captured, and tracking starts.
+    fn dispatched(&self, order_id: OrderId, shipment_id: ShipmentId) -> Reaction {
+        let s = self.state;
+        let Some(shipment) = s.shipments.get(&shipment_id) else {
+            return Reaction::none();
+        };
+        let mut r = Reaction::none().command(Dispatch::new(
+            "record-shipment",
+            order_target(
+                order_id,
+                OrderCommand::RecordShipment(RecordShipment {
+                    shipment_id,
+                    lines: shipment
+                        .lines
+                        .iter()
+                        .map(|l| LineQuantity {
+                            sku: l.sku.clone(),
+                            quantity: l.quantity,
+                        })
+                        .collect(),
+                    at: self.now,
+                }),
+            ),
+        ));
+        for line in &shipment.lines {
+            let all_left = s
+                .shipments
+                .values()
+                .filter(|x| x.lines.iter().any(|l| l.sku == line.sku))
+                .all(|x| {
+                    matches!(
+                        x.stage,
+                        ShipmentStage::Dispatched | ShipmentStage::Delivered
+                    )
+                });
+            if all_left {
+                r = r.command(Dispatch::new(
+                    format!("commit-stock:{}", line.sku),
+                    Target::Stock(
+                        line.sku.to_string(),
+                        StockCommand::CommitReservation(CommitReservation {
+                            order_id,
+                            at: self.now,
+                        }),
+                    ),
+                ));
+            }
+        }
+        let first_to_leave = s
+            .shipments
+            .values()
+            .filter(|x| {
+                matches!(
+                    x.stage,
+                    ShipmentStage::Dispatched | ShipmentStage::Delivered
+                )
+            })
+            .count()
+            == 1;
+        if s.points > 0 && first_to_leave {
+            r = r.command(Dispatch::new(
+                "spend-points",
+                Target::Loyalty(
+                    self.customer(),
+                    LoyaltyCommand::CommitHeldPoints(CommitHeldPoints {
+                        order_id,
+                        at: self.now,
+                    }),
+                ),
+            ));
+        }
+        r = r.timer(
+            timer::tracking(&shipment_id),
+            self.now + self.settings.tracking_poll,
+        );
+        match self.capture(shipment_id, "capture") {
+            Some(call) => r.call(call),
+            None => r,
+        }
+    }
+
+    fn capture(&self, shipment_id: ShipmentId, step: &str) -> Option<PortCall> {
+        let p = self.state.payment.as_ref()?;
+        let reference = p.reference.clone()?;
+        let amount = capture_share(self.state, shipment_id).ok()?;
+        if !amount.is_positive() {
+            return None;
+        }
+        Some(self.call(
+            step,
+            PortRequest::Payment(PaymentRequest::Capture {
+                payment_id: p.payment_id,
+                reference,
+                amount,
+                purpose: shipment_id.to_string(),
+            }),
+        ))
+    }
+
+    // ---- timers -------------------------------------------------------------------
+
+    fn timer(&self, order_id: OrderId, name: &str) -> Reaction {
+        let s = self.state;
+        if name == timer::AUTHORIZATION_DEADLINE {
+            if !matches!(s.phase, Phase::Reserving | Phase::Paying) {
+                return Reaction::none();
+            }
+            let mut r = Reaction::none();
+            if let Some(p) = &s.payment {
+                if matches!(
+                    p.stage,
+                    PaymentStage::Initiated
+                        | PaymentStage::Authorizing
+                        | PaymentStage::ActionRequired
+                ) {
+                    r = self.payment_command(
+                        r,
+                        "expire-authorization",
+                        PaymentCommand::DeclinePayment(DeclinePayment {
+                            reason_code: "authorization_timeout".into(),
+                            at: self.now,
+                        }),
+                    );
+                }
+            }
+            return r.command(self.cancel(order_id, CancellationReason::PaymentDeclined));
+        }
+        if name == timer::PAYMENT_STATUS {
+            return match &s.payment {
+                Some(p)
+                    if matches!(
+                        p.stage,
+                        PaymentStage::Unknown | PaymentStage::ActionRequired
+                    ) =>
+                {
+                    match p.authorize_key {
+                        Some(authorize_key) => Reaction::none().call(self.call(
+                            "status",
+                            PortRequest::Payment(PaymentRequest::Status {
+                                payment_id: p.payment_id,
+                                authorize_key,
+                            }),
+                        )),
+                        None => Reaction::none(),
+                    }
+                }
+                _ => Reaction::none(),
+            };
+        }
+        if name == timer::RETURN_WINDOW {
+            return self.complete_if_settled(order_id);
+        }
+        if let Some(id) = name
+            .strip_prefix("tracking:")
+            .and_then(|id| id.parse().ok())
+        {
+            return self.poll_tracking(id);
+        }
+        if let Some(id) = name.strip_prefix("capture:").and_then(|id| id.parse().ok()) {
+            return match self.capture(id, "capture-again") {
+                Some(call) => Reaction::none().call(call),
+                None => Reaction::none(),
+            };
+        }
+        Reaction::none()
+    }
+
+    fn poll_tracking(&self, shipment_id: ShipmentId) -> Reaction {
+        match self.state.shipments.get(&shipment_id) {
+            Some(s) if s.stage == ShipmentStage::Dispatched => match &s.tracking_number {
+                Some(number) => Reaction::none().call(self.call(
+                    "track",
+                    PortRequest::Carrier(CarrierRequest::Track {
+                        shipment_id,
+                        tracking_number: number.clone(),
+                    }),
+                )),
+                None => Reaction::none(),
+            },
+            _ => Reaction::none(),
+        }
+    }
+
+    // ---- replies ------------------------------------------------------------------
+
+    fn reply(
+        &self,
+        order_id: OrderId,
+        key: Uuid,
+        request: &PortRequest,
+        reply: &PortReply,
+    ) -> Reaction {
+        match (request, reply) {
+            (PortRequest::Payment(request), PortReply::Payment(reply)) => {
+                self.payment_reply(order_id, key, request, reply)
+            }
+            (
+                PortRequest::Carrier(CarrierRequest::Label { shipment_id, .. }),
+                PortReply::Carrier(CarrierReply::Label(label)),
+            ) => Reaction::none().command(Dispatch::new(
+                "record-label",
+                Target::Shipment(
+                    shipment_id.to_string(),
+                    ShipmentCommand::CreateLabel(CreateLabel {
+                        carrier_code: label.carrier_code.clone(),
+                        tracking_number: label.tracking_number.clone(),
+                        label_reference: label.label_reference.clone(),
+                        at: self.now,
+                    }),
+                ),
+            )),
+            (
+                PortRequest::Carrier(CarrierRequest::Track { shipment_id, .. }),
+                PortReply::Carrier(CarrierReply::Tracking(updates)),
+            ) => self.scans(*shipment_id, updates),
+            _ => Reaction::none(),
+        }
+    }
+
+    fn payment_reply(
+        &self,
+        order_id: OrderId,
+        key: Uuid,
+        request: &PaymentRequest,
+        reply: &PaymentReply,
+    ) -> Reaction {
+        let r = Reaction::none();
+        match reply {
+            PaymentReply::Authorization(outcome) => self.authorization(key, outcome),
+            PaymentReply::Captured { amount } => self.payment_command(
+                r,
+                "capture",
+                PaymentCommand::CapturePayment(CapturePayment {
+                    amount: *amount,
+                    at: self.now,
+                }),
+            ),
+            PaymentReply::CaptureFailed { .. } => {
+                let PaymentRequest::Capture { purpose, .. } = request else {
+                    return r;
+                };
+                let Ok(shipment_id) = purpose.parse::<ShipmentId>() else {
+                    return r;
+                };
+                let failures = self
+                    .state
+                    .payment
+                    .as_ref()
+                    .and_then(|p| p.capture_failures.get(&shipment_id).copied())
+                    .unwrap_or(0);
+                if failures >= self.settings.capture_attempts {
+                    // Left for a person: the saga shows the failed captures.
+                    return r;
+                }
+                r.timer(
+                    timer::capture(&shipment_id),
+                    self.now + self.settings.capture_retry,
+                )
+            }
+            PaymentReply::Voided => {
+                self.payment_command(r, "void", PaymentCommand::VoidPayment { at: self.now })
+            }
+            PaymentReply::Refunded { amount } => {
+                let PaymentRequest::Refund { refund_id, .. } = request else {
+                    return r;
+                };
+                let _ = order_id;
+                self.payment_command(
+                    r,
+                    "refund",
+                    PaymentCommand::RefundPayment(RefundPayment {
+                        refund_id: *refund_id,
+                        amount: *amount,
+                        at: self.now,
+                    }),
+                )
+            }
+            PaymentReply::RefundFailed { .. } => r,
+        }
+    }
+
+    fn authorization(&self, key: Uuid, outcome: &AuthorizationOutcome) -> Reaction {
+        let r = Reaction::none();
+        let Some(p) = &self.state.payment else {
+            return r;
+        };
+        match outcome {
+            AuthorizationOutcome::Authorized { reference, amount } => self.payment_command(
+                r,
+                "authorized",
+                PaymentCommand::AuthorizePayment(AuthorizePayment {
+                    provider_reference: reference.clone(),
+                    amount: *amount,
+                    at: self.now,
+                }),
+            ),
+            AuthorizationOutcome::Declined { code } => self.payment_command(
+                r,
+                "declined",
+                PaymentCommand::DeclinePayment(DeclinePayment {
+                    reason_code: code.clone(),
+                    at: self.now,
+                }),
+            ),
+            AuthorizationOutcome::ActionRequired {
+                challenge_id,
+                redirect_url,
+                ..
+            } => {
+                // The outcome arrives by callback; until then the provider is asked now
+                // and then, so a lost callback does not strand the order.
+                let r = r.timer(timer::PAYMENT_STATUS, self.now + self.settings.status_retry);
+                if p.stage == PaymentStage::ActionRequired {
+                    return r;
+                }
+                self.payment_command(
+                    r,
+                    "action-required",
+                    PaymentCommand::RequireAction(RequireAction {
+                        challenge_id: challenge_id.clone(),
+                        redirect_url: redirect_url.clone(),
+                        at: self.now,
+                    }),
+                )
+            }
+            AuthorizationOutcome::Unknown => {
+                r.timer(timer::PAYMENT_STATUS, self.now + self.settings.status_retry)
+            }
+            AuthorizationOutcome::NotFound => {
+                // The provider never saw the attempt: repeat it under the same key, so
+                // a late arrival of the first attempt cannot charge twice.
+                let authorize_key = p.authorize_key.unwrap_or(key);
+                r.call(PortCall {
+                    key: authorize_key,
+                    request: PortRequest::Payment(PaymentRequest::Authorize {
+                        payment_id: p.payment_id,
+                        amount: p.amount,
+                        method_token: self.order().payment_method_token.clone(),
+                    }),
+                })
+            }
+        }
+    }
+
+    fn scans(&self, shipment_id: ShipmentId, updates: &[TrackingUpdate]) -> Reaction {
+        let Some(s) = self.state.shipments.get(&shipment_id) else {
+            return Reaction::none();
+        };
+        let target = |command| Target::Shipment(shipment_id.to_string(), command);
+        let mut r = Reaction::none();
+        let mut delivered = false;
+        for (i, u) in updates
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| s.last_scan.is_none_or(|last| u.at > last))
+        {
+            let command = match u.scan {
+                Scan::InTransit | Scan::OutForDelivery => {
+                    ShipmentCommand::UpdateTracking(UpdateTracking {
+                        status: if u.scan == Scan::InTransit {
+                            TrackingStatus::InTransit
+                        } else {
+                            TrackingStatus::OutForDelivery
+                        },
+                        location: u.location.clone(),
+                        at: u.at,
+                    })
+                }
+                Scan::Delivered => {
+                    delivered = true;
+                    ShipmentCommand::ConfirmDelivery { at: u.at }
+                }
+                Scan::Failed => ShipmentCommand::ReportDeliveryFailure(ReportDeliveryFailure {
+                    reason: DeliveryFailureReason::RecipientAbsent,
+                    at: u.at,
+                }),
+            };
+            r = r.command(Dispatch::new(format!("scan:{i}"), target(command)));
+        }
+        if delivered || s.stage == ShipmentStage::Delivered {
+            return r;
+        }
+        r.timer(
+            timer::tracking(&shipment_id),
+            self.now + self.settings.tracking_poll,
+        )
+    }
+}
+
+/// Cancels the order; one step name for every cause, so two causes in one step name the
+/// same command.
+pub(super) fn cancel(order_id: OrderId, reason: CancellationReason, at: DateTime<Utc>) -> Dispatch {
+    Dispatch::new(
+        "cancel-order",
+        order_target(
+            order_id,
+            OrderCommand::CancelOrder(CancelOrder { reason, at }),
+        ),
+    )
+}

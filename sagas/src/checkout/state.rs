@@ -1,0 +1,194 @@
+//! What the checkout saga remembers about one order.
+
+use std::collections::BTreeMap;
+
+use aggregates::order::LineQuantity;
+use aggregates::shipment::ShipmentLine;
+use aggregates::stock::WarehouseAllocation;
+use aggregates::{
+    Address, Currency, CustomerId, Money, OrderId, PaymentId, Quantity, ReturnId, ShipmentId, Sku,
+    WarehouseId,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Where the order stands in its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Phase {
+    /// Only the checked-out cart has been seen.
+    #[default]
+    CheckedOut,
+    /// A draft order: nothing happens until it is finalised.
+    Draft,
+    /// Reserving promotions, points and stock for every line.
+    Reserving,
+    /// Everything is reserved; the payment is being scored and authorized.
+    Paying,
+    /// Paid (authorized) and confirmed; shipments are on their way.
+    Confirmed,
+    /// Every unit delivered; returns are possible until the window closes.
+    Delivered,
+    Completed,
+    Cancelled,
+}
+
+/// Figures of the order the saga needs, from `OrderPlaced` and later order events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderFacts {
+    pub customer_id: CustomerId,
+    pub currency: Currency,
+    pub lines: Vec<LineFacts>,
+    pub shipping: Money,
+    pub tax_rate_bp: u32,
+    pub grand_total: Money,
+    pub shipping_address: Address,
+    pub billing_address: Address,
+    pub payment_method_token: String,
+    /// Money the order says it received, and refunded.
+    pub paid: Money,
+    pub refunded: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineFacts {
+    pub sku: Sku,
+    pub quantity: Quantity,
+    pub line_total: Money,
+}
+
+/// Where the payment stands, as far as the saga knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaymentStage {
+    Initiated,
+    /// Scored in the review band: a person decides.
+    InReview,
+    /// The provider was asked to authorize.
+    Authorizing,
+    /// The authorize call timed out: the provider is asked for the status.
+    Unknown,
+    /// Waiting for the customer's 3-D Secure challenge.
+    ActionRequired,
+    Authorized,
+    Declined,
+    Voided,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentProgress {
+    pub payment_id: PaymentId,
+    pub amount: Money,
+    pub stage: PaymentStage,
+    /// The idempotency key the authorization was attempted with; status queries and
+    /// retries use it, so the customer is never charged twice.
+    pub authorize_key: Option<Uuid>,
+    pub reference: Option<String>,
+    pub authorized: Money,
+    pub captured: Money,
+    pub refunded: Money,
+    /// Failed capture attempts per shipment.
+    pub capture_failures: BTreeMap<ShipmentId, u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShipmentStage {
+    Created,
+    Packed,
+    Labelled,
+    Dispatched,
+    Delivered,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipmentProgress {
+    pub warehouse: WarehouseId,
+    pub lines: Vec<ShipmentLine>,
+    pub stage: ShipmentStage,
+    pub tracking_number: Option<String>,
+    pub captured: bool,
+    /// Time of the latest carrier scan recorded on the shipment.
+    pub last_scan: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReturnStage {
+    Requested,
+    Approved,
+    Received,
+    Refunded,
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReturnProgress {
+    pub lines: Vec<LineQuantity>,
+    pub stage: ReturnStage,
+    /// Tracking number of the return label sent to the customer.
+    pub label: Option<String>,
+}
+
+/// The saga's state for one order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckoutState {
+    pub order_id: Option<OrderId>,
+    pub phase: Phase,
+    pub order: Option<OrderFacts>,
+    /// Codes (stream ids) of the promotions the order redeems.
+    pub coupons: Vec<String>,
+    /// Loyalty points the order is paid with in part.
+    pub points: u64,
+    pub reserved: BTreeMap<Sku, Vec<WarehouseAllocation>>,
+    pub payment: Option<PaymentProgress>,
+    pub shipments: BTreeMap<ShipmentId, ShipmentProgress>,
+    pub returns: BTreeMap<ReturnId, ReturnProgress>,
+    pub return_window_closed: bool,
+}
+
+impl CheckoutState {
+    /// Every line has its stock reserved.
+    pub fn fully_reserved(&self) -> bool {
+        self.order
+            .as_ref()
+            .is_some_and(|o| o.lines.iter().all(|l| self.reserved.contains_key(&l.sku)))
+    }
+
+    /// Cancelled, completed or never going further.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Cancelled | Phase::Completed)
+    }
+
+    pub fn open_returns(&self) -> bool {
+        self.returns.values().any(|r| {
+            matches!(
+                r.stage,
+                ReturnStage::Requested | ReturnStage::Approved | ReturnStage::Received
+            )
+        })
+    }
+}
+
+/// The refund of return `return_id` (one per return).
+pub fn return_refund_id(return_id: ReturnId) -> aggregates::RefundId {
+    aggregates::RefundId::from_uuid(crate::saga::entity_id("refund", &return_id.to_string()))
+}
+
+/// The refund of what was paid for an order cancelled after a capture.
+pub fn cancellation_refund_id(order_id: OrderId) -> aggregates::RefundId {
+    aggregates::RefundId::from_uuid(crate::saga::entity_id(
+        "refund-cancelled",
+        &order_id.to_string(),
+    ))
+}
+
+/// The payment of an order (one per order).
+pub fn payment_id(order_id: OrderId) -> PaymentId {
+    PaymentId::from_uuid(crate::saga::entity_id("payment", &order_id.to_string()))
+}
+
+/// The shipment of an order's goods from one warehouse.
+pub fn shipment_id(order_id: OrderId, warehouse: &WarehouseId) -> ShipmentId {
+    ShipmentId::from_uuid(crate::saga::entity_id(
+        "shipment",
+        &format!("{order_id}/{warehouse}"),
+    ))
+}
