@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// Snapshot an aggregate every this many events (0 = never).
     #[arg(long, env = "COMMERCE_SNAPSHOT_EVERY", default_value_t = 100)]
     pub snapshot_every: usize,
+    /// Largest event in bytes (payload and metadata JSON); larger ones are refused with
+    /// 413. With `--nats-url` it must fit the NATS server's `max_payload`, checked at start.
+    #[arg(long, env = "COMMERCE_MAX_EVENT_BYTES", default_value_t = infra::store::DEFAULT_MAX_EVENT_BYTES)]
+    pub max_event_bytes: usize,
     /// Apply migrations at start. Always done for SQLite; opt-in for PostgreSQL, where
     /// `commerce migrate` is the usual step.
     #[arg(long, env = "COMMERCE_MIGRATE", default_value_t = false)]
@@ -515,6 +519,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let auth = auth(&args, admin_tokens)?;
     let config = StoreConfig {
         snapshot_every: args.snapshot_every,
+        max_event_bytes: args.max_event_bytes,
         ..StoreConfig::default()
     };
     let store = open_store(&args.db, config).await?;

@@ -119,6 +119,9 @@ impl Engine {
         };
         let relay = Relay::new(engine.store.clone(), client.clone(), config)
             .map_err(|e| CliError::config(e.to_string()))?;
+        relay
+            .check_payload_limit()
+            .map_err(|e| CliError::config(e.to_string()))?;
         let dead_letters = DeadLetterStream::ensure(
             client.clone(),
             &args.dlq_stream,

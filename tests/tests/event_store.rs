@@ -593,6 +593,45 @@ async fn a_conflict_fails_only_its_own_append(kind: BackendKind) {
     assert!(store.verify().await.unwrap().is_ok());
 }
 
+async fn oversized_events_and_appends_are_refused_whole(kind: BackendKind) {
+    let config = StoreConfig {
+        max_event_bytes: 2_000,
+        max_append_bytes: 5_000,
+        ..StoreConfig::default()
+    };
+    let Some(store) = fresh_store(kind, config, Arc::new(test_clock())).await else {
+        return;
+    };
+    let stream = StreamRef::new("counter", "big");
+    let sized = |bytes: usize| NewEvent {
+        payload: json!({ "note": "x".repeat(bytes) }),
+        ..event(1)
+    };
+    let err = store
+        .append(&stream, 0, vec![event(1), sized(2_100)], None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::TooLarge { limit: 2_000, .. }),
+        "{err}"
+    );
+    // Each event fits, together they do not.
+    let err = store
+        .append(&stream, 0, (0..3).map(|_| sized(1_800)).collect(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::TooLarge { limit: 5_000, .. }),
+        "{err}"
+    );
+    assert_eq!(store.head_position().await.unwrap(), 0, "nothing stored");
+    let outcome = store
+        .append(&stream, 0, vec![sized(1_800), sized(1_800)], None)
+        .await
+        .unwrap();
+    assert_eq!(outcome.last_position, 2);
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod postgres {
@@ -628,6 +667,7 @@ contract!(
     old_event_versions_load_through_upcasters,
     replay_streams_deliver_everything,
     a_conflict_fails_only_its_own_append,
+    oversized_events_and_appends_are_refused_whole,
 );
 
 /// Appenders that give up on the append lock (`lock_timeout`) never leave it held: after

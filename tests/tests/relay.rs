@@ -685,3 +685,92 @@ async fn postgres_awkward_stream_ids_round_trip_through_jetstream() {
 async fn sqlite_awkward_stream_ids_round_trip_through_jetstream() {
     awkward_stream_ids_round_trip_through_jetstream(BackendKind::Sqlite).await;
 }
+
+/// An event the NATS server can never accept stalls the relay loudly (a stall naming
+/// its position, which every later event waits behind) instead of retrying in silence;
+/// the events before it are published and checkpointed. And a store accepting events
+/// larger than the server's `max_payload` is refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_too_large_for_nats_is_a_visible_stall_and_refused_at_start() {
+    let Some(nats) = nats().await else {
+        return;
+    };
+    let max_payload = nats.server_info().max_payload;
+    let config = StoreConfig {
+        max_event_bytes: 2 * max_payload,
+        max_append_bytes: 4 * max_payload,
+        ..StoreConfig::default()
+    };
+    let Some(store) = fresh_store(BackendKind::Sqlite, config, Arc::new(tests::test_clock())).await
+    else {
+        return;
+    };
+    let f = Fixture {
+        store,
+        nats,
+        config: RelayConfig {
+            stalled_retry: Duration::from_millis(100),
+            ..relay_config()
+        },
+    };
+    let stream = StreamRef::new("order", "big");
+    let huge = NewEvent {
+        payload: json!({ "note": "x".repeat(max_payload + 1) }),
+        ..event(1, BTreeMap::new())
+    };
+    f.store
+        .append(&stream, 0, vec![event(0, BTreeMap::new())], None)
+        .await
+        .unwrap();
+    f.store.append(&stream, 1, vec![huge], None).await.unwrap();
+    f.store
+        .append(&stream, 2, vec![event(2, BTreeMap::new())], None)
+        .await
+        .unwrap();
+
+    let relay = Relay::new(f.store.clone(), f.nats.clone(), f.config.clone()).unwrap();
+    let refused = relay.check_payload_limit().unwrap_err().to_string();
+    assert!(refused.contains("max_payload"), "{refused}");
+    let mut stalls = relay.stalls();
+    let task = tokio::spawn(relay.run(std::future::pending()));
+
+    let stall = tokio::time::timeout(Duration::from_secs(20), stalls.wait_for(Option::is_some))
+        .await
+        .expect("the relay never reported the stall")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stall.position, 2);
+    assert!(stall.size > max_payload);
+    assert_eq!(stall.max_payload, max_payload);
+    wait_for_count(&f, 1, Duration::from_secs(10)).await;
+    let checkpoint = eventually(Duration::from_secs(10), || async {
+        let at = Relay::checkpoint(&f.store, &f.config.name).await.unwrap();
+        (at == 1).then_some(at)
+    })
+    .await;
+    assert_eq!(
+        checkpoint,
+        Some(1),
+        "the event before the stall is checkpointed"
+    );
+    // Retrying changes nothing: still stalled at the same event, nothing after it sent.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(stalls.borrow().map(|s| s.position), Some(2));
+    assert_eq!(stream_count(&f).await, 1);
+    assert!(!task.is_finished(), "a stalled relay keeps running");
+    task.abort();
+
+    // With the default event bound the same server is accepted.
+    let Some(store) = fresh_store(
+        BackendKind::Sqlite,
+        StoreConfig::default(),
+        Arc::new(tests::test_clock()),
+    )
+    .await
+    else {
+        return;
+    };
+    let relay = Relay::new(store, f.nats.clone(), relay_config()).unwrap();
+    relay.check_payload_limit().unwrap();
+    f.finish().await;
+}

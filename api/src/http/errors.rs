@@ -16,6 +16,7 @@ use aggregates::stock::StockError;
 use aggregates::DomainError;
 use axum::http::StatusCode;
 use infra::command::{CommandError, LookupError};
+use infra::StoreError;
 
 use super::problem::Problem;
 
@@ -386,6 +387,9 @@ impl From<CommandError> for Problem {
             CommandError::Contention { .. } => row::CONTENTION
                 .problem(err.to_string())
                 .with_retry_after(CONTENTION_RETRY_AFTER),
+            CommandError::Store(StoreError::TooLarge { .. }) => {
+                row::PAYLOAD_TOO_LARGE.problem(err.to_string())
+            }
             CommandError::Decode { .. } | CommandError::Store(_) => row::INTERNAL_ERROR
                 .problem("the request could not be completed")
                 .with_internal(err.to_string()),
@@ -400,7 +404,7 @@ mod tests {
     use aggregates::MoneyError;
     use axum::http::header::{ETAG, RETRY_AFTER};
     use axum::response::IntoResponse;
-    use infra::{StoreError, StreamRef};
+    use infra::StreamRef;
 
     use super::*;
 
@@ -568,5 +572,18 @@ mod tests {
         let body = serde_json::to_string(&problem).unwrap();
         assert!(!body.contains("on fire"), "{body}");
         assert!(problem.internal().unwrap().contains("on fire"));
+    }
+
+    #[test]
+    fn an_oversized_event_is_a_413_naming_the_limit() {
+        let problem = Problem::from(CommandError::Store(StoreError::TooLarge {
+            what: "event ItemAdded (version 3)".into(),
+            bytes: 300_000,
+            limit: 262_144,
+        }));
+        assert_eq!(problem.code, "payload_too_large");
+        assert_eq!(problem.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let body = serde_json::to_string(&problem).unwrap();
+        assert!(body.contains("262144"), "{body}");
     }
 }

@@ -191,9 +191,36 @@ const H_METADATA: HeaderName = HeaderName::from_static(METADATA);
 /// Builds the subject and message of one event, exactly as the relay publishes it.
 /// Takes the event by value: its payload and metadata texts move into the message.
 pub fn encode(prefix: &str, event: RecordedEvent) -> (String, Publish) {
-    let (subject, headers, payload) = encode_parts(prefix, event);
-    let message = Publish::build().headers(headers).payload(payload.into());
+    let (subject, message, _) = encode_sized(prefix, event);
     (subject, message)
+}
+
+/// [`encode`], with the message's size as the NATS server counts it against its
+/// `max_payload` (header block and body).
+pub fn encode_sized(prefix: &str, event: RecordedEvent) -> (String, Publish, usize) {
+    let (subject, headers, payload) = encode_parts(prefix, event);
+    let size = header_block_len(&headers) + payload.len();
+    let message = Publish::build().headers(headers).payload(payload.into());
+    (subject, message, size)
+}
+
+/// Bytes of the header block NATS sends before the body: `NATS/1.0\r\n`, one
+/// `Name: value\r\n` per value, and a closing `\r\n`.
+fn header_block_len(headers: &HeaderMap) -> usize {
+    let lines: usize = headers
+        .iter()
+        .map(|(name, values)| {
+            let name: &[u8] = name.as_ref();
+            values
+                .iter()
+                .map(|value| {
+                    let value: &[u8] = value.as_ref();
+                    name.len() + 2 + value.len() + 2
+                })
+                .sum::<usize>()
+        })
+        .sum();
+    "NATS/1.0\r\n".len() + lines + 2
 }
 
 /// The subject, headers and body of one event's message.

@@ -55,6 +55,7 @@ use async_nats::jetstream::context::{ContextBuilder, PublishAckFuture};
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
+use tokio::sync::watch;
 
 use crate::store::{Store, StoreError};
 use lease::{Checkpointer, Lease};
@@ -92,6 +93,9 @@ pub struct RelayConfig {
     pub lock_retry: Duration,
     /// Pause before a new session after a failed one.
     pub retry_backoff: Duration,
+    /// Pause before retrying an [unpublishable](RelayError::Unpublishable) event: only a
+    /// change of the server's configuration helps, so retry rarely and loudly.
+    pub stalled_retry: Duration,
 }
 
 impl Default for RelayConfig {
@@ -110,6 +114,7 @@ impl Default for RelayConfig {
             ack_timeout: Duration::from_secs(10),
             lock_retry: Duration::from_millis(500),
             retry_backoff: Duration::from_secs(1),
+            stalled_retry: Duration::from_secs(30),
         }
     }
 }
@@ -178,6 +183,21 @@ pub enum RelayError {
     Nats(#[source] async_nats::Error),
     #[error("the log tail ended")]
     TailEnded,
+    /// An event is larger than the NATS server accepts, so no retry can publish it and
+    /// everything after it waits. Raising the server's `max_payload` unblocks the relay
+    /// (it retries by itself); the store's [`max_event_bytes`] keeps new events from
+    /// getting there.
+    ///
+    /// [`max_event_bytes`]: crate::StoreConfig::max_event_bytes
+    #[error(
+        "the event at position {position} is a {size}-byte message, above the NATS server's \
+         max_payload of {max_payload}: the relay is stalled until max_payload is raised"
+    )]
+    Unpublishable {
+        position: i64,
+        size: usize,
+        max_payload: usize,
+    },
 }
 
 impl RelayError {
@@ -191,6 +211,18 @@ pub struct Relay {
     store: Store,
     nats: async_nats::Client,
     config: RelayConfig,
+    stalled: watch::Sender<Option<Stall>>,
+}
+
+/// Why a relay publishes nothing: an event the NATS server will never accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stall {
+    /// The event every later one waits behind.
+    pub position: i64,
+    /// Its message size.
+    pub size: usize,
+    /// The server's limit when it was refused.
+    pub max_payload: usize,
 }
 
 impl std::fmt::Debug for Relay {
@@ -201,6 +233,13 @@ impl std::fmt::Debug for Relay {
             .finish()
     }
 }
+
+/// Room for an event's headers besides its metadata (ids, type, source, subject, time,
+/// positions): what [`Relay::check_payload_limit`] adds to the store's event limit.
+pub const HEADER_ALLOWANCE: usize = 8 * 1024;
+
+/// The gauge naming the position a relay is stalled at (0 while it is not).
+pub const STALLED_GAUGE: &str = "commerce_relay_stalled_position";
 
 /// A publish awaiting its ack (its event's position is kept alongside, in order).
 type AckFuture = <PublishAckFuture as IntoFuture>::IntoFuture;
@@ -222,7 +261,15 @@ impl Relay {
             store,
             nats,
             config,
+            stalled: watch::channel(None).0,
         })
+    }
+
+    /// Whether the relay is stalled on an unpublishable event, as it changes: `Some`
+    /// from the moment it is refused until it has been published. Readiness checks and
+    /// dashboards read this (and the [`STALLED_GAUGE`] metric).
+    pub fn stalls(&self) -> watch::Receiver<Option<Stall>> {
+        self.stalled.subscribe()
     }
 
     /// Runs until `shutdown` completes, then waits (up to the ack timeout) for the acks
@@ -241,6 +288,28 @@ impl Relay {
             match self.session(&mut shutdown).await {
                 Ok(SessionEnd::Shutdown) => return Ok(()),
                 Err(RelayError::Config(msg)) => return Err(RelayError::Config(msg)),
+                Err(
+                    err @ RelayError::Unpublishable {
+                        position,
+                        size,
+                        max_payload,
+                    },
+                ) => {
+                    self.stalled.send_replace(Some(Stall {
+                        position,
+                        size,
+                        max_payload,
+                    }));
+                    // Alert, do not loop quietly: an error in the log and a gauge
+                    // naming the position every event behind it waits for.
+                    metrics::gauge!(STALLED_GAUGE, "relay" => self.config.name.clone())
+                        .set(position as f64);
+                    tracing::error!(relay = %self.config.name, error = %err, "relay stalled");
+                    tokio::select! {
+                        _ = shutdown.as_mut() => return Ok(()),
+                        _ = tokio::time::sleep(self.config.stalled_retry) => {}
+                    }
+                }
                 Err(err) => {
                     tracing::warn!(relay = %self.config.name, error = %err, "relay session failed; retrying");
                     tokio::select! {
@@ -250,6 +319,24 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// Checks that every event the store accepts fits in one message of the connected
+    /// NATS server: [`StoreConfig::max_event_bytes`](crate::StoreConfig::max_event_bytes)
+    /// plus room for the headers must not exceed the server's `max_payload`.
+    pub fn check_payload_limit(&self) -> Result<(), RelayError> {
+        let max_payload = self.nats.server_info().max_payload;
+        let needed = self.store.config().max_event_bytes + HEADER_ALLOWANCE;
+        if needed > max_payload {
+            return Err(RelayError::Config(format!(
+                "events of up to {} bytes are accepted (max event bytes) but the NATS server's \
+                 max_payload is {max_payload}: lower the event limit below {} or raise \
+                 max_payload in the server's configuration",
+                self.store.config().max_event_bytes,
+                max_payload.saturating_sub(HEADER_ALLOWANCE),
+            )));
+        }
+        Ok(())
     }
 
     /// The stored checkpoint of relay `name` on `store`: every event at or below it has
@@ -289,6 +376,8 @@ impl Relay {
         // Acks since the newest checkpoint store was started.
         let mut unstored = 0usize;
         tracing::info!(relay = %config.name, checkpoint = acked, "relay publishing");
+        // Read per session: a reconnect may have brought a server with another limit.
+        let max_payload = self.nats.server_info().max_payload;
         // Dropping `_reader` (any end of this session) stops the read-ahead task.
         let (mut outgoing, _reader) = reader::spawn(
             self.store.subscribe(acked),
@@ -311,10 +400,25 @@ impl Relay {
                     position,
                     subject,
                     message,
+                    size,
                 }) = ready.next()
                 else {
                     break;
                 };
+                if size > max_payload {
+                    // Keep what was published before it, so the stall sits exactly at
+                    // this event and the retries re-send nothing.
+                    while let Some(result) = in_flight.next().await {
+                        result.map_err(RelayError::nats)?;
+                        acked = positions.pop_front().expect("one position per publish");
+                    }
+                    checkpoint.flush(acked).await?;
+                    return Err(RelayError::Unpublishable {
+                        position,
+                        size,
+                        max_payload,
+                    });
+                }
                 let ack = jetstream
                     .send_publish(subject, message)
                     .await
@@ -360,6 +464,11 @@ impl Relay {
                         acked = positions.pop_front().expect("one position per publish");
                         unstored += 1;
                         next = in_flight.next().now_or_never().flatten();
+                    }
+                    let stall_passed = self.stalled.borrow().is_some_and(|s| acked >= s.position);
+                    if stall_passed {
+                        metrics::gauge!(STALLED_GAUGE, "relay" => config.name.clone()).set(0.0);
+                        self.stalled.send_replace(None);
                     }
                     if unstored >= config.checkpoint_every && checkpoint.start(acked) {
                         unstored = 0;

@@ -16,6 +16,8 @@ pub(super) struct Outgoing {
     pub(super) position: i64,
     pub(super) subject: String,
     pub(super) message: PublishMessage,
+    /// The message's size as the NATS server counts it against `max_payload`.
+    pub(super) size: usize,
 }
 
 /// Owns the reader task and aborts it when dropped, so a reader never outlives the
@@ -78,11 +80,12 @@ pub(super) fn spawn(
                 }
             };
             let position = event.position;
-            let (subject, message) = message::encode(&prefix, event);
+            let (subject, message, size) = message::encode_sized(&prefix, event);
             chunk.push(Outgoing {
                 position,
                 subject,
                 message,
+                size,
             });
             waiting = false;
             if chunk.len() >= CHUNK {

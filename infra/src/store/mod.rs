@@ -45,6 +45,10 @@ pub const ACTOR: &str = "actor";
 /// also stored in indexed columns.
 pub type EventMetadata = BTreeMap<String, String>;
 
+/// The default of [`StoreConfig::max_event_bytes`]: a quarter of NATS' default
+/// `max_payload`, leaving room for the CloudEvents headers.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 256 * 1024;
+
 /// Tuning of a [`Store`].
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -56,6 +60,13 @@ pub struct StoreConfig {
     pub idle_poll: Duration,
     /// Largest number of events one append may carry.
     pub max_events_per_append: usize,
+    /// Largest event, counted as the bytes of its payload and metadata JSON. An event
+    /// must fit in one NATS message (headers included) or the relay could never publish
+    /// it, so keep this well under the server's `max_payload` (1 MiB by default); the
+    /// relay checks it at start.
+    pub max_event_bytes: usize,
+    /// Largest append (one command), counted as the sum of its events' bytes.
+    pub max_append_bytes: usize,
     /// Connections in the pool.
     pub max_connections: u32,
 }
@@ -67,6 +78,8 @@ impl Default for StoreConfig {
             tail_batch: 1000,
             idle_poll: Duration::from_millis(250),
             max_events_per_append: 1000,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            max_append_bytes: 4 * 1024 * 1024,
             max_connections: 16,
         }
     }
@@ -201,6 +214,15 @@ pub enum StoreError {
     Conflict { stream: StreamRef, expected: i64 },
     #[error("invalid append: {0}")]
     InvalidAppend(String),
+    /// An event or a whole append is larger than the configured bound
+    /// ([`StoreConfig::max_event_bytes`], [`StoreConfig::max_append_bytes`]). Nothing
+    /// was stored.
+    #[error("{what} is {bytes} bytes, above the limit of {limit}")]
+    TooLarge {
+        what: String,
+        bytes: usize,
+        limit: usize,
+    },
     /// The command id of this append is already recorded on the stream: nothing was
     /// stored; [`Store::command_record`] has the first outcome.
     #[error("this command was already applied to the stream")]
@@ -487,6 +509,7 @@ impl Store {
             .zip(expected_version + 1..)
             .map(|(event, version)| PreparedEvent::new(event, version, recorded_at))
             .collect::<Result<Vec<_>, _>>()?;
+        self.check_sizes(&rows)?;
         let outcome = match &self.inner.backend {
             Backend::Postgres(pool) => {
                 self.inner.notifier.get_or_init(|| {
@@ -517,6 +540,31 @@ impl Store {
             }
         });
         Ok(outcome)
+    }
+
+    /// Refuses an append whose events, one or together, exceed the configured bounds.
+    fn check_sizes(&self, rows: &[PreparedEvent]) -> Result<(), StoreError> {
+        let config = &self.inner.config;
+        let mut total = 0usize;
+        for row in rows {
+            let bytes = row.size();
+            if bytes > config.max_event_bytes {
+                return Err(StoreError::TooLarge {
+                    what: format!("event {} (version {})", row.event_type, row.version),
+                    bytes,
+                    limit: config.max_event_bytes,
+                });
+            }
+            total += bytes;
+        }
+        if total > config.max_append_bytes {
+            return Err(StoreError::TooLarge {
+                what: format!("an append of {} events", rows.len()),
+                bytes: total,
+                limit: config.max_append_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// Events of one stream with a version above `after_version`, in version order.
@@ -672,6 +720,11 @@ struct PreparedEvent {
 }
 
 impl PreparedEvent {
+    /// The bytes the size bounds count: payload and metadata as stored.
+    fn size(&self) -> usize {
+        self.payload_text.len() + self.metadata_text.len()
+    }
+
     fn new(event: NewEvent, version: i64, recorded_at: DateTime<Utc>) -> Result<Self, StoreError> {
         if event.event_type.is_empty() || event.schema_version < 1 {
             return Err(StoreError::InvalidAppend(
