@@ -11,6 +11,7 @@ pub mod clock;
 pub mod command;
 pub mod consumer;
 pub mod feed;
+pub mod projection;
 pub mod relay;
 pub mod search;
 pub mod store;

@@ -11,7 +11,9 @@ use aggregates::{DecodeError, EventSourced};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-/// A stored event of an aggregate some view reads, as its typed event.
+/// A stored event of an aggregate some view reads, as its typed event. Events are not
+/// boxed: one lives per log entry in a batch, briefly.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ViewEvent {
     Cart(CartEvent),

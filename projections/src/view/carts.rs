@@ -4,7 +4,9 @@
 //! the whole priced total; before that the row shows the subtotal, the chosen shipping
 //! method and each coupon's discount as applied.
 
+use aggregates::cart::Cart;
 use aggregates::cart::CartEvent;
+use aggregates::EventSourced;
 use chrono::{DateTime, Utc};
 
 use super::{minor, units};
@@ -28,7 +30,7 @@ impl Projection for Carts {
     }
 
     fn reads(&self, stream_type: &str) -> bool {
-        stream_type == "cart"
+        stream_type == Cart::STREAM_TYPE
     }
 
     fn apply(&self, event: &Event<'_>, out: &mut Vec<Change>) {

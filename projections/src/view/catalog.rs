@@ -3,8 +3,11 @@
 //! row per SKU and currency. Stock may be received before the product is created: such a
 //! row has no name until `ProductCreated`, and queries list only named rows.
 
+use aggregates::product::Product;
 use aggregates::product::ProductEvent;
+use aggregates::stock::Stock;
 use aggregates::stock::StockEvent;
+use aggregates::EventSourced;
 
 use super::json;
 use super::stock::levels;
@@ -27,7 +30,7 @@ impl Projection for ProductCatalog {
     }
 
     fn reads(&self, stream_type: &str) -> bool {
-        matches!(stream_type, "product" | "stock")
+        matches!(stream_type, Product::STREAM_TYPE | Stock::STREAM_TYPE)
     }
 
     fn apply(&self, event: &Event<'_>, out: &mut Vec<Change>) {

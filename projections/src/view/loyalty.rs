@@ -4,7 +4,9 @@
 //! the lots (`remaining` of unexpired lots with `expires_at` before a moment), so the
 //! view needs no clock.
 
+use aggregates::loyalty::LoyaltyAccount;
 use aggregates::loyalty::{LoyaltyEvent, Tier};
+use aggregates::EventSourced;
 use chrono::{DateTime, Utc};
 
 use crate::event::{Event, ViewEvent};
@@ -26,7 +28,7 @@ impl Projection for LoyaltyAccounts {
     }
 
     fn reads(&self, stream_type: &str) -> bool {
-        stream_type == "loyalty"
+        stream_type == LoyaltyAccount::STREAM_TYPE
     }
 
     fn apply(&self, event: &Event<'_>, out: &mut Vec<Change>) {

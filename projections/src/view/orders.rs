@@ -3,8 +3,11 @@
 //! (`order_shipments`, from the order's and the shipment's events). A customer's order
 //! history is `order_summaries` by `customer_id` (indexed).
 
+use aggregates::order::Order;
 use aggregates::order::{CancellationReason, OrderEvent, OrderLine, OrderTotals};
+use aggregates::shipment::Shipment;
 use aggregates::shipment::{ShipmentEvent, ShipmentStatus};
+use aggregates::EventSourced;
 use chrono::{DateTime, Utc};
 
 use super::{json, minor, units};
@@ -28,7 +31,7 @@ impl Projection for OrderSummaries {
     }
 
     fn reads(&self, stream_type: &str) -> bool {
-        matches!(stream_type, "order" | "shipment")
+        matches!(stream_type, Order::STREAM_TYPE | Shipment::STREAM_TYPE)
     }
 
     fn apply(&self, event: &Event<'_>, out: &mut Vec<Change>) {

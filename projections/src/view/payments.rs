@@ -1,7 +1,9 @@
 //! `payments_ledger`: one row per payment of an order: what was authorized, captured,
 //! refunded and charged back, its fraud score and where it stands.
 
+use aggregates::payment::Payment;
 use aggregates::payment::{FraudOutcome, PaymentEvent};
+use aggregates::EventSourced;
 use chrono::{DateTime, Utc};
 
 use super::minor;
@@ -23,7 +25,7 @@ impl Projection for PaymentsLedger {
     }
 
     fn reads(&self, stream_type: &str) -> bool {
-        stream_type == "payment"
+        stream_type == Payment::STREAM_TYPE
     }
 
     fn apply(&self, event: &Event<'_>, out: &mut Vec<Change>) {

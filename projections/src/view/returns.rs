@@ -1,7 +1,9 @@
 //! `returns`: one row per return request of an order, from request to refund or
 //! exchange.
 
+use aggregates::order::Order;
 use aggregates::order::OrderEvent;
+use aggregates::EventSourced;
 use chrono::{DateTime, Utc};
 
 use super::json;
@@ -23,7 +25,7 @@ impl Projection for Returns {
     }
 
     fn reads(&self, stream_type: &str) -> bool {
-        stream_type == "order"
+        stream_type == Order::STREAM_TYPE
     }
 
     fn apply(&self, event: &Event<'_>, out: &mut Vec<Change>) {

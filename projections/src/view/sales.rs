@@ -7,8 +7,10 @@
 //! Orders count when placed; a draft counts when finalised (and, as its events do not
 //! name the customer again, only in `sales_daily`).
 
+use aggregates::order::Order;
 use aggregates::order::{OrderEvent, OrderLine, OrderTotals};
 use aggregates::Currency;
+use aggregates::EventSourced;
 use chrono::{DateTime, Utc};
 
 use super::units;
@@ -31,7 +33,7 @@ impl Projection for Sales {
     }
 
     fn reads(&self, stream_type: &str) -> bool {
-        stream_type == "order"
+        stream_type == Order::STREAM_TYPE
     }
 
     fn apply(&self, event: &Event<'_>, out: &mut Vec<Change>) {

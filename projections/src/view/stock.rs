@@ -3,7 +3,9 @@
 //! low-stock threshold and the `low_stock` flag the database derives from them). Stock
 //! events carry the SKU's whole levels after the change, so each row is simply set.
 
+use aggregates::stock::Stock;
 use aggregates::stock::{StockEvent, StockLevels as Levels};
+use aggregates::EventSourced;
 use chrono::{DateTime, Utc};
 
 use super::units;
@@ -26,7 +28,7 @@ impl Projection for StockLevels {
     }
 
     fn reads(&self, stream_type: &str) -> bool {
-        stream_type == "stock"
+        stream_type == Stock::STREAM_TYPE
     }
 
     fn apply(&self, event: &Event<'_>, out: &mut Vec<Change>) {
