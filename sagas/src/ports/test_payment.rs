@@ -37,12 +37,16 @@ pub struct TestCharge {
     pub reference: String,
     pub payment_id: PaymentId,
     pub token: String,
+    /// The amount asked for.
+    pub requested: Money,
+    /// Reserved on the card: zero when declined or while a challenge is open.
     pub authorized: Money,
     pub captured: Money,
     pub refunded: Money,
     pub voided: bool,
-    /// Authorize calls that reached the provider for this key.
-    pub attempts: u32,
+    /// Authorize calls that reached the provider under this key (a repeated call
+    /// returns the first outcome and moves no money).
+    pub calls: u32,
     /// `None` while a 3-D Secure challenge is open, then whether it was passed.
     pub challenge_passed: Option<bool>,
 }
@@ -97,8 +101,8 @@ impl TestPaymentProvider {
         {
             Some(charge) => {
                 charge.challenge_passed = Some(passed);
-                if !passed {
-                    charge.authorized = Money::zero(charge.authorized.currency);
+                if passed {
+                    charge.authorized = charge.requested;
                 }
                 true
             }
@@ -112,7 +116,7 @@ impl TestPaymentProvider {
             STOLEN => declined("stolen_card"),
             SUCCEEDS | TIMES_OUT | CAPTURE_FAILS => AuthorizationOutcome::Authorized {
                 reference: charge.reference.clone(),
-                amount: charge.authorized,
+                amount: charge.requested,
             },
             THREE_D_SECURE => match charge.challenge_passed {
                 None => AuthorizationOutcome::ActionRequired {
@@ -122,7 +126,7 @@ impl TestPaymentProvider {
                 },
                 Some(true) => AuthorizationOutcome::Authorized {
                     reference: charge.reference.clone(),
-                    amount: charge.authorized,
+                    amount: charge.requested,
                 },
                 Some(false) => declined("authentication_failed"),
             },
@@ -183,16 +187,17 @@ impl PaymentProvider for TestPaymentProvider {
             reference: format!("pi_{}", key.simple()),
             payment_id,
             token: method_token.to_string(),
-            authorized: amount,
+            requested: amount,
+            authorized: Money::zero(amount.currency),
             captured: Money::zero(amount.currency),
             refunded: Money::zero(amount.currency),
             voided: false,
-            attempts: 0,
+            calls: 0,
             challenge_passed: None,
         });
-        charge.attempts += 1;
-        if !authorized_now(charge) && charge.token != THREE_D_SECURE {
-            charge.authorized = Money::zero(amount.currency);
+        charge.calls += 1;
+        if charge.calls == 1 && authorized_now(charge) {
+            charge.authorized = amount;
         }
         if first && charge.token == TIMES_OUT {
             return Ok(AuthorizationOutcome::Unknown);
