@@ -65,8 +65,10 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print a development token (HS256, signed with the configured secret).
     Token(TokenArgs),
-    /// Apply the database migrations embedded in this binary, then exit.
-    Migrate(DatabaseArgs),
+    /// Apply the database migrations embedded in this binary, check that the log's tail
+    /// can read every row (refusing a backup restored from another cluster until its rows
+    /// are adopted), then exit.
+    Migrate(crate::migrate::MigrateArgs),
     /// Check the whole event log: positions, versions and every hash in every stream.
     Verify(DatabaseArgs),
     /// Measure throughput against baselines measured in the same run.
@@ -380,15 +382,7 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
             println!("{}", mint_token(&args, chrono::Utc::now())?);
             Ok(())
         }
-        Command::Migrate(db) => {
-            let store = open_store(&db, StoreConfig::default()).await?;
-            store
-                .migrate()
-                .await
-                .map_err(|e| CliError::runtime(format!("migration failed: {e}")))?;
-            tracing::info!(backend = store.backend_name(), "migrations applied");
-            Ok(())
-        }
+        Command::Migrate(args) => crate::migrate::run(args).await,
         Command::Verify(db) => verify(db).await,
         Command::Bench(cmd) => bench::run(cmd).await.map_err(CliError::runtime),
         Command::Dlq(cmd) => dlq::run(cmd, &mut std::io::stdout().lock()).await,
@@ -529,6 +523,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
             .await
             .map_err(|e| CliError::runtime(format!("migration failed: {e}")))?;
     }
+    crate::migrate::check_restored_rows(&store).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError::config(format!("cannot listen on {}: {e}", args.listen)))?;

@@ -747,3 +747,70 @@ async fn unsupported_urls_are_refused_clearly() {
         .unwrap_err();
     assert!(err.to_string().contains("in-memory"), "{err}");
 }
+
+/// Rows restored from another cluster keep transaction ids above this cluster's counter
+/// and the tail would read past them. The store detects them, and adopting them makes
+/// the tail read every row in position order, with the hash chain intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rows_with_foreign_transaction_ids_are_detected_and_adopted() {
+    let Some(store) = store(BackendKind::Postgres).await else {
+        return;
+    };
+    let pool = store.pg_pool().expect("a PostgreSQL store").clone();
+    store
+        .append(&StreamRef::new("counter", "restored"), 0, events(2), None)
+        .await
+        .unwrap();
+    store.check_restored_rows().await.unwrap();
+    // What a restore from a busier cluster leaves: txids this one has not reached.
+    let mut tx = pool.begin().await.unwrap();
+    for sql in [
+        "ALTER TABLE events DISABLE TRIGGER events_no_update",
+        "UPDATE events SET txid = ((pg_snapshot_xmax(pg_current_snapshot())::text::bigint \
+           + 1000000)::text)::xid8",
+        "ALTER TABLE events ENABLE TRIGGER events_no_update",
+    ] {
+        sqlx::query(sql).execute(&mut *tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    store
+        .append(&StreamRef::new("counter", "new"), 0, events(1), None)
+        .await
+        .unwrap();
+
+    let positions = |events: Vec<infra::RecordedEvent>| -> Vec<i64> {
+        events.iter().map(|e| e.position).collect()
+    };
+    assert_eq!(
+        positions(store.read_all(0, 10).await.unwrap()),
+        vec![3],
+        "the tail skips the foreign rows (what the check exists for)"
+    );
+    let err = store.check_restored_rows().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::ForeignTxids {
+                count: 2,
+                first_position: 1
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--adopt-restored-rows"), "{err}");
+
+    assert_eq!(store.adopt_restored_rows().await.unwrap(), 2);
+    store.check_restored_rows().await.unwrap();
+    assert_eq!(
+        positions(store.read_all(0, 10).await.unwrap()),
+        vec![1, 2, 3]
+    );
+    assert!(store.verify().await.unwrap().is_ok());
+    let err = raw(&store, "UPDATE events SET actor = 'x'")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("append-only"),
+        "the guard is back: {err}"
+    );
+}

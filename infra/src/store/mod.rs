@@ -14,6 +14,7 @@
 
 mod hash;
 mod postgres;
+mod restore;
 pub mod repository;
 mod row;
 mod sqlite;
@@ -227,6 +228,15 @@ pub enum StoreError {
     /// stored; [`Store::command_record`] has the first outcome.
     #[error("this command was already applied to the stream")]
     DuplicateCommand,
+    /// Rows of the log carry transaction ids this PostgreSQL cluster has not assigned:
+    /// they were restored or copied from another cluster, and the tail would skip them.
+    #[error(
+        "{count} events from position {first_position} on carry transaction ids from \
+         another cluster (a restored backup?); the tail would skip them. Stop every \
+         engine on this database and run `commerce migrate --adopt-restored-rows` \
+         (see docs/operations.md, \"Restoring from a backup\")"
+    )]
+    ForeignTxids { count: i64, first_position: i64 },
     #[error("unsupported database URL `{0}`: use postgres://… or sqlite:…")]
     UnsupportedUrl(String),
     #[error("stored data could not be decoded: {0}")]
