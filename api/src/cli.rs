@@ -80,6 +80,9 @@ pub enum Command {
     /// Load a demo shop (products, prices, stock, promotions, tax rates, shipping methods)
     /// through the command layer. Running it again changes nothing.
     Seed(crate::seed::SeedArgs),
+    /// SQL views: rebuild one without downtime, or show where each stands.
+    #[command(subcommand)]
+    Projections(crate::projections::ProjectionsCommand),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -387,6 +390,9 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
         Command::Bench(cmd) => bench::run(cmd).await.map_err(CliError::runtime),
         Command::Dlq(cmd) => dlq::run(cmd, &mut std::io::stdout().lock()).await,
         Command::Seed(args) => crate::seed::run(args).await,
+        Command::Projections(cmd) => {
+            crate::projections::run(cmd, &mut std::io::stdout().lock()).await
+        }
     }
 }
 
@@ -534,6 +540,8 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         ..WebhookConfig::default()
     })?;
     engine.run_housekeeping(args.idempotency_retention);
+    // The query routes wait on this handle for read-your-writes.
+    let _projections = engine.run_projections();
     let search = engine.run_search(args.meili_url.as_deref(), args.meili_key.clone())?;
     tracing::info!(
         listen = %args.listen,

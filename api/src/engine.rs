@@ -267,6 +267,25 @@ impl Engine {
         })
     }
 
+    /// Starts the SQL projections (docs/projections.md), so the views stay fresh while
+    /// the API runs, and answers the handle queries wait on for read-your-writes.
+    pub fn run_projections(&mut self) -> infra::projection::ProjectionsHandle {
+        use infra::projection::{ProjectionRunner, RunnerConfig};
+        let runner = ProjectionRunner::new(
+            self.store.clone(),
+            projections::all().to_vec(),
+            RunnerConfig::default(),
+        );
+        let handle = runner.handle();
+        let stop = self.stopped();
+        self.spawn("projections", async move {
+            if let Err(err) = runner.run(stop).await {
+                tracing::error!(error = %err, "projections stopped");
+            }
+        });
+        handle
+    }
+
     /// Starts a background task.
     pub fn spawn(&mut self, name: &str, task: impl Future<Output = ()> + Send + 'static) {
         self.tasks.push((name.to_string(), tokio::spawn(task)));

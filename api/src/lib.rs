@@ -6,6 +6,7 @@ pub mod cli;
 pub mod dlq;
 pub mod engine;
 pub mod http;
+pub mod projections;
 pub mod migrate;
 pub mod routes;
 pub mod seed;

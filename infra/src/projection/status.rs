@@ -26,12 +26,28 @@ pub struct ProjectionStatus {
     pub failed_position: Option<i64>,
 }
 
-/// The status of every projection version with a checkpoint.
+/// The status of every projection version with a checkpoint; a projection that never
+/// ran shows as version 1 at position 0.
 pub async fn status(store: &Store) -> Result<Vec<ProjectionStatus>, ProjectionError> {
     let head = store.head_position().await?;
     let now = store.clock().now();
+    let mut rows = checkpoint::all(store.db_read()).await?;
+    for p in projections::all() {
+        if !rows.iter().any(|r| r.name == p.name()) {
+            rows.push(checkpoint::Checkpoint {
+                name: p.name().to_string(),
+                version: 1,
+                live: true,
+                position: 0,
+                updated_at: now,
+                error: None,
+                failed_position: None,
+            });
+        }
+    }
+    rows.sort_by(|a, b| (&a.name, a.version).cmp(&(&b.name, b.version)));
     let mut out = Vec::new();
-    for row in checkpoint::all(store.db_read()).await? {
+    for row in rows {
         let lag_seconds = if row.position < head {
             match store.read_all(row.position, 1).await?.first() {
                 Some(next) => ((now - next.recorded_at).num_milliseconds().max(0) as f64) / 1000.0,
