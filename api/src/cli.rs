@@ -69,8 +69,9 @@ pub enum Command {
     /// can read every row (refusing a backup restored from another cluster until its rows
     /// are adopted), then exit.
     Migrate(crate::migrate::MigrateArgs),
-    /// Check the whole event log: positions, versions and every hash in every stream.
-    Verify(DatabaseArgs),
+    /// Replay tooling: events, history, state, diff, trace, export, reconcile, verify.
+    #[command(flatten)]
+    Replay(crate::replay::ReplayCommand),
     /// Measure throughput against baselines measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -386,7 +387,7 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
             Ok(())
         }
         Command::Migrate(args) => crate::migrate::run(args).await,
-        Command::Verify(db) => verify(db).await,
+        Command::Replay(cmd) => crate::replay::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await.map_err(CliError::runtime),
         Command::Dlq(cmd) => dlq::run(cmd, &mut std::io::stdout().lock()).await,
         Command::Seed(args) => crate::seed::run(args).await,
@@ -588,33 +589,6 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
-    }
-}
-
-async fn verify(db: DatabaseArgs) -> Result<(), CliError> {
-    let store = open_store(&db, StoreConfig::default()).await?;
-    let report = store
-        .verify()
-        .await
-        .map_err(|e| CliError::runtime(format!("cannot read the log: {e}")))?;
-    println!(
-        "{} events in {} streams, last position {}",
-        report.events, report.streams, report.last_position
-    );
-    for p in &report.problems {
-        println!(
-            "position {} {} v{}: {}",
-            p.position, p.stream, p.version, p.problem
-        );
-    }
-    if report.is_ok() {
-        println!("the log verifies");
-        Ok(())
-    } else {
-        Err(CliError::runtime(format!(
-            "{} problems found in the log",
-            report.problems.len()
-        )))
     }
 }
 

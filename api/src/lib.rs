@@ -8,6 +8,7 @@ pub mod engine;
 pub mod http;
 pub mod projections;
 pub mod migrate;
+pub mod replay;
 pub mod routes;
 pub mod seed;
 pub mod telemetry;

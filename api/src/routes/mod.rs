@@ -15,6 +15,7 @@ mod search;
 mod settings;
 mod shipments;
 mod stock;
+mod streams;
 
 use crate::http::ApiRouter;
 
@@ -30,5 +31,6 @@ pub fn router() -> ApiRouter {
         .merge(shipments::router())
         .merge(payments::router())
         .merge(settings::router())
+        .merge(streams::router())
         .merge(search::router())
 }

@@ -15,7 +15,8 @@ use aggregates::order::{
 use aggregates::{
     Address, Currency, CustomerId, DomainError, Money, OrderId, Quantity, ReturnId, ShipmentId, Sku,
 };
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{delete, get, post, put};
@@ -60,8 +61,9 @@ pub fn router() -> ApiRouter {
                 .tag(TAG)
                 .roles(anyone)
                 .path_param(order_id.0, order_id.1)
+                .query::<OrderQuery>()
                 .reply::<OrderBody>(200)
-                .problems(&["invalid_id", "not_found"]),
+                .problems(&["invalid_id", "not_found", "invalid_query", "invalid_as_of", "forbidden"]),
             get(get_order),
         )
         .route(
@@ -436,16 +438,31 @@ pub struct ExchangeReplyBody {
 // Handlers
 // ---------------------------------------------------------------------------------------
 
+/// Query of `GET /orders/{order_id}`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderQuery {
+    /// Staff only: the order as it was at this global position or RFC 3339 time,
+    /// replayed from its events.
+    #[serde(default)]
+    pub as_of: Option<String>,
+}
+
 async fn get_order(
     CustomerOrStaff(principal): CustomerOrStaff,
     State(state): State<AppState>,
     Path(order_id): Path<String>,
+    query: Result<Query<OrderQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let order_id = path_uuid(&order_id)?;
+    let Query(query) = query.map_err(|r| row::INVALID_QUERY.problem(r.body_text()))?;
     let Loaded {
         state: order,
         version,
-    } = owned::<Order>(&state, &principal, order_id).await?;
+    } = match &query.as_of {
+        Some(as_of) => super::streams::order_as_of(&state, &principal, order_id, as_of).await?,
+        None => owned::<Order>(&state, &principal, order_id).await?,
+    };
     let status = match order.status {
         OrderStatus::Draft => OrderStatusBody::Draft,
         OrderStatus::Placed => OrderStatusBody::Placed,

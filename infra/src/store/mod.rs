@@ -17,6 +17,7 @@ mod postgres;
 mod restore;
 pub mod repository;
 mod row;
+mod scan;
 mod sqlite;
 mod tail;
 mod verify;
@@ -33,6 +34,7 @@ use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
 pub use hash::{event_hash, HashInput};
+pub use scan::ScanFilter;
 pub use tail::EventStream;
 pub use verify::{VerifyProblem, VerifyReport};
 
