@@ -774,3 +774,148 @@ async fn an_event_too_large_for_nats_is_a_visible_stall_and_refused_at_start() {
     relay.check_payload_limit().unwrap();
     f.finish().await;
 }
+
+/// A TCP proxy to PostgreSQL that can go silent: connections stay open but nothing
+/// passes either way, as in a network partition.
+struct SilentProxy {
+    port: u16,
+    silent: Arc<std::sync::atomic::AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl SilentProxy {
+    async fn start(target: (String, u16)) -> SilentProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gate = silent.clone();
+        let task = tokio::spawn(async move {
+            let mut pipes = tokio::task::JoinSet::new();
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(server) = tokio::net::TcpStream::connect(target.clone()).await else {
+                    return;
+                };
+                let (client_rx, client_tx) = client.into_split();
+                let (server_rx, server_tx) = server.into_split();
+                for (mut from, mut to, gate) in [
+                    (
+                        Box::new(client_rx) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+                        Box::new(server_tx) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+                        gate.clone(),
+                    ),
+                    (Box::new(server_rx), Box::new(client_tx), gate.clone()),
+                ] {
+                    pipes.spawn(async move {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = match from.read(&mut buf).await {
+                                // Across a partition a close does not arrive either:
+                                // the other side stays open until the proxy stops.
+                                Ok(0) | Err(_) if gate.load(Ordering::SeqCst) => {
+                                    let _keep_open = to;
+                                    return std::future::pending().await;
+                                }
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if !gate.load(Ordering::SeqCst)
+                                && to.write_all(&buf[..n]).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        SilentProxy { port, silent, task }
+    }
+}
+
+/// A leader cut off from PostgreSQL (its lock connection silent, not closed) stops
+/// publishing within the lease deadline instead of waiting on TCP for hours; once the
+/// server drops that connection, a standby takes over and the stream stays exactly
+/// once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_cut_off_from_postgres_stops_publishing_before_a_standby_takes_over() {
+    let Some(f) = fixture(BackendKind::Postgres).await else {
+        return;
+    };
+    let pool = f.store.pg_pool().unwrap().clone();
+    let search_path: String = sqlx::query_scalar("SHOW search_path")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let direct: sqlx::postgres::PgConnectOptions = tests::test_database_url().parse().unwrap();
+    let proxy = SilentProxy::start((direct.get_host().to_string(), direct.get_port())).await;
+    let through_proxy = direct
+        .clone()
+        .host("127.0.0.1")
+        .port(proxy.port)
+        .options([("search_path", search_path.as_str())]);
+    let leader_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_with(through_proxy)
+        .await
+        .unwrap();
+    let leader_store = Store::from_pg_pool(
+        leader_pool,
+        StoreConfig::default(),
+        Arc::new(tests::test_clock()),
+    );
+    let (leader_nats, standby_nats) = (nats().await.unwrap(), nats().await.unwrap());
+    let leader = Relay::new(leader_store, leader_nats.clone(), f.config.clone()).unwrap();
+    let leader = tokio::spawn(leader.run(std::future::pending()));
+    append(&f.store, 20, 4).await;
+    wait_for_count(&f, 20, Duration::from_secs(20)).await;
+    let standby = spawn_relay(&f, standby_nats.clone());
+
+    // The partition: the leader's connections go silent but stay open, so PostgreSQL
+    // keeps its lock; the leader must notice by itself.
+    proxy.silent.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let sent_before = leader_nats
+        .statistics()
+        .out_messages
+        .load(Ordering::Relaxed);
+    append(&f.store, 20, 4).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        leader_nats
+            .statistics()
+            .out_messages
+            .load(Ordering::Relaxed),
+        sent_before,
+        "a leader that cannot reach its lock connection publishes nothing"
+    );
+    assert_eq!(
+        stream_count(&f).await,
+        20,
+        "and the standby waits for the lock"
+    );
+
+    // The server notices the dead connection (here: the proxy closes it) and the
+    // standby takes over from the checkpoint.
+    proxy.task.abort();
+    wait_for_count(&f, 40, Duration::from_secs(30)).await;
+    assert!(
+        standby_nats
+            .statistics()
+            .out_messages
+            .load(Ordering::Relaxed)
+            > 0
+    );
+    assert!(
+        !leader.is_finished(),
+        "the cut-off leader keeps retrying as a standby"
+    );
+    leader.abort();
+    standby.abort();
+    assert_exactly_once_in_order(&f).await;
+    f.finish().await;
+}

@@ -7,6 +7,16 @@
 //!   standby, polling `pg_try_advisory_lock`, takes over. The leader writes its
 //!   checkpoint through the same connection, and pings it while idle, so it notices a
 //!   lost lock within one tick and stops publishing.
+//!
+//!   Under a network partition neither side may wait on TCP's defaults (hours):
+//!   every statement on the lock connection must answer within [`LEASE_DEADLINE`] or
+//!   the leader gives leadership up and stops publishing; and the server probes the
+//!   connection with TCP keepalives ([`KEEPALIVE_SQL`]), so it drops a vanished
+//!   leader's backend, releasing the lock, after about [`SERVER_RELEASE`]. The leader
+//!   stops first: a standby can never publish while the old leader still does. This
+//!   needs a session-level connection to PostgreSQL itself (directly, or a pooler in
+//!   session mode): a transaction-mode pooler would hand the advisory lock's session
+//!   to someone else.
 //! * **SQLite** (embedded, one process): a process-local guard keyed by database file
 //!   and relay name. SQLite has no session locks and the embedded deployment runs one
 //!   process per database file, so this is enough; two *processes* on one SQLite file
@@ -51,6 +61,37 @@ impl Drop for LocalGuard {
     }
 }
 
+/// Longest a statement on the lock connection may take before the leader assumes the
+/// lease lost and stops publishing.
+pub(super) const LEASE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Server-side keepalives on the lock connection: idle seconds before the first probe,
+/// seconds between probes, probes lost before the server drops the connection.
+const KEEPALIVE: (u64, u64, u64) = (5, 2, 3);
+
+/// Set on the lock connection when it is taken.
+const KEEPALIVE_SQL: &str = "SELECT set_config('tcp_keepalives_idle', '5', false), \
+                                    set_config('tcp_keepalives_interval', '2', false), \
+                                    set_config('tcp_keepalives_count', '3', false)";
+
+/// Roughly when the server releases a vanished leader's lock.
+pub(super) const SERVER_RELEASE: Duration =
+    Duration::from_secs(KEEPALIVE.0 + KEEPALIVE.1 * KEEPALIVE.2);
+
+// The leader must give up (deadline plus one idle tick of at most a second) well before
+// the server can hand the lock to a standby.
+const _: () = assert!(LEASE_DEADLINE.as_secs() + 1 < SERVER_RELEASE.as_secs());
+
+/// Runs one statement of the lock connection within [`LEASE_DEADLINE`].
+macro_rules! within_deadline {
+    ($what:expr, $statement:expr $(,)?) => {{
+        match tokio::time::timeout(LEASE_DEADLINE, $statement).await {
+            Ok(result) => result.map_err(RelayError::from),
+            Err(_) => Err(RelayError::LeaseUnresponsive($what)),
+        }
+    }};
+}
+
 /// Two 32-bit keys: a fixed class for relays, and the relay name within the current
 /// schema (tests run many schemas in one database; each has its own relays).
 const TRY_LOCK: &str = "SELECT pg_try_advisory_lock(hashtext('commerce.relay'), \
@@ -67,11 +108,15 @@ impl Lease {
             // A dedicated connection: a pooled one would go back to the pool still
             // holding the lock when this lease is dropped.
             let mut conn = pool.acquire().await?.detach();
+            within_deadline!(
+                "keepalive settings",
+                sqlx::query(KEEPALIVE_SQL).execute(&mut conn),
+            )?;
             loop {
-                let got: bool = sqlx::query_scalar(TRY_LOCK)
-                    .bind(name)
-                    .fetch_one(&mut conn)
-                    .await?;
+                let got: bool = within_deadline!(
+                    "lock attempt",
+                    sqlx::query_scalar(TRY_LOCK).bind(name).fetch_one(&mut conn),
+                )?;
                 if got {
                     tracing::info!(relay = name, "relay lock acquired");
                     return Ok(Lease::Postgres {
@@ -110,12 +155,12 @@ impl Lease {
     /// The stored checkpoint (0 when this relay never stored one).
     pub(super) async fn load(&mut self) -> Result<i64, RelayError> {
         let position: Option<i64> = match self {
-            Lease::Postgres { conn, name } => {
+            Lease::Postgres { conn, name } => within_deadline!(
+                "checkpoint load",
                 sqlx::query_scalar("SELECT position FROM relay_checkpoints WHERE name = $1")
                     .bind(&*name)
-                    .fetch_optional(conn)
-                    .await?
-            }
+                    .fetch_optional(conn),
+            )?,
             Lease::Sqlite { pool, name, .. } => {
                 sqlx::query_scalar("SELECT position FROM relay_checkpoints WHERE name = ?")
                     .bind(&*name)
@@ -130,17 +175,19 @@ impl Lease {
     pub(super) async fn store(&mut self, position: i64) -> Result<(), RelayError> {
         match self {
             Lease::Postgres { conn, name } => {
-                sqlx::query(
-                    "INSERT INTO relay_checkpoints (name, position, updated_at) \
-                     VALUES ($1, $2, now()) \
-                     ON CONFLICT (name) DO UPDATE \
-                     SET position = GREATEST(relay_checkpoints.position, EXCLUDED.position), \
-                         updated_at = EXCLUDED.updated_at",
-                )
-                .bind(&*name)
-                .bind(position)
-                .execute(conn)
-                .await?;
+                within_deadline!(
+                    "checkpoint store",
+                    sqlx::query(
+                        "INSERT INTO relay_checkpoints (name, position, updated_at) \
+                         VALUES ($1, $2, now()) \
+                         ON CONFLICT (name) DO UPDATE \
+                         SET position = GREATEST(relay_checkpoints.position, EXCLUDED.position), \
+                             updated_at = EXCLUDED.updated_at",
+                    )
+                    .bind(&*name)
+                    .bind(position)
+                    .execute(conn),
+                )?;
             }
             Lease::Sqlite {
                 pool, name, clock, ..
@@ -164,7 +211,7 @@ impl Lease {
     /// Fails when leadership may have been lost (the lock connection broke).
     pub(super) async fn check(&mut self) -> Result<(), RelayError> {
         match self {
-            Lease::Postgres { conn, .. } => conn.ping().await?,
+            Lease::Postgres { conn, .. } => within_deadline!("ping", conn.ping())?,
             Lease::Sqlite { .. } => {}
         }
         Ok(())

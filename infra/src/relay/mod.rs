@@ -183,6 +183,10 @@ pub enum RelayError {
     Nats(#[source] async_nats::Error),
     #[error("the log tail ended")]
     TailEnded,
+    /// A statement on the leadership connection did not answer in time: leadership may
+    /// be lost, so the session stops publishing (see the lease's deadline).
+    #[error("the relay's lock connection did not answer in time ({0}); giving leadership up")]
+    LeaseUnresponsive(&'static str),
     /// An event is larger than the NATS server accepts, so no retry can publish it and
     /// everything after it waits. Raising the server's `max_payload` unblocks the relay
     /// (it retries by itself); the store's [`max_event_bytes`] keeps new events from
