@@ -13,6 +13,7 @@ pub mod consumer;
 pub mod feed;
 pub mod projection;
 pub mod relay;
+pub mod saga;
 pub mod search;
 pub mod store;
 pub mod webhook;

@@ -1,0 +1,110 @@
+//! The saga as a consumer of the event feed.
+
+use std::sync::Arc;
+
+use sagas::ports::{Carrier, PaymentProvider};
+use sagas::{DomainEvent, Input, ProcessManager, Route};
+
+use super::runner::SagaRunner;
+use super::store::{self, Save};
+use crate::consumer::{Handler, HandlerError, Tx};
+use crate::feed::Envelope;
+
+/// Runs saga `S` over a feed: [`Consumer::new`](crate::consumer::Consumer::new) with it,
+/// on the local feed or a JetStream durable consumer.
+#[derive(Debug)]
+pub struct SagaHandler<S, P, C>(pub Arc<SagaRunner<S, P, C>>);
+
+impl<S, P, C> Clone for SagaHandler<S, P, C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+/// The typed saga envelope of a feed envelope, for stream types sagas listen to.
+fn typed(envelope: &Envelope) -> Option<Result<sagas::Envelope, HandlerError>> {
+    let decoded = DomainEvent::decode(
+        &envelope.stream_type,
+        &envelope.event_type,
+        u32::try_from(envelope.schema_version).unwrap_or(0),
+        envelope.payload.clone(),
+    )?;
+    Some(
+        decoded
+            .map(|event| sagas::Envelope {
+                event_id: envelope.event_id,
+                position: envelope.position,
+                stream_id: envelope.stream_id.clone(),
+                event,
+            })
+            .map_err(HandlerError::permanent),
+    )
+}
+
+impl<S, P, C> Handler for SagaHandler<S, P, C>
+where
+    S: ProcessManager + Send + Sync + 'static,
+    S::State: Send + Sync,
+    P: PaymentProvider + 'static,
+    C: Carrier + 'static,
+{
+    fn name(&self) -> &str {
+        &self.0.consumer_name
+    }
+
+    fn wants(&self, envelope: &Envelope) -> bool {
+        match typed(envelope) {
+            Some(Ok(e)) => self.0.saga.route(&e) != Route::Ignore,
+            // Undecodable events are handed to `handle`, which dead-letters them.
+            Some(Err(_)) => true,
+            None => false,
+        }
+    }
+
+    /// Runs the step's commands and calls first (they are idempotent by derived id),
+    /// then stores the state, the last event and the timers in the runtime's
+    /// transaction, so the event is settled exactly when its step is stored.
+    async fn handle(&self, tx: &mut Tx<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
+        let runner = &self.0;
+        let Some(typed) = typed(envelope) else {
+            return Ok(());
+        };
+        let typed = typed?;
+        let (saga_id, start) = match runner.saga.route(&typed) {
+            Route::Start(id) => (id, true),
+            Route::Continue(id) => (id, false),
+            Route::Ignore => return Ok(()),
+        };
+        let store = runner.commands.store();
+        let row = store::load(store.db(), S::NAME, &saga_id)
+            .await
+            .map_err(HandlerError::retry)?;
+        let (state, expected_version) = match &row {
+            Some(row) if row.last_position >= envelope.position => return Ok(()),
+            Some(row) => (
+                serde_json::from_value::<S::State>(row.state.clone())
+                    .map_err(HandlerError::permanent)?,
+                Some(row.version),
+            ),
+            None if start => (S::State::default(), None),
+            None => return Ok(()),
+        };
+        let stepped = runner.step(&saga_id, state, Input::Event(typed)).await?;
+        let state = serde_json::to_value(&stepped.state).map_err(HandlerError::permanent)?;
+        let save = Save {
+            saga_type: S::NAME,
+            saga_id: &saga_id,
+            state: &state,
+            finished: runner.saga.is_finished(&stepped.state),
+            expected_version,
+            event: Some((envelope.position, envelope.event_id)),
+            now: store.clock().now(),
+            set_timers: &stepped.set_timers,
+            cancel_timers: &stepped.cancel_timers,
+            fired: None,
+        };
+        store::save(tx.conn().await?, &save)
+            .await?
+            .map_err(HandlerError::retry)
+    }
+}

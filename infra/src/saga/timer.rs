@@ -1,0 +1,116 @@
+//! The timer worker: fires due saga timers, driven by the injectable clock.
+
+use std::time::Duration;
+
+use sagas::ports::{Carrier, PaymentProvider};
+use sagas::{Input, ProcessManager, TimerFired};
+
+use super::runner::SagaRunner;
+use super::store::{self, DueTimer, Save};
+use super::SagaError;
+use crate::consumer::TxConn;
+use crate::store::Db;
+
+/// How long a claimed timer is reserved for the worker that claimed it.
+const CLAIM: chrono::Duration = chrono::Duration::minutes(2);
+
+impl<S, P, C> SagaRunner<S, P, C>
+where
+    S: ProcessManager + Send + Sync + 'static,
+    S::State: Send + Sync,
+    P: PaymentProvider + 'static,
+    C: Carrier + 'static,
+{
+    /// Fires up to `limit` timers due at the clock's now; returns how many fired. A
+    /// timer whose step fails, or whose saga changed meanwhile, is released and fires
+    /// again on a later call.
+    pub async fn fire_due(&self, limit: i64) -> Result<usize, SagaError> {
+        let store = self.commands.store();
+        let now = store.clock().now();
+        let due = store::claim_due(store.db(), S::NAME, now, now + CLAIM, limit).await?;
+        let mut fired = 0;
+        for timer in &due {
+            match self.fire(timer).await {
+                Ok(true) => fired += 1,
+                Ok(false) => store::release(store.db(), S::NAME, timer).await?,
+                Err(error) => {
+                    tracing::warn!(saga = S::NAME, saga_id = %timer.saga_id, timer = %timer.name, %error, "timer step failed; it fires again");
+                    store::release(store.db(), S::NAME, timer).await?;
+                }
+            }
+        }
+        Ok(fired)
+    }
+
+    /// One timer's step; `Ok(false)` when the saga changed concurrently.
+    async fn fire(&self, timer: &DueTimer) -> Result<bool, SagaError> {
+        let store = self.commands.store();
+        let Some(row) = store::load(store.db(), S::NAME, &timer.saga_id).await? else {
+            return Ok(true);
+        };
+        let state: S::State = serde_json::from_value(row.state.clone())?;
+        let input = Input::Timer(TimerFired::new(
+            &timer.saga_id,
+            timer.name.clone(),
+            timer.due,
+        ));
+        let stepped = self
+            .step(&timer.saga_id, state, input)
+            .await
+            .map_err(|e| SagaError::Step(e.message))?;
+        let state = serde_json::to_value(&stepped.state)?;
+        let save = Save {
+            saga_type: S::NAME,
+            saga_id: &timer.saga_id,
+            state: &state,
+            finished: self.saga.is_finished(&stepped.state),
+            expected_version: Some(row.version),
+            event: None,
+            now: store.clock().now(),
+            set_timers: &stepped.set_timers,
+            cancel_timers: &stepped.cancel_timers,
+            fired: Some((&timer.name, timer.due)),
+        };
+        let saved = match store.db() {
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let saved = store::save(TxConn::Postgres(&mut tx), &save).await?;
+                tx.commit().await?;
+                saved
+            }
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let saved = store::save(TxConn::Sqlite(&mut tx), &save).await?;
+                tx.commit().await?;
+                saved
+            }
+        };
+        Ok(saved.is_ok())
+    }
+
+    /// Fires due timers every `every` until `shutdown` completes. On SQLite run one of
+    /// these per database; on PostgreSQL any number share the work.
+    pub async fn run_timers(
+        &self,
+        every: Duration,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            loop {
+                match self.fire_due(100).await {
+                    Ok(100) => continue,
+                    Ok(_) => break,
+                    Err(error) => {
+                        tracing::warn!(saga = S::NAME, %error, "timer worker failed; retrying");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.as_mut() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+}
