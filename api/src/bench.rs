@@ -22,9 +22,11 @@ use crate::cli::DEFAULT_DATABASE_URL;
 mod commands;
 mod http;
 mod relay;
+mod search;
 pub use commands::CommandsArgs;
 pub use http::HttpArgs;
 pub use relay::{RelayArgs, DEFAULT_NATS_URL};
+pub use search::SearchArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -36,6 +38,8 @@ pub enum BenchCommand {
     Commands(CommandsArgs),
     /// HTTP API: a mixed read/command load of keep-alive clients vs a trivial route.
     Http(HttpArgs),
+    /// Search: event -> searchable latency of the embedded index vs the append alone.
+    Search(SearchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +68,7 @@ pub async fn run(command: BenchCommand) -> Result<(), String> {
         BenchCommand::Relay(args) => relay::relay(args).await,
         BenchCommand::Commands(args) => commands::commands(args).await,
         BenchCommand::Http(args) => http::http(args).await,
+        BenchCommand::Search(args) => search::search(args).await,
     }
 }
 
