@@ -724,6 +724,10 @@ async fn meilisearch_adapter_against_wire_level_stand_in_checks_exact_requests()
         .unwrap()
         .unwrap()
         .contains("too many fields"));
+    // Read-your-writes waits for Meilisearch: the products are folded but not indexed;
+    // no order document is pending, so order searches are up to date.
+    assert!(!meili.reached(&store, Which::Products, head).await.unwrap());
+    assert!(meili.reached(&store, Which::Orders, head).await.unwrap());
     let failed = take_seen(&shared);
     assert_eq!(
         route(&failed[0]),
@@ -734,6 +738,7 @@ async fn meilisearch_adapter_against_wire_level_stand_in_checks_exact_requests()
     assert_eq!(meili.sync(&store, Which::Products).await.unwrap(), 2);
     assert_eq!(documents::checkpoint(&store, &name).await.unwrap(), head);
     assert_eq!(documents::last_error(&store, &name).await.unwrap(), None);
+    assert!(meili.reached(&store, Which::Products, head).await.unwrap());
     let retried = take_seen(&shared);
     assert_eq!(
         route(&retried[0]),

@@ -14,9 +14,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use infra::search::indexer::wait_for_documents;
+use infra::search::indexer::wait_until_searchable;
 use infra::search::{
-    OrderHit, OrderQuery, ProductHit, ProductQuery, ProductSort, SearchError, SearchPage,
+    OrderHit, OrderQuery, ProductHit, ProductQuery, ProductSort, SearchError, SearchPage, Which,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -311,15 +311,20 @@ fn check_q(q: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-/// Read-your-writes: waits until the search documents include `min_position`.
-async fn wait_for(state: &AppState, min_position: Option<i64>) -> Result<(), Problem> {
+/// Read-your-writes: waits until searches of `index` see `min_position`.
+async fn wait_for(
+    state: &AppState,
+    index: Which,
+    min_position: Option<i64>,
+) -> Result<(), Problem> {
     let Some(position) = min_position else {
         return Ok(());
     };
     if position < 0 {
         return Err(invalid("min_position must not be negative"));
     }
-    let reached = wait_for_documents(&state.store, position, MIN_POSITION_WAIT)
+    let search = state.search.as_ref();
+    let reached = wait_until_searchable(search, &state.store, index, position, MIN_POSITION_WAIT)
         .await
         .map_err(search_problem)?;
     if reached {
@@ -330,9 +335,10 @@ async fn wait_for(state: &AppState, min_position: Option<i64>) -> Result<(), Pro
             .await
             .map_err(search_problem)?;
     Err(row::SEARCH_BEHIND.problem(format!(
-        "the search index is at position {at}, {} behind {position}, after waiting {} ms",
-        position - at,
-        MIN_POSITION_WAIT.as_millis()
+        "the search index has not reached position {position} after waiting {} ms \
+         (its documents are at position {at}, {} behind)",
+        MIN_POSITION_WAIT.as_millis(),
+        (position - at).max(0)
     )))
 }
 
@@ -389,7 +395,7 @@ async fn search_products(
     let p = params(query)?;
     let min_position = p.min_position;
     let query = product_query(p)?;
-    wait_for(&state, min_position).await?;
+    wait_for(&state, Which::Products, min_position).await?;
     let SearchPage {
         hits,
         total,
@@ -449,7 +455,7 @@ async fn search_orders(
     let p = params(query)?;
     check_q(&p.q)?;
     let (page, limit) = page_and_limit(p.page, p.limit)?;
-    wait_for(&state, p.min_position).await?;
+    wait_for(&state, Which::Orders, p.min_position).await?;
     let query = OrderQuery {
         q: p.q,
         status: p.status.filter(|s| !s.is_empty()),

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::documents::{self, DOCUMENTS};
 use super::meili::{MeiliIndex, Which};
-use super::SearchError;
+use super::{SearchError, SearchIndex};
 use crate::store::{RecordedEvent, Store};
 
 /// How the indexer batches and retries.
@@ -196,16 +196,18 @@ impl SearchIndexer {
     }
 }
 
-/// Waits until the document stage has folded `position`, at most `timeout`; returns
-/// whether it got there (read-your-writes for search queries).
-pub async fn wait_for_documents(
+/// Waits until searches of `index` see every event up to `position`, at most `timeout`;
+/// returns whether they got there (read-your-writes for search queries).
+pub async fn wait_until_searchable(
+    search: &dyn SearchIndex,
     store: &Store,
+    index: Which,
     position: i64,
     timeout: Duration,
 ) -> Result<bool, SearchError> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if documents::checkpoint(store, DOCUMENTS).await? >= position {
+        if search.reached(store, index, position).await? {
             return Ok(true);
         }
         if tokio::time::Instant::now() >= deadline {

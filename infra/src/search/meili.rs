@@ -596,6 +596,40 @@ impl SearchIndex for MeiliIndex {
     ) -> BoxFuture<'a, Result<SearchPage<OrderHit>, SearchError>> {
         self.orders(query).boxed()
     }
+
+    fn reached<'a>(
+        &'a self,
+        store: &'a Store,
+        index: Which,
+        position: i64,
+    ) -> BoxFuture<'a, Result<bool, SearchError>> {
+        async move {
+            if documents::checkpoint(store, documents::DOCUMENTS).await? < position {
+                return Ok(false);
+            }
+            // Folded; now no document changed at or before `position` may still wait
+            // for Meilisearch.
+            let sent = documents::checkpoint(store, &self.checkpoint_name(index)).await?;
+            if sent >= position {
+                return Ok(true);
+            }
+            let table = match index {
+                Which::Products => "search_products",
+                Which::Orders => "search_orders",
+            };
+            let sql =
+                format!("SELECT count(*) FROM {table} WHERE position > $1 AND position <= $2");
+            let pending: i64 = crate::on_db!(store.db(), pool => {
+                sqlx::query_scalar(&sql)
+                    .bind(sent)
+                    .bind(position)
+                    .fetch_one(pool)
+                    .await?
+            });
+            Ok(pending == 0)
+        }
+        .boxed()
+    }
 }
 
 #[cfg(test)]

@@ -23,13 +23,13 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 pub use indexer::{IndexerConfig, SearchIndexer};
-pub use meili::{MeiliConfig, MeiliIndex};
+pub use meili::{MeiliConfig, MeiliIndex, Which};
 pub use query::{
     Facets, OrderHit, OrderQuery, ProductHit, ProductQuery, ProductSort, SearchPage, Suggestion,
 };
 pub use sql::SqlIndex;
 
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// Why a search or an indexing step failed.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +95,17 @@ pub trait SearchIndex: Send + Sync + std::fmt::Debug {
         &'a self,
         query: &'a OrderQuery,
     ) -> BoxFuture<'a, Result<SearchPage<OrderHit>, SearchError>>;
+
+    /// Whether searches of `index` already see every event up to `position`
+    /// (read-your-writes). The embedded index sees what the document stage has folded;
+    /// Meilisearch additionally needs every document changed up to `position` sent and
+    /// its task succeeded.
+    fn reached<'a>(
+        &'a self,
+        store: &'a Store,
+        index: Which,
+        position: i64,
+    ) -> BoxFuture<'a, Result<bool, SearchError>>;
 }
 
 /// The index the API reads, shared by every request.

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
+use super::documents::{self, DOCUMENTS};
 use super::query::{words, Facets, OrderQuery, ProductQuery, ProductSort, SearchPage, Suggestion};
-use super::{OrderHit, ProductHit, SearchError, SearchIndex};
+use super::{OrderHit, ProductHit, SearchError, SearchIndex, Which};
 use crate::store::{Db, Store};
 
 /// The index over the store's own database.
@@ -352,5 +353,14 @@ impl SearchIndex for SqlIndex {
         query: &'a OrderQuery,
     ) -> BoxFuture<'a, Result<SearchPage<OrderHit>, SearchError>> {
         self.orders(query).boxed()
+    }
+
+    fn reached<'a>(
+        &'a self,
+        store: &'a Store,
+        _index: Which,
+        position: i64,
+    ) -> BoxFuture<'a, Result<bool, SearchError>> {
+        async move { Ok(documents::checkpoint(store, DOCUMENTS).await? >= position) }.boxed()
     }
 }
