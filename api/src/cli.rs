@@ -147,6 +147,10 @@ pub struct ServeArgs {
     /// indexes and their documents, settings and tasks).
     #[arg(long, env = "COMMERCE_MEILI_KEY", hide_env_values = true)]
     pub meili_key: Option<String>,
+    /// How long a query given `min_position` (or `Consistency-Position`) waits for its
+    /// view to get there before answering `504 view_behind`, e.g. `2s`, `250ms`, `0`.
+    #[arg(long, env = "COMMERCE_CONSISTENCY_WAIT", default_value = "2s", value_parser = crate::routes::views::parse_wait)]
+    pub consistency_wait: Duration,
 }
 
 impl ServeArgs {
@@ -542,7 +546,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     })?;
     engine.run_housekeeping(args.idempotency_retention);
     // The query routes wait on this handle for read-your-writes.
-    let _projections = engine.run_projections();
+    let projections = engine.run_projections();
     let search = engine.run_search(args.meili_url.as_deref(), args.meili_key.clone())?;
     tracing::info!(
         listen = %args.listen,
@@ -559,7 +563,9 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
             public: args.metrics_public,
         })
         .with_idempotency_retention(args.idempotency_retention)
-        .with_search(search);
+        .with_search(search)
+        .with_projections(projections)
+        .with_consistency_wait(args.consistency_wait);
     // The client address feeds the per-address rate limit.
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, service)

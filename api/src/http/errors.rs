@@ -123,6 +123,8 @@ problem_table! {
         INVALID_AS_OF = (400, "invalid_as_of", "Invalid as_of"),
         SEARCH_UNAVAILABLE = (503, "search_unavailable", "Search unavailable"),
         SEARCH_BEHIND = (504, "search_behind", "Search index behind"),
+        VIEW_BEHIND = (504, "view_behind", "View behind"),
+        INVALID_CONSISTENCY_POSITION = (400, "invalid_consistency_position", "Invalid Consistency-Position"),
     }
 
     /// Codes a cart command can answer.

@@ -38,6 +38,13 @@ pub struct AppState {
     pub idempotency: idempotency::Idempotency,
     /// The search index the search routes query (embedded unless Meilisearch is configured).
     pub search: infra::search::Search,
+    /// The live positions of the SQL projections this process runs, which queries wait
+    /// on for read-your-writes; `None` (no runner here) makes them poll
+    /// `projection_checkpoints` instead.
+    pub projections: Option<infra::projection::ProjectionsHandle>,
+    /// How long a query waits for its view to reach the position the caller asked for
+    /// before answering `504 view_behind` (default 2 s).
+    pub consistency_wait: std::time::Duration,
 }
 
 impl AppState {
@@ -52,7 +59,21 @@ impl AppState {
             limits: limits::Limits::default(),
             metrics: metrics::MetricsConfig::default(),
             idempotency: idempotency::Idempotency::default(),
+            projections: None,
+            consistency_wait: std::time::Duration::from_secs(2),
         }
+    }
+
+    /// Queries wait on `projections` (this process's runner) for read-your-writes.
+    pub fn with_projections(mut self, projections: infra::projection::ProjectionsHandle) -> Self {
+        self.projections = Some(projections);
+        self
+    }
+
+    /// Queries wait at most `wait` for their view to reach a requested position.
+    pub fn with_consistency_wait(mut self, wait: std::time::Duration) -> Self {
+        self.consistency_wait = wait;
+        self
     }
 
     /// Answers search routes from `search` (Meilisearch) instead of the embedded index.

@@ -16,6 +16,7 @@ mod settings;
 mod shipments;
 mod stock;
 mod streams;
+pub(crate) mod views;
 
 use crate::http::ApiRouter;
 
@@ -33,4 +34,5 @@ pub fn router() -> ApiRouter {
         .merge(settings::router())
         .merge(streams::router())
         .merge(search::router())
+        .merge(views::router())
 }
