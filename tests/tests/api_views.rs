@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use aggregates::product::{CreateProduct, Product, ProductCommand};
 use aggregates::{Currency, Money, ProductId, Sku};
 use api::http::AppState;
-use infra::clock::SystemClock;
+use infra::clock::{ManualClock, SystemClock};
 use infra::command::facts::{setting, write_setting};
 use infra::command::CommandContext;
 use infra::projection::{ProjectionRunner, ProjectionsHandle, RunnerConfig};
@@ -29,6 +29,7 @@ on_both_backends!(
     order_history_pages_newest_first,
     orders_are_their_customers_own,
     staff_and_admin_routes,
+    my_loyalty_shows_points_expiring_within_30_days,
     a_position_far_ahead_is_view_behind,
 );
 
@@ -78,6 +79,11 @@ struct Shop {
 
 async fn shop(kind: BackendKind, configure: impl FnOnce(AppState) -> AppState) -> Option<Shop> {
     let store = tests::fresh_store(kind, StoreConfig::default(), Arc::new(SystemClock)).await?;
+    Some(shop_on(store, configure).await)
+}
+
+/// [`shop`] over `store` (for a store with a manual clock).
+async fn shop_on(store: Store, configure: impl FnOnce(AppState) -> AppState) -> Shop {
     let runner = Runner::start(&store);
     let handle = runner.handle.clone();
     let mut commands = None;
@@ -123,10 +129,10 @@ async fn shop(kind: BackendKind, configure: impl FnOnce(AppState) -> AppState) -
     )
     .await
     .expect("shipping methods");
-    Some(Shop {
+    Shop {
         server,
         _runner: runner,
-    })
+    }
 }
 
 /// The `position` of a command reply.
@@ -622,6 +628,87 @@ async fn staff_and_admin_routes(kind: BackendKind) {
         .get("/reports/cohorts?from=2026-1", Some(&admin))
         .await;
     assert_problem(&r, 400, "invalid_query");
+}
+
+/// The loyalty view's account, and the points of the lots expiring within 30 days of
+/// the clock's now (the lots' expiry as the account's own stream has it).
+async fn my_loyalty_shows_points_expiring_within_30_days(kind: BackendKind) {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let Some(store) =
+        tests::fresh_store(kind, StoreConfig::default(), Arc::new(clock.clone())).await
+    else {
+        return;
+    };
+    let shop = shop_on(store, |s| s).await;
+    let server = &shop.server;
+    let (customer, token) = server.new_customer();
+    let r = server.get("/me/loyalty", Some(&token)).await;
+    assert_problem(&r, 404, "not_found");
+
+    let r = server
+        .post(
+            "/loyalty/account",
+            Some(&token),
+            Some(json!({"currency": "EUR"})),
+        )
+        .await;
+    position(&r);
+    let bonus = |points: u64| json!({"campaign_id": Uuid::now_v7(), "points": points});
+    let path = format!("/loyalty/accounts/{customer}/bonus");
+    position(
+        &server
+            .post(&path, Some(&server.staff()), Some(bonus(500)))
+            .await,
+    );
+    clock.advance(chrono::Duration::days(40));
+    let at = position(
+        &server
+            .post(&path, Some(&server.staff()), Some(bonus(300)))
+            .await,
+    );
+
+    let r = server
+        .get(&format!("/me/loyalty?min_position={at}"), Some(&token))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["customer_id"], customer.to_string());
+    assert_eq!(r.body["balance"], 800, "{}", r.text);
+    assert_eq!(r.body["lifetime_points"], 800, "{}", r.text);
+    assert_eq!(r.body["points_expiring_within_30_days"], 0, "{}", r.text);
+    assert_eq!(r.body["expiring_soon"], json!([]));
+
+    // Ten days before the first lot expires, only it is within the 30 days.
+    let account = server.get("/loyalty/account", Some(&token)).await;
+    assert_eq!(account.status, 200, "{}", account.text);
+    let first: chrono::DateTime<chrono::Utc> = account.body["lots"][0]["expires_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("the first lot's expiry");
+    assert_eq!(account.body["lots"][0]["points"], 500, "{}", account.text);
+    clock.set(first - chrono::Duration::days(10));
+    let r = server.get("/me/loyalty", Some(&token)).await;
+    assert_eq!(r.body["points_expiring_within_30_days"], 500, "{}", r.text);
+    let soon = r.body["expiring_soon"].as_array().expect("lots");
+    assert_eq!(soon.len(), 1, "{}", r.text);
+    let expires: chrono::DateTime<chrono::Utc> = soon[0]["expires_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("expiry");
+    // PostgreSQL keeps microseconds.
+    assert!(
+        (expires - first)
+            .num_microseconds()
+            .is_some_and(|d| d.abs() < 1),
+        "{expires} {first}"
+    );
+
+    // Once the first lot has expired, the second (40 days later) comes within 30 days.
+    clock.set(first + chrono::Duration::days(15));
+    let r = server.get("/me/loyalty", Some(&token)).await;
+    assert_eq!(r.body["points_expiring_within_30_days"], 300, "{}", r.text);
+    clock.set(first - chrono::Duration::hours(1));
+    let r = server.get("/me/loyalty", Some(&token)).await;
+    assert_eq!(r.body["points_expiring_within_30_days"], 500, "{}", r.text);
 }
 
 /// A position the log has not reached yet: `504 view_behind` after the configured wait,
