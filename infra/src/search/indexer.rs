@@ -149,8 +149,17 @@ impl SearchIndexer {
             self.fold(&batch).await;
             if let Some(last) = batch.last() {
                 folded.send_replace(last.position);
+                self.record_lag(last.position).await;
             }
             batch.clear();
+        }
+    }
+
+    /// `commerce_search_lag_events{stage="documents"}`: head − folded position.
+    async fn record_lag(&self, position: i64) {
+        if let Ok(head) = self.store.head_position().await {
+            metrics::gauge!("commerce_search_lag_events", "stage" => DOCUMENTS)
+                .set((head - position).max(0) as f64);
         }
     }
 
