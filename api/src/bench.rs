@@ -21,10 +21,12 @@ use crate::cli::DEFAULT_DATABASE_URL;
 
 mod commands;
 mod http;
+mod projections;
 mod relay;
 mod search;
 pub use commands::CommandsArgs;
 pub use http::HttpArgs;
+pub use projections::ProjectionsArgs;
 pub use relay::{RelayArgs, DEFAULT_NATS_URL};
 pub use search::SearchArgs;
 
@@ -38,6 +40,8 @@ pub enum BenchCommand {
     Commands(CommandsArgs),
     /// HTTP API: a mixed read/command load of keep-alive clients vs a trivial route.
     Http(HttpArgs),
+    /// SQL views: every view built from position 0 vs reading and decoding the log.
+    Projections(ProjectionsArgs),
     /// Search: event -> searchable latency of the embedded index vs the append alone.
     Search(SearchArgs),
 }
@@ -68,6 +72,7 @@ pub async fn run(command: BenchCommand) -> Result<(), String> {
         BenchCommand::Relay(args) => relay::relay(args).await,
         BenchCommand::Commands(args) => commands::commands(args).await,
         BenchCommand::Http(args) => http::http(args).await,
+        BenchCommand::Projections(args) => projections::projections(args).await,
         BenchCommand::Search(args) => search::search(args).await,
     }
 }
