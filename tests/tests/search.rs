@@ -878,3 +878,59 @@ async fn meilisearch_real_server_when_meili_url_is_set() {
     assert_eq!(page.hits.len(), 1, "{page:?}");
     assert_eq!(page.hits[0].sku, created.sku.as_str());
 }
+
+/// The running indexer on each backend: settings first, then the folded documents in a
+/// task, and the index's checkpoint once the task succeeded (on PostgreSQL under the
+/// sender lock).
+async fn the_indexer_sends_folded_documents_to_meilisearch(kind: BackendKind) {
+    let Some(store) = tests::fresh_store(
+        kind,
+        infra::StoreConfig::default(),
+        Arc::new(infra::SystemClock),
+    )
+    .await
+    else {
+        return;
+    };
+    let (url, shared) = start_stand_in().await;
+    let mut config = MeiliConfig::new(&url, Some(KEY.into()));
+    config.poll_interval = Duration::from_millis(5);
+    let meili = MeiliIndex::new(config).unwrap();
+    let indexer = SearchIndexer::new(store.clone(), Some(meili.clone()), IndexerConfig::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(indexer.run(async move {
+        let _ = stopped.await;
+    }));
+    let created = aggregates::product::ProductCreated::example();
+    let head = append::<aggregates::product::Product>(
+        &store,
+        created.sku.as_str(),
+        vec![created.clone().into()],
+    )
+    .await;
+    let name = meili.checkpoint_name(Which::Products);
+    let reached = tests::eventually(Duration::from_secs(20), || {
+        let (store, name) = (store.clone(), name.clone());
+        async move { (documents::checkpoint(&store, &name).await.unwrap() >= head).then_some(()) }
+    })
+    .await;
+    assert!(
+        reached.is_some(),
+        "the products checkpoint never reached {head}"
+    );
+    assert!(meili.reached(&store, Which::Products, head).await.unwrap());
+    let _ = stop.send(());
+    task.await.unwrap();
+    let seen = take_seen(&shared);
+    let routes: Vec<String> = seen.iter().map(route).collect();
+    assert_eq!(routes[0], "PATCH /indexes/products/settings", "{routes:?}");
+    let sent: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| route(s) == "PUT /indexes/products/documents?primaryKey=id")
+        .collect();
+    assert_eq!(sent.len(), 1, "{routes:?}");
+    assert_eq!(sent[0].body[0]["sku"], created.sku.as_str());
+    assert_eq!(sent[0].body[0]["name"], created.name);
+}
+
+on_both_backends!(the_indexer_sends_folded_documents_to_meilisearch);

@@ -171,7 +171,12 @@ impl SearchIndexer {
             failures += 1;
         }
         tracing::info!(url = %meili.config().url, "meilisearch: index settings applied");
+        let mut lease = self.acquire_sender(meili).await;
         loop {
+            if !lease.still_held().await {
+                tracing::warn!("meilisearch: lost the sender lock; waiting to take it again");
+                lease = self.acquire_sender(meili).await;
+            }
             let mut failed = false;
             for which in Which::ALL {
                 // Drain: a batch is at most `batch_size` documents.
@@ -201,6 +206,55 @@ impl SearchIndexer {
             // Wait for the document stage to move (or a periodic re-check), then gather.
             let _ = tokio::time::timeout(Duration::from_secs(5), folded.changed()).await;
             tokio::time::sleep(self.config.meili_window).await;
+        }
+    }
+}
+
+/// The right to send documents to Meilisearch. Two senders could reorder two versions
+/// of one document, so on PostgreSQL (several nodes) only the holder of a session
+/// advisory lock sends; the lock lives on a connection of its own, so a node that dies
+/// releases it and another takes over. Embedded, one process owns the database file.
+struct SenderLease {
+    conn: Option<sqlx::PgConnection>,
+}
+
+/// A fixed class for search senders, and the products index within the current schema.
+const SENDER_LOCK: &str = "SELECT pg_try_advisory_lock(hashtext('commerce.search'), \
+                           hashtext(current_schema() || '/' || $1))";
+
+impl SenderLease {
+    /// Whether the lock is still held (its connection answers).
+    async fn still_held(&mut self) -> bool {
+        match &mut self.conn {
+            None => true,
+            Some(conn) => sqlx::query("SELECT 1").execute(conn).await.is_ok(),
+        }
+    }
+}
+
+impl SearchIndexer {
+    async fn acquire_sender(&self, meili: &MeiliIndex) -> SenderLease {
+        let Some(pool) = self.store.pg_pool() else {
+            return SenderLease { conn: None };
+        };
+        loop {
+            match pool.acquire().await {
+                Ok(conn) => {
+                    // Detached: a pooled connection would go back to the pool holding the lock.
+                    let mut conn = conn.detach();
+                    match sqlx::query_scalar::<_, bool>(SENDER_LOCK)
+                        .bind(&meili.config().products_index)
+                        .fetch_one(&mut conn)
+                        .await
+                    {
+                        Ok(true) => return SenderLease { conn: Some(conn) },
+                        Ok(false) => {}
+                        Err(err) => tracing::warn!(error = %err, "meilisearch: sender lock"),
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "meilisearch: sender lock connection"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }
