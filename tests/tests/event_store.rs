@@ -566,12 +566,14 @@ async fn a_conflict_fails_only_its_own_append(kind: BackendKind) {
             })
         })
         .collect();
+    let mut last = 0;
     for task in tasks {
         let (n, result) = task.await.unwrap();
         let stream = StreamRef::new("counter", format!("g{n}"));
         let stored = store.read_stream(&stream, 0).await.unwrap();
         if n % 2 == 0 {
             let outcome = result.unwrap_or_else(|e| panic!("clean append {n} failed: {e}"));
+            last = last.max(outcome.last_position);
             assert_eq!(outcome.version, 4);
             assert_eq!(outcome.last_position - outcome.first_position, 2);
             assert_eq!(stored.len(), 4, "stream g{n}");
@@ -587,6 +589,12 @@ async fn a_conflict_fails_only_its_own_append(kind: BackendKind) {
             );
         }
     }
+    // The tail hands out an event once no older transaction can still commit; other
+    // tests' transactions on the same server may hold that back for a moment.
+    assert!(store
+        .wait_for_position(last, Duration::from_secs(30))
+        .await
+        .unwrap());
     let all = store.read_all(0, 10_000).await.unwrap();
     assert_eq!(all.len(), 40 + 20 * 3);
     assert!(all.windows(2).all(|w| w[0].position < w[1].position));
@@ -768,7 +776,7 @@ async fn rows_with_foreign_transaction_ids_are_detected_and_adopted() {
         "ALTER TABLE events DISABLE TRIGGER events_no_update",
         "UPDATE events SET txid = ((pg_snapshot_xmax(pg_current_snapshot())::text::bigint \
            + 1000000)::text)::xid8",
-        "ALTER TABLE events ENABLE TRIGGER events_no_update",
+        "ALTER TABLE events ENABLE ALWAYS TRIGGER events_no_update",
     ] {
         sqlx::query(sql).execute(&mut *tx).await.unwrap();
     }
@@ -781,6 +789,8 @@ async fn rows_with_foreign_transaction_ids_are_detected_and_adopted() {
     let positions = |events: Vec<infra::RecordedEvent>| -> Vec<i64> {
         events.iter().map(|e| e.position).collect()
     };
+    let visible = Duration::from_secs(30);
+    assert!(store.wait_for_position(3, visible).await.unwrap());
     assert_eq!(
         positions(store.read_all(0, 10).await.unwrap()),
         vec![3],
@@ -801,6 +811,7 @@ async fn rows_with_foreign_transaction_ids_are_detected_and_adopted() {
 
     assert_eq!(store.adopt_restored_rows().await.unwrap(), 2);
     store.check_restored_rows().await.unwrap();
+    assert!(store.wait_for_position(3, visible).await.unwrap());
     assert_eq!(
         positions(store.read_all(0, 10).await.unwrap()),
         vec![1, 2, 3]
@@ -813,4 +824,103 @@ async fn rows_with_foreign_transaction_ids_are_detected_and_adopted() {
         err.to_string().contains("append-only"),
         "the guard is back: {err}"
     );
+}
+
+/// The runtime role reads the log and appends through the store, and nothing else:
+/// no direct INSERT, UPDATE or DELETE, no use of the position sequence, no way to
+/// disable a guard or change the sequence's cache. And the guards hold even for a
+/// superuser in replica mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_runtime_role_can_only_append_through_the_store() {
+    let Some(store) = store(BackendKind::Postgres).await else {
+        return;
+    };
+    let owner = store.pg_pool().expect("a PostgreSQL store").clone();
+    let search_path: String = sqlx::query_scalar("SHOW search_path")
+        .fetch_one(&owner)
+        .await
+        .unwrap();
+    let role = format!("rt_{}", &Uuid::now_v7().simple().to_string()[20..]);
+    sqlx::query(&format!(
+        "CREATE ROLE {role} LOGIN IN ROLE commerce_runtime"
+    ))
+    .execute(&owner)
+    .await
+    .unwrap();
+    let options = tests::test_database_url()
+        .parse::<sqlx::postgres::PgConnectOptions>()
+        .unwrap()
+        .username(&role)
+        .options([("search_path", search_path.as_str())]);
+    let runtime_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let runtime = Store::from_pg_pool(
+        runtime_pool.clone(),
+        StoreConfig::default(),
+        Arc::new(test_clock()),
+    );
+
+    let stream = StreamRef::new("counter", "roles");
+    runtime.append(&stream, 0, events(2), None).await.unwrap();
+    runtime
+        .append_command(&stream, 2, events(1), None, Uuid::now_v7())
+        .await
+        .unwrap();
+    assert!(runtime
+        .wait_for_position(3, Duration::from_secs(30))
+        .await
+        .unwrap());
+    assert_eq!(runtime.read_all(0, 10).await.unwrap().len(), 3);
+    assert!(runtime.verify().await.unwrap().is_ok());
+
+    for sql in [
+        "INSERT INTO events (position, event_id, stream_type, stream_id, version, event_type, \
+           schema_version, payload, metadata, recorded_at, hash) \
+         VALUES (99, gen_random_uuid(), 'counter', 'x', 1, 'E', 1, '{}', '{}', now(), \
+           decode(repeat('00', 32), 'hex'))",
+        "UPDATE events SET actor = 'x'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "DELETE FROM commands",
+        "SELECT nextval('events_position_seq')",
+        "SELECT setval('events_position_seq', 1000)",
+        "ALTER SEQUENCE events_position_seq CACHE 100",
+        "ALTER TABLE events DISABLE TRIGGER events_no_update",
+        "DROP TRIGGER events_no_delete ON events",
+    ] {
+        let err = sqlx::query(sql).execute(&runtime_pool).await.unwrap_err();
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.to_string());
+        assert_eq!(
+            code.as_deref(),
+            Some("42501"),
+            "the runtime role must be refused `{sql}`: {err}"
+        );
+    }
+
+    // A superuser in replica mode, where ordinary triggers do not fire.
+    let mut conn = owner.acquire().await.unwrap();
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    for sql in ["UPDATE events SET actor = 'x'", "DELETE FROM events"] {
+        let err = sqlx::query(sql).execute(&mut *conn).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    sqlx::query("RESET session_replication_role")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    runtime_pool.close().await;
+    sqlx::query(&format!("DROP ROLE {role}"))
+        .execute(&owner)
+        .await
+        .unwrap();
 }

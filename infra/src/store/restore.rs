@@ -68,7 +68,7 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query("ALTER TABLE events ENABLE TRIGGER events_no_update")
+        sqlx::query("ALTER TABLE events ENABLE ALWAYS TRIGGER events_no_update")
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
