@@ -81,6 +81,9 @@ pub enum Command {
     /// Load a demo shop (products, prices, stock, promotions, tax rates, shipping methods)
     /// through the command layer. Running it again changes nothing.
     Seed(crate::seed::SeedArgs),
+    /// Webhook administration from the command line: reseal stored secrets.
+    #[command(subcommand)]
+    Webhooks(crate::webhook_keys::WebhooksCommand),
     /// SQL views: rebuild one without downtime, or show where each stands.
     #[command(subcommand)]
     Projections(crate::projections::ProjectionsCommand),
@@ -139,6 +142,8 @@ pub struct ServeArgs {
     /// How long finished webhook deliveries and their attempts are kept, e.g. `30d`.
     #[arg(long, env = "COMMERCE_WEBHOOK_RETENTION", default_value = "30d", value_parser = token::parse_ttl)]
     pub webhook_retention: Duration,
+    #[command(flatten)]
+    pub webhook_keys: crate::webhook_keys::SecretKeyArgs,
     /// Meilisearch to index into and search from, e.g. `http://127.0.0.1:7700`; without
     /// it search uses the embedded index in the database (docs/search.md).
     #[arg(long, env = "COMMERCE_MEILI_URL")]
@@ -395,6 +400,7 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
         Command::Bench(cmd) => bench::run(cmd).await.map_err(CliError::runtime),
         Command::Dlq(cmd) => dlq::run(cmd, &mut std::io::stdout().lock()).await,
         Command::Seed(args) => crate::seed::run(args).await,
+        Command::Webhooks(cmd) => crate::webhook_keys::run(cmd).await,
         Command::Projections(cmd) => {
             crate::projections::run(cmd, &mut std::io::stdout().lock()).await
         }
@@ -542,8 +548,14 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     engine.run_webhooks(WebhookConfig {
         allow_networks: args.webhook_allow_networks.clone(),
         retention: Some(args.webhook_retention),
+        secret_keys: args.webhook_keys.webhook_secret_keys.clone(),
         ..WebhookConfig::default()
     })?;
+    if !args.webhook_keys.webhook_secret_keys.is_sealing() {
+        tracing::warn!(
+            "no webhook secret keys configured: webhook signing secrets are stored in clear"
+        );
+    }
     engine.run_housekeeping(args.idempotency_retention);
     // The query routes wait on this handle for read-your-writes.
     let projections = engine.run_projections();
@@ -565,7 +577,8 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .with_idempotency_retention(args.idempotency_retention)
         .with_search(search)
         .with_projections(projections)
-        .with_consistency_wait(args.consistency_wait);
+        .with_consistency_wait(args.consistency_wait)
+        .with_webhook_secret_keys(args.webhook_keys.webhook_secret_keys.clone());
     // The client address feeds the per-address rate limit.
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, service)

@@ -24,7 +24,7 @@ use infra::feed::{Feed, LocalFeed};
 use infra::store::{NewEvent, StoreConfig, StreamRef};
 use infra::webhook::admin::{self, DeliveryQuery, NewSubscription, SubscriptionUpdate};
 use infra::webhook::{
-    verify, verify_timestamp, AllowList, DeliveryRecord, DeliveryStatus, Subscription,
+    verify, verify_timestamp, AllowList, DeliveryRecord, DeliveryStatus, SecretKeys, Subscription,
     SubscriptionStatus, WebhookConfig, WebhookDispatcher, WebhookError, WebhookFanout,
     WebhookMessage, WebhookSecret,
 };
@@ -228,6 +228,8 @@ struct Fixture {
     checkpoint: i64,
     /// The last position appended by the test.
     appended: AtomicI64,
+    /// What the dispatcher opens secrets with; subscriptions are sealed with it.
+    keys: SecretKeys,
 }
 
 /// The receivers listen on 127.0.0.1, which deliveries may reach only because the
@@ -247,6 +249,7 @@ async fn fixture(kind: BackendKind, config: WebhookConfig) -> Option<Fixture> {
     let store = fresh_store(kind, StoreConfig::default(), Arc::new(clock.clone())).await?;
     Some(Fixture {
         fanout: WebhookFanout::new(store.clone()),
+        keys: config.secret_keys.clone(),
         dispatcher: WebhookDispatcher::new(store.clone(), config).unwrap(),
         store,
         clock,
@@ -321,6 +324,7 @@ impl Fixture {
     ) -> Subscription {
         admin::create(
             &self.store,
+            &self.keys,
             NewSubscription {
                 url: url.to_string(),
                 event_types: event_types.iter().map(|s| s.to_string()).collect(),
@@ -719,6 +723,7 @@ async fn a_subscription_is_disabled_after_consecutive_failures_and_resumes_when_
         receiver.behave(|_, _| Reply::status(204));
         let enabled = admin::update(
             &f.store,
+            &f.keys,
             sub.id,
             SubscriptionUpdate {
                 enabled: Some(true),
@@ -1683,7 +1688,10 @@ async fn subscriptions_created_during_appends_miss_no_later_event() {
                 ..NewSubscription::default()
             };
             let created = INTERLEAVE
-                .scope(std::cell::Cell::new(true), admin::create(&store, new))
+                .scope(
+                    std::cell::Cell::new(true),
+                    admin::create(&store, &SecretKeys::default(), new),
+                )
                 .await
                 .unwrap();
             subscriptions.push(created.subscription);
@@ -1860,6 +1868,7 @@ async fn a_running_dispatcher_prunes_finished_deliveries_past_retention() {
         f.fan_out().await;
         admin::update(
             &f.store,
+            &f.keys,
             pending.id,
             SubscriptionUpdate {
                 enabled: Some(false),
@@ -1993,5 +2002,91 @@ async fn an_attempt_the_database_refuses_is_recorded_as_failed() {
         assert_eq!(record.delivery.status, DeliveryStatus::Failed, "{kind:?}");
         assert_eq!(record.attempt_log.len(), 3);
         server.abort();
+    }
+}
+
+/// The stored secret of one subscription, as the database holds it.
+async fn stored_secret(store: &Store, subscription: Uuid) -> String {
+    let sql = "SELECT secret FROM webhook_subscriptions WHERE id = $1";
+    match (store.pg_pool(), store.sqlite_pool()) {
+        (Some(pool), _) => {
+            sqlx::query_scalar(sql)
+                .bind(subscription)
+                .fetch_one(pool)
+                .await
+        }
+        (_, Some(pool)) => {
+            sqlx::query_scalar(sql)
+                .bind(subscription)
+                .fetch_one(pool)
+                .await
+        }
+        _ => unreachable!("a store has one backend"),
+    }
+    .unwrap()
+}
+
+/// With keys configured, the database holds signing secrets only sealed, deliveries are
+/// still signed with the real secret, and after a rotation `reseal` moves every secret to
+/// the new key so the old one can be dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signing_secrets_are_sealed_at_rest_and_survive_a_key_rotation() {
+    // 32-byte keys: all ones and all twos.
+    let key = |byte: u8| match byte {
+        1 => "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+        _ => "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=",
+    };
+    let old = SecretKeys::parse(&format!("old:{}", key(1))).unwrap();
+    let rotated = SecretKeys::parse(&format!("new:{},old:{}", key(2), key(1))).unwrap();
+    let only_new = SecretKeys::parse(&format!("new:{}", key(2))).unwrap();
+    for kind in BACKENDS {
+        let config = WebhookConfig {
+            secret_keys: old.clone(),
+            ..test_config()
+        };
+        let Some(mut f) = fixture(kind, config).await else {
+            continue;
+        };
+        let secret = WebhookSecret::generate();
+        let receiver = Receiver::ok(secret.clone(), f.clock.clone()).await;
+        let sub = f.subscribe(&receiver.url, &["order.*"], &secret).await;
+        let stored = stored_secret(&f.store, sub.id).await;
+        assert!(stored.starts_with("sealed:v1:old:"), "{kind:?}: {stored}");
+        let key_text = secret.expose().trim_start_matches("whsec_");
+        assert!(
+            !stored.contains(key_text),
+            "{kind:?}: the secret is in clear"
+        );
+
+        f.append("order", "o-1", "OrderPlaced").await;
+        f.fan_out().await;
+        assert_eq!(f.dispatcher.deliver_due().await.unwrap(), 1);
+
+        // Rotation: the new key goes first, reseal, then the old key is dropped.
+        assert_eq!(
+            admin::reseal(&f.store, &rotated).await.unwrap(),
+            1,
+            "{kind:?}"
+        );
+        assert_eq!(
+            admin::reseal(&f.store, &rotated).await.unwrap(),
+            0,
+            "{kind:?}"
+        );
+        let stored = stored_secret(&f.store, sub.id).await;
+        assert!(stored.starts_with("sealed:v1:new:"), "{kind:?}: {stored}");
+        let dispatcher = WebhookDispatcher::new(
+            f.store.clone(),
+            WebhookConfig {
+                secret_keys: only_new.clone(),
+                ..test_config()
+            },
+        )
+        .unwrap();
+        f.append("order", "o-1", "OrderUpdated").await;
+        f.fan_out().await;
+        assert_eq!(dispatcher.deliver_due().await.unwrap(), 1);
+        assert_eq!(receiver.log().len(), 2, "{kind:?}");
+        receiver.assert_all_verified();
     }
 }

@@ -45,6 +45,8 @@ pub struct AppState {
     /// How long a query waits for its view to reach the position the caller asked for
     /// before answering `504 view_behind` (default 2 s).
     pub consistency_wait: std::time::Duration,
+    /// Keys sealing webhook signing secrets at rest; none = stored in clear.
+    pub webhook_secret_keys: infra::webhook::SecretKeys,
 }
 
 impl AppState {
@@ -61,7 +63,14 @@ impl AppState {
             idempotency: idempotency::Idempotency::default(),
             projections: None,
             consistency_wait: std::time::Duration::from_secs(2),
+            webhook_secret_keys: infra::webhook::SecretKeys::default(),
         }
+    }
+
+    /// Webhook signing secrets are stored sealed with `keys`.
+    pub fn with_webhook_secret_keys(mut self, keys: infra::webhook::SecretKeys) -> Self {
+        self.webhook_secret_keys = keys;
+        self
     }
 
     /// Queries wait on `projections` (this process's runner) for read-your-writes.

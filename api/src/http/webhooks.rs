@@ -167,7 +167,7 @@ async fn create(
     body: Result<Json<NewSubscription>, JsonRejection>,
 ) -> Result<Response, Problem> {
     let Json(new) = body.map_err(|r| json_problem(r, "invalid_webhook"))?;
-    let created = admin::create(&state.store, new)
+    let created = admin::create(&state.store, &state.webhook_secret_keys, new)
         .await
         .map_err(|e| problem(e, "invalid_webhook"))?;
     let mut body = to_json(&created.subscription)?;
@@ -213,7 +213,7 @@ async fn update(
 ) -> Result<Json<Value>, Problem> {
     let id = subscription_id(&id)?;
     let Json(change) = body.map_err(|r| json_problem(r, "invalid_webhook"))?;
-    let subscription = admin::update(&state.store, id, change)
+    let subscription = admin::update(&state.store, &state.webhook_secret_keys, id, change)
         .await
         .map_err(|e| problem(e, "invalid_webhook"))?;
     Ok(Json(to_json(&subscription)?))

@@ -15,6 +15,7 @@ use super::db::{
     SubscriptionRow, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, SUBSCRIPTION_COLUMNS,
 };
 use super::network::redact_url;
+use super::sealing::SecretKeys;
 use super::{
     Attempt, CreatedSubscription, Delivery, DeliveryRecord, DeliveryStatus, EventFilter,
     Subscription, SubscriptionStatus, WebhookError, WebhookSecret, MAX_ATTEMPTS_PER_DELIVERY,
@@ -111,8 +112,11 @@ const REPLAY_BATCH: i64 = 500;
 /// (the fan-out may enqueue events above it meanwhile, which is harmless), and the start
 /// moves up to the head read after the commit. Any event the fan-out handled before the
 /// row was visible was readable then, so it lies at or below that later head.
+///
+/// The secret is stored sealed with `keys` (in clear when none are configured).
 pub async fn create(
     store: &Store,
+    keys: &SecretKeys,
     new: NewSubscription,
 ) -> Result<CreatedSubscription, WebhookError> {
     let url = validate_url(&new.url)?;
@@ -149,7 +153,7 @@ pub async fn create(
         .bind(&subscription.url)
         .bind(&subscription.description)
         .bind(&filter)
-        .bind(secret.expose())
+        .bind(keys.seal(&secret))
         .bind(provisional)
         .bind(now)
         .execute(pool)
@@ -241,6 +245,7 @@ pub async fn get(store: &Store, id: Uuid) -> Result<Subscription, WebhookError> 
 /// Changes a subscription; see [`SubscriptionUpdate`].
 pub async fn update(
     store: &Store,
+    keys: &SecretKeys,
     id: Uuid,
     change: SubscriptionUpdate,
 ) -> Result<Subscription, WebhookError> {
@@ -252,7 +257,12 @@ pub async fn update(
         .map(|f| filter_text(&f))
         .transpose()?;
     let description = change.description.map(validate_description).transpose()?;
-    let secret = change.secret.as_deref().map(parse_secret).transpose()?;
+    let secret = change
+        .secret
+        .as_deref()
+        .map(parse_secret)
+        .transpose()?
+        .map(|secret| keys.seal(&secret));
     let status = change.enabled.map(|enabled| {
         if enabled {
             SubscriptionStatus::Active.as_str()
@@ -289,7 +299,7 @@ pub async fn update(
             .bind(url.as_deref())
             .bind(filter.as_deref())
             .bind(description.as_deref())
-            .bind(secret.as_ref().map(WebhookSecret::expose))
+            .bind(secret.as_deref())
             .bind(status)
             .bind(now)
             .fetch_optional(pool)
@@ -575,6 +585,7 @@ fn parse_secret(text: &str) -> Result<WebhookSecret, WebhookError> {
 /// is gone.
 pub(super) async fn target(
     db: Db<'_>,
+    keys: &SecretKeys,
     subscription_id: Uuid,
 ) -> Result<Option<(String, WebhookSecret)>, WebhookError> {
     let row: Option<(String, String)> = on_db!(db, pool => {
@@ -584,11 +595,50 @@ pub(super) async fn target(
             .await?
     });
     row.map(|(url, secret)| {
-        WebhookSecret::parse(&secret)
-            .map(|secret| (url, secret))
-            .map_err(|_| WebhookError::Corrupt(format!("secret of subscription {subscription_id}")))
+        keys.open(&secret).map(|secret| (url, secret)).map_err(|e| {
+            WebhookError::Corrupt(format!("secret of subscription {subscription_id}: {e}"))
+        })
     })
     .transpose()
+}
+
+/// Seals again every stored secret that is in clear or wrapped by a key other than the
+/// first of `keys` (after a key was added in front, before the old one is dropped), one
+/// row at a time; returns how many changed. A secret no configured key opens fails the
+/// whole run, naming its subscription, before anything is lost.
+pub async fn reseal(store: &Store, keys: &SecretKeys) -> Result<u64, WebhookError> {
+    if !keys.is_sealing() {
+        return Err(WebhookError::Invalid(
+            "no webhook secret keys are configured: nothing to seal with".into(),
+        ));
+    }
+    let db = store.db();
+    let rows: Vec<(Uuid, String)> = on_db!(db, pool => {
+        sqlx::query_as("SELECT id, secret FROM webhook_subscriptions ORDER BY id")
+            .fetch_all(pool)
+            .await?
+    });
+    let mut changed = 0;
+    for (id, stored) in rows {
+        if !keys.needs_reseal(&stored) {
+            continue;
+        }
+        let secret = keys
+            .open(&stored)
+            .map_err(|e| WebhookError::Corrupt(format!("secret of subscription {id}: {e}")))?;
+        // Only if unchanged meanwhile: a concurrent update already sealed it anew.
+        let done = on_db!(db, pool => {
+            sqlx::query("UPDATE webhook_subscriptions SET secret = $3 WHERE id = $1 AND secret = $2")
+                .bind(id)
+                .bind(&stored)
+                .bind(keys.seal(&secret))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        changed += done;
+    }
+    Ok(changed)
 }
 
 #[cfg(test)]

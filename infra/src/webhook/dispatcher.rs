@@ -330,7 +330,11 @@ impl WebhookDispatcher {
 
     /// Makes one attempt of a claimed delivery and records it.
     async fn attempt(&self, claimed: Claimed) -> Result<(), WebhookError> {
-        let Some((url, secret)) = target(self.inner.store.db(), claimed.subscription_id).await?
+        let Some((url, secret)) = target(
+            self.inner.store.db(),
+            &self.inner.config.secret_keys,
+            claimed.subscription_id,
+        ).await?
         else {
             // The subscription was deleted, and its deliveries with it.
             return Ok(());

@@ -35,6 +35,7 @@ mod fanout;
 pub mod filter;
 mod message;
 pub mod network;
+pub mod sealing;
 pub mod signature;
 
 use std::time::Duration;
@@ -49,6 +50,7 @@ pub use fanout::WebhookFanout;
 pub use filter::EventFilter;
 pub use message::{WebhookEvent, WebhookMessage};
 pub use network::AllowList;
+pub use sealing::{SealError, SecretKeys};
 pub use signature::{sign, verify, verify_timestamp, SignatureError, WebhookSecret};
 
 /// The consumer name of the fan-out handler.
@@ -94,6 +96,8 @@ pub struct WebhookConfig {
     pub retention: Option<Duration>,
     /// How often a running dispatcher prunes what [`retention`](Self::retention) lets go.
     pub prune_interval: Duration,
+    /// Keys that open the stored signing secrets (see [`sealing`]); none = stored in clear.
+    pub secret_keys: SecretKeys,
 }
 
 impl Default for WebhookConfig {
@@ -124,6 +128,7 @@ impl Default for WebhookConfig {
             allow_networks: AllowList::default(),
             retention: Some(Duration::from_secs(30 * 24 * HOUR)),
             prune_interval: Duration::from_secs(HOUR),
+            secret_keys: SecretKeys::default(),
         }
     }
 }
