@@ -722,6 +722,7 @@ async fn a_position_far_ahead_is_view_behind(kind: BackendKind) {
     let (_, token) = server.new_customer();
     let (_, at) = open_cart(server, &token).await;
     let ahead = at + 1_000_000;
+    let behind_before = view_behind_count(server).await;
 
     let started = Instant::now();
     let r = server
@@ -735,6 +736,8 @@ async fn a_position_far_ahead_is_view_behind(kind: BackendKind) {
     assert!(took >= wait, "answered after {took:?}, before the wait");
     assert!(took < Duration::from_secs(5), "answered after {took:?}");
     assert_eq!(r.header("retry-after"), Some("1"));
+    // Other tests of this process share the recorder: at least this one counted.
+    assert!(view_behind_count(server).await > behind_before);
 
     let header = ahead.to_string();
     let r = server
@@ -770,4 +773,16 @@ async fn a_position_far_ahead_is_view_behind(kind: BackendKind) {
     }
     let r = server.get("/me/cart?min_position=soon", Some(&token)).await;
     assert_problem(&r, 400, "invalid_query");
+}
+
+/// `commerce_view_behind_total{view="carts"}` as `/metrics` reports it (0 before any).
+async fn view_behind_count(server: &TestServer) -> u64 {
+    let r = server.get("/metrics", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.text
+        .lines()
+        .filter(|l| l.starts_with("commerce_view_behind_total{") && l.contains("view=\"carts\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
 }

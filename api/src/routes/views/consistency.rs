@@ -87,6 +87,20 @@ fn parse_header(value: &HeaderValue) -> Result<i64, Problem> {
 /// state's consistency wait) and answers the position it has reached, to be read
 /// before the view's rows so the answer never claims more than they show.
 pub async fn reach(state: &AppState, view: &'static str, wanted: i64) -> Result<i64, Problem> {
+    let started = Instant::now();
+    let reached = wait(state, view, wanted).await;
+    if wanted > 0 {
+        // How long read-your-writes holds queries up: the view's lag as callers feel it.
+        metrics::histogram!("commerce_view_wait_seconds", "view" => view)
+            .record(started.elapsed().as_secs_f64());
+        if matches!(&reached, Err(p) if p.code == row::VIEW_BEHIND.code) {
+            metrics::counter!("commerce_view_behind_total", "view" => view).increment(1);
+        }
+    }
+    reached
+}
+
+async fn wait(state: &AppState, view: &'static str, wanted: i64) -> Result<i64, Problem> {
     let deadline = Instant::now() + state.consistency_wait;
     if let Some(handle) = &state.projections {
         let at = handle.position(view);
