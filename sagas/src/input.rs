@@ -58,7 +58,7 @@ impl DomainEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
     pub event_id: Uuid,
-    /// Global position; the runner skips events at or below a saga's stored position.
+    /// Global position in the log.
     pub position: i64,
     pub stream_id: String,
     pub event: DomainEvent,

@@ -95,8 +95,8 @@ pub enum OnFailure {
 /// Contract with the runner:
 /// - inputs of one saga instance are handled one at a time, in feed order;
 /// - for each input the runner calls `evolve` and then `react` on the evolved state, runs
-///   the reaction, and stores the state together with the last event handled, so a
-///   redelivered event (position at or below the stored one) is skipped;
+///   the reaction, and stores the state together with the event's settlement, so an
+///   event whose step was stored is never handed to the saga again;
 /// - a re-run of a step whose effects were partly applied (crash before the state was
 ///   stored) yields the same reaction with the same derived command ids and call keys,
 ///   which the command layer and the providers recognise;

@@ -568,7 +568,87 @@ async fn a_crash_between_command_and_ack_changes_nothing(kind: BackendKind) {
     rough.stop().await;
 }
 
+/// Workers claiming due timers at once never get the same timer; a claim that runs out
+/// makes the timer claimable again.
+async fn timer_workers_share_due_timers_without_overlap(kind: BackendKind) {
+    let clock = test_clock();
+    let Some(store) = fresh_store(kind, StoreConfig::default(), Arc::new(clock.clone())).await
+    else {
+        return;
+    };
+    let now = clock.now();
+    let timers: Vec<sagas::Timer> = (0..40)
+        .map(|i| sagas::Timer {
+            name: format!("t{i:02}"),
+            due: now - chrono::Duration::seconds(i),
+        })
+        .collect();
+    let state = serde_json::json!({});
+    let save = saga_store::Save {
+        saga_type: "test",
+        saga_id: "s1",
+        state: &state,
+        finished: false,
+        expected_version: None,
+        event: None,
+        now,
+        set_timers: &timers,
+        cancel_timers: &[],
+        fired: None,
+    };
+    match store.db() {
+        infra::store::Db::Postgres(pool) => {
+            let mut tx = pool.begin().await.unwrap();
+            saga_store::save(infra::consumer::TxConn::Postgres(&mut tx), &save)
+                .await
+                .unwrap()
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        infra::store::Db::Sqlite(pool) => {
+            let mut tx = pool.begin().await.unwrap();
+            saga_store::save(infra::consumer::TxConn::Sqlite(&mut tx), &save)
+                .await
+                .unwrap()
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+    let until = now + chrono::Duration::minutes(2);
+    let worker = |store: Store| async move {
+        let mut mine = Vec::new();
+        loop {
+            let got = saga_store::claim_due(store.db(), "test", now, until, 3)
+                .await
+                .unwrap();
+            if got.is_empty() {
+                return mine;
+            }
+            mine.extend(got.into_iter().map(|t| t.name));
+        }
+    };
+    let (a, b, c, d) = tokio::join!(
+        tokio::spawn(worker(store.clone())),
+        tokio::spawn(worker(store.clone())),
+        tokio::spawn(worker(store.clone())),
+        tokio::spawn(worker(store.clone())),
+    );
+    let mut all: Vec<String> = [a, b, c, d].into_iter().flat_map(|r| r.unwrap()).collect();
+    let claimed = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(claimed, 40, "every timer claimed exactly once");
+    assert_eq!(all.len(), 40);
+    // Nobody finished them; once the claims run out they are due again.
+    let later = until + chrono::Duration::seconds(1);
+    let again = saga_store::claim_due(store.db(), "test", later, later, 100)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 40);
+}
+
 tests::on_both_backends!(
+    timer_workers_share_due_timers_without_overlap,
     a_checked_out_cart_becomes_a_completed_paid_order,
     a_declined_card_releases_the_stock_and_cancels,
     a_crash_between_command_and_ack_changes_nothing,

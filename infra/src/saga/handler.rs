@@ -9,6 +9,7 @@ use super::runner::SagaRunner;
 use super::store::{self, Save};
 use crate::consumer::{Handler, HandlerError, Tx};
 use crate::feed::Envelope;
+use crate::store::ACTOR;
 
 /// Runs saga `S` over a feed: [`Consumer::new`](crate::consumer::Consumer::new) with it,
 /// on the local feed or a JetStream durable consumer.
@@ -79,14 +80,24 @@ where
         let row = store::load(store.db(), S::NAME, &saga_id)
             .await
             .map_err(HandlerError::retry)?;
+        // No check of the row's last position: the runtime settles the event in the
+        // transaction that stores the step, so a stored step's event never comes back,
+        // while events of other streams may legitimately arrive out of log order.
         let (state, expected_version) = match &row {
-            Some(row) if row.last_position >= envelope.position => return Ok(()),
             Some(row) => (
                 serde_json::from_value::<S::State>(row.state.clone())
                     .map_err(HandlerError::permanent)?,
                 Some(row.version),
             ),
             None if start => (S::State::default(), None),
+            // Caused by this saga, whose first step is not stored yet (another worker
+            // is still on it): come back when it is.
+            None if envelope.metadata.get(ACTOR).map(String::as_str) == Some(runner.actor()) => {
+                return Err(HandlerError::retry(format!(
+                    "saga {}/{saga_id} has not stored the step that caused this event yet",
+                    S::NAME
+                )))
+            }
             None => return Ok(()),
         };
         let stepped = runner.step(&saga_id, state, Input::Event(typed)).await?;

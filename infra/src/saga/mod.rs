@@ -6,8 +6,10 @@
 //!   through the command layer with ids derived from the event, calls to the payment
 //!   provider and carrier with derived idempotency keys, replies folded in), then stores
 //!   the state, the last event handled and the timers in the runtime's settle
-//!   transaction. A crash anywhere before that commit redelivers the event to the old
-//!   state; the step issues the same ids and nothing happens twice.
+//!   transaction. A stored step's event is settled with it and never handled again; a
+//!   crash anywhere before that commit redelivers the event to the old state, and the
+//!   step issues the same ids, so nothing happens twice. An event the saga caused that
+//!   arrives before the saga's first step is stored (another worker) is retried.
 //! - [`SagaRunner::fire_due`] / [`SagaRunner::run_timers`] fire durable timers when the
 //!   injectable clock passes their due time: claimed with `FOR UPDATE SKIP LOCKED` on
 //!   PostgreSQL (any number of workers), by the one writer on SQLite.

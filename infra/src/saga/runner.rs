@@ -33,6 +33,7 @@ pub struct SagaRunner<S, P, C> {
     pub(super) payments: P,
     pub(super) carrier: C,
     pub(super) consumer_name: String,
+    actor: String,
 }
 
 impl<S, P, C> SagaRunner<S, P, C>
@@ -49,7 +50,13 @@ where
             payments,
             carrier,
             consumer_name: format!("saga-{}", S::NAME),
+            actor: format!("saga:{}", S::NAME),
         }
+    }
+
+    /// The actor recorded on the events of the saga's commands.
+    pub fn actor(&self) -> &str {
+        &self.actor
     }
 
     pub fn commands(&self) -> &Commands {
@@ -176,7 +183,7 @@ where
         command_id: Uuid,
         trigger: Uuid,
     ) -> Result<(), CommandError> {
-        let ctx = CommandContext::new(format!("saga:{}", S::NAME))
+        let ctx = CommandContext::new(self.actor.clone())
             .with_command_id(command_id)
             .caused_by(trigger);
         let c = &self.commands;
