@@ -130,11 +130,17 @@ fn product_from(sqlite: bool, query: &ProductQuery, sql: &mut Sql) -> Option<Str
     let words = words(&query.q);
     let price_sort = matches!(query.sort, ProductSort::PriceAsc | ProductSort::PriceDesc);
     let price_filter = query.price_min.is_some() || query.price_max.is_some();
-    sql.push(" FROM search_products p");
     let mut rank = None;
     if !words.is_empty() && sqlite {
-        sql.push(" JOIN search_products_fts ON search_products_fts.rowid = p.seq");
+        // The full-text match drives the join (CROSS JOIN keeps SQLite from scanning the
+        // documents and running the match once per row).
+        sql.push(
+            " FROM search_products_fts CROSS JOIN search_products p \
+             ON p.seq = search_products_fts.rowid",
+        );
         rank = Some("search_products_fts.rank".to_string());
+    } else {
+        sql.push(" FROM search_products p");
     }
     if price_filter || price_sort {
         sql.push(if price_filter { " JOIN" } else { " LEFT JOIN" })
@@ -252,9 +258,13 @@ impl SqlIndex {
     fn order_from(sqlite: bool, query: &OrderQuery, sql: &mut Sql) -> Option<String> {
         let words = words(&query.q);
         let mut rank = None;
-        sql.push(" FROM search_orders o");
         if !words.is_empty() && sqlite {
-            sql.push(" JOIN search_orders_fts ON search_orders_fts.rowid = o.seq");
+            sql.push(
+                " FROM search_orders_fts CROSS JOIN search_orders o \
+                 ON o.seq = search_orders_fts.rowid",
+            );
+        } else {
+            sql.push(" FROM search_orders o");
         }
         sql.push(" WHERE o.status <> ''");
         if !words.is_empty() {
