@@ -20,11 +20,13 @@ use uuid::Uuid;
 use crate::cli::DEFAULT_DATABASE_URL;
 
 mod commands;
+mod export;
 mod http;
 mod projections;
 mod relay;
 mod search;
 pub use commands::CommandsArgs;
+pub use export::ExportBenchArgs;
 pub use http::HttpArgs;
 pub use projections::ProjectionsArgs;
 pub use relay::{RelayArgs, DEFAULT_NATS_URL};
@@ -44,6 +46,8 @@ pub enum BenchCommand {
     Projections(ProjectionsArgs),
     /// Search: event -> searchable latency of the embedded index vs the append alone.
     Search(SearchArgs),
+    /// Export: `commerce export` to each format vs reading the same range alone.
+    Export(ExportBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -74,6 +78,7 @@ pub async fn run(command: BenchCommand) -> Result<(), String> {
         BenchCommand::Http(args) => http::http(args).await,
         BenchCommand::Projections(args) => projections::projections(args).await,
         BenchCommand::Search(args) => search::search(args).await,
+        BenchCommand::Export(args) => export::export_bench(args).await,
     }
 }
 

@@ -405,9 +405,10 @@ pub async fn run(args: ReconcileArgs, out: &mut impl Write) -> Result<(), Replay
         writeln!(out, "everything reconciles")?;
         Ok(())
     } else {
+        let n = r.mismatches.len();
         Err(ReplayError::Failed(format!(
-            "{} mismatches found",
-            r.mismatches.len()
+            "{n} {} found",
+            if n == 1 { "mismatch" } else { "mismatches" }
         )))
     }
 }

@@ -175,9 +175,10 @@ pub async fn run(args: VerifyArgs, out: &mut impl Write) -> Result<(), ReplayErr
         writeln!(out, "the log verifies")?;
         Ok(())
     } else {
+        let n = report.problems.len();
         Err(ReplayError::Failed(format!(
-            "{} problems found in the log",
-            report.problems.len()
+            "{n} {} found in the log",
+            if n == 1 { "problem" } else { "problems" }
         )))
     }
 }
