@@ -9,10 +9,12 @@
 //! `Consistency-Position` how far the view it read had got.
 
 mod carts;
+
 pub mod consistency;
 mod loyalty;
 mod orders;
 mod reports;
+mod snapshot;
 mod stock;
 
 use aggregates::{Currency, CustomerId, Money};

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::consistency::{internal, reach, Fresh, ReadAt};
 use super::money;
+use super::snapshot::in_snapshot;
 use crate::http::errors::row;
 use crate::http::principal::CustomerOrStaff;
 use crate::http::problem::Problem;
@@ -110,34 +111,34 @@ pub async fn my_cart(
 ) -> Result<Response, Problem> {
     let customer = super::me(&principal)?.to_string();
     let position = reach(&state, CARTS, wanted).await?;
-    let db = state.store.db_read();
-    let cart: Option<CartRow> = infra::on_db!(db, pool => {
-        sqlx::query_as(
+    let read = in_snapshot!(state, tx => {
+        let cart: Option<CartRow> = sqlx::query_as(
             "SELECT * FROM carts WHERE customer_id = $1 AND status = 'open' \
              ORDER BY opened_at DESC, cart_id DESC LIMIT 1",
         )
         .bind(&customer)
-        .fetch_optional(pool)
-        .await
-    })
-    .map_err(internal)?;
-    let Some(c) = cart else {
+        .fetch_optional(&mut *tx)
+        .await?;
+        match cart {
+            None => None,
+            Some(cart) => {
+                let lines: Vec<LineRow> =
+                    sqlx::query_as("SELECT * FROM cart_lines WHERE cart_id = $1 ORDER BY sku")
+                        .bind(&cart.cart_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                let coupons: Vec<CouponRow> =
+                    sqlx::query_as("SELECT * FROM cart_coupons WHERE cart_id = $1 ORDER BY code")
+                        .bind(&cart.cart_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                Some((cart, lines, coupons))
+            }
+        }
+    });
+    let Some((c, lines, coupons)) = read.map_err(internal)? else {
         return Err(row::NOT_FOUND.problem("you have no open cart"));
     };
-    let lines: Vec<LineRow> = infra::on_db!(db, pool => {
-        sqlx::query_as("SELECT * FROM cart_lines WHERE cart_id = $1 ORDER BY sku")
-            .bind(&c.cart_id)
-            .fetch_all(pool)
-            .await
-    })
-    .map_err(internal)?;
-    let coupons: Vec<CouponRow> = infra::on_db!(db, pool => {
-        sqlx::query_as("SELECT * FROM cart_coupons WHERE cart_id = $1 ORDER BY code")
-            .bind(&c.cart_id)
-            .fetch_all(pool)
-            .await
-    })
-    .map_err(internal)?;
     let m = |amount| money(amount, &c.currency);
     let optional = |amount: Option<i64>| amount.map(m).transpose();
     let body = MyCartBody {

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::consistency::{internal, reach, Fresh, ReadAt};
+use super::snapshot::in_snapshot;
 use crate::http::errors::row;
 use crate::http::principal::CustomerOrStaff;
 use crate::http::problem::Problem;
@@ -73,21 +74,15 @@ pub async fn my_loyalty(
 ) -> Result<Response, Problem> {
     let customer = super::me(&principal)?.to_string();
     let position = reach(&state, LOYALTY, wanted).await?;
-    let db = state.store.db_read();
-    let account: Option<AccountRow> = infra::on_db!(db, pool => {
-        sqlx::query_as("SELECT * FROM loyalty_accounts WHERE customer_id = $1")
-            .bind(&customer)
-            .fetch_optional(pool)
-            .await
-    })
-    .map_err(internal)?;
-    let Some(a) = account else {
-        return Err(row::NOT_FOUND.problem("you have no loyalty account"));
-    };
     let now = state.store.clock().now();
     let horizon = now + Duration::days(EXPIRY_HORIZON_DAYS);
-    let expiring_soon: Vec<ExpiringLot> = infra::on_db!(db, pool => {
-        sqlx::query_as(
+    let read = in_snapshot!(state, tx => {
+        let account: Option<AccountRow> =
+            sqlx::query_as("SELECT * FROM loyalty_accounts WHERE customer_id = $1")
+                .bind(&customer)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let expiring_soon: Vec<ExpiringLot> = sqlx::query_as(
             "SELECT remaining, expires_at FROM loyalty_lots \
              WHERE customer_id = $1 AND NOT expired AND remaining > 0 \
                AND expires_at > $2 AND expires_at <= $3 \
@@ -96,10 +91,14 @@ pub async fn my_loyalty(
         .bind(&customer)
         .bind(now)
         .bind(horizon)
-        .fetch_all(pool)
-        .await
-    })
-    .map_err(internal)?;
+        .fetch_all(&mut *tx)
+        .await?;
+        (account, expiring_soon)
+    });
+    let (account, expiring_soon) = read.map_err(internal)?;
+    let Some(a) = account else {
+        return Err(row::NOT_FOUND.problem("you have no loyalty account"));
+    };
     let body = MyLoyaltyBody {
         points_expiring_within_30_days: expiring_soon.iter().map(|l| l.remaining).sum(),
         expiring_soon,

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::consistency::{internal, reach, Fresh, ReadAt};
 use super::money;
+use super::snapshot::in_snapshot;
 use crate::http::errors::row;
 use crate::http::principal::{CustomerOrStaff, Staff};
 use crate::http::problem::Problem;
@@ -320,14 +321,26 @@ pub async fn order_summary(
 ) -> Result<Response, Problem> {
     let order_id = path_uuid(&order_id)?.to_string();
     let position = reach(&state, ORDERS, wanted).await?;
-    let db = state.store.db_read();
-    let summary: Option<SummaryRow> = infra::on_db!(db, pool => {
-        sqlx::query_as("SELECT * FROM order_summaries WHERE order_id = $1")
-            .bind(&order_id)
-            .fetch_optional(pool)
-            .await
-    })
-    .map_err(internal)?;
+    let read = in_snapshot!(state, tx => {
+        let summary: Option<SummaryRow> =
+            sqlx::query_as("SELECT * FROM order_summaries WHERE order_id = $1")
+                .bind(&order_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let lines: Vec<LineRow> =
+            sqlx::query_as("SELECT * FROM order_lines WHERE order_id = $1 ORDER BY sku")
+                .bind(&order_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let shipments: Vec<ShipmentRow> = sqlx::query_as(
+            "SELECT * FROM order_shipments WHERE order_id = $1 ORDER BY updated_at, shipment_id",
+        )
+        .bind(&order_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        (summary, lines, shipments)
+    });
+    let (summary, lines, shipments) = read.map_err(internal)?;
     let visible = |s: &SummaryRow| {
         principal.is_staff()
             || principal
@@ -337,22 +350,6 @@ pub async fn order_summary(
     let Some(s) = summary.filter(visible) else {
         return Err(row::NOT_FOUND.problem(format!("no order {order_id}")));
     };
-    let lines: Vec<LineRow> = infra::on_db!(db, pool => {
-        sqlx::query_as("SELECT * FROM order_lines WHERE order_id = $1 ORDER BY sku")
-            .bind(&order_id)
-            .fetch_all(pool)
-            .await
-    })
-    .map_err(internal)?;
-    let shipments: Vec<ShipmentRow> = infra::on_db!(db, pool => {
-        sqlx::query_as(
-            "SELECT * FROM order_shipments WHERE order_id = $1 ORDER BY updated_at, shipment_id",
-        )
-        .bind(&order_id)
-        .fetch_all(pool)
-        .await
-    })
-    .map_err(internal)?;
     let m = |amount| money(amount, &s.currency);
     let totals = OrderTotalsView {
         subtotal: m(s.subtotal_minor)?,

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::consistency::{internal, reach, Fresh, ReadAt};
+use super::snapshot::in_snapshot;
 use crate::http::errors::row;
 use crate::http::principal::Staff;
 use crate::http::problem::Problem;
@@ -62,27 +63,24 @@ pub async fn stock_levels(
 ) -> Result<Response, Problem> {
     let sku = path_sku(&sku)?;
     let position = reach(&state, STOCK, wanted).await?;
-    let db = state.store.db_read();
-    let totals: Option<StockTotals> = infra::on_db!(db, pool => {
-        sqlx::query_as(
+    let read = in_snapshot!(state, tx => {
+        let totals: Option<StockTotals> = sqlx::query_as(
             "SELECT on_hand, reserved, backordered, available, backorder_limit, \
              low_stock_threshold, low_stock, updated_at FROM stock_items WHERE sku = $1",
         )
         .bind(sku.as_str())
-        .fetch_optional(pool)
-        .await
-    })
-    .map_err(internal)?;
-    let warehouses: Vec<WarehouseLevel> = infra::on_db!(db, pool => {
-        sqlx::query_as(
+        .fetch_optional(&mut *tx)
+        .await?;
+        let warehouses: Vec<WarehouseLevel> = sqlx::query_as(
             "SELECT warehouse_id, on_hand, reserved, available, updated_at \
              FROM stock_levels WHERE sku = $1 ORDER BY warehouse_id",
         )
         .bind(sku.as_str())
-        .fetch_all(pool)
-        .await
-    })
-    .map_err(internal)?;
+        .fetch_all(&mut *tx)
+        .await?;
+        (totals, warehouses)
+    });
+    let (totals, warehouses) = read.map_err(internal)?;
     if totals.is_none() && warehouses.is_empty() {
         return Err(row::NOT_FOUND.problem(format!("no stock recorded for {}", sku.as_str())));
     }
