@@ -521,3 +521,53 @@ fn failing_captures_are_retried_a_bounded_number_of_times_and_never_counted_as_p
         "nothing paid, nothing earned"
     );
 }
+
+#[test]
+fn an_exchange_ships_a_replacement_through_the_same_saga_and_refunds_nothing() {
+    let mut w = shop();
+    let id = check_out(&mut w, 2, test_payment::SUCCEEDS);
+    w.settle_until(t0() + Duration::days(2));
+    let return_id = ReturnId::from_uuid(Uuid::from_u128(0x2F));
+    let replacement = OrderId::from_uuid(Uuid::from_u128(0x0E));
+    let lines = vec![LineQuantity {
+        sku: sku("TEE"),
+        quantity: Quantity(1),
+    }];
+    let at = w.now();
+    let steps = [
+        OrderCommand::RequestReturn(RequestReturn {
+            return_id,
+            lines,
+            reason: "wrong size".into(),
+            window_days: None,
+            at,
+        }),
+        OrderCommand::RequestExchange(RequestExchange {
+            return_id,
+            replacement_order_id: replacement,
+            at,
+        }),
+        OrderCommand::ApproveReturn(ApproveReturn { return_id, at }),
+        OrderCommand::ReceiveReturn(ReceiveReturn { return_id, at }),
+    ];
+    for command in steps {
+        w.order(&id.to_string(), command).unwrap();
+        w.settle_until(w.now() + Duration::hours(1));
+    }
+    w.settle_until(t0() + Duration::days(40));
+
+    let original = details(&w, id);
+    assert!(original.refunded.is_zero(), "an exchange is not refunded");
+    assert_eq!(order(&w, id).status, OrderStatus::Completed);
+    let swap = order(&w, replacement);
+    assert_eq!(swap.status, OrderStatus::Completed);
+    assert!(swap.details.unwrap().totals.grand_total.is_zero());
+    // Two sold, one back in Hamburg, one out again as the replacement.
+    assert_eq!(levels(&w, "TEE").on_hand, 4);
+    assert_eq!(levels(&w, "TEE").reserved, 0);
+    assert_eq!(
+        w.payments.charges().len(),
+        1,
+        "the replacement needed no payment"
+    );
+}

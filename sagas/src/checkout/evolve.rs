@@ -64,7 +64,9 @@ fn lines(lines: &[OrderLine]) -> Vec<LineFacts> {
         .iter()
         .map(|l| LineFacts {
             sku: l.sku.clone(),
+            name: l.name.clone(),
             quantity: l.quantity,
+            unit_price: l.unit_price,
             line_total: l.line_total,
         })
         .collect()
@@ -126,8 +128,14 @@ fn order(state: &mut CheckoutState, e: &OrderEvent) {
                     lines: e.lines.clone(),
                     stage: ReturnStage::Requested,
                     label: None,
+                    exchange: None,
                 },
             );
+        }
+        OrderEvent::OrderExchangeRequested(e) => {
+            if let Some(r) = state.returns.get_mut(&e.return_id) {
+                r.exchange = Some(e.replacement_order_id);
+            }
         }
         OrderEvent::OrderReturnApproved(e) => set_return(state, e.return_id, ReturnStage::Approved),
         OrderEvent::OrderReturnRejected(e) => set_return(state, e.return_id, ReturnStage::Rejected),

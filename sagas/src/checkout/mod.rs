@@ -14,6 +14,8 @@
 //! promotions and held points and voids or refunds the payment. Returns: approved →
 //! return label; received → restock, refund the returned share, reverse points in
 //! proportion (the loyalty aggregate computes the share from the refunded amount).
+//! Exchange → a replacement order with nothing due, run by its own instance of this saga;
+//! the exchanged units are restocked and not refunded.
 
 mod evolve;
 mod failure;

@@ -6,8 +6,8 @@ use aggregates::loyalty::{
     CommitHeldPoints, EarnPoints, HoldPoints, LoyaltyCommand, ReturnHeldPoints, ReversePoints,
 };
 use aggregates::order::{
-    CancelOrder, CancellationReason, LineQuantity, OrderCommand, OrderEvent, RecordDelivery,
-    RecordPaymentCaptured, RecordRefund, RecordShipment,
+    CancelOrder, CancellationReason, LineQuantity, NewOrderLine, OrderCommand, OrderEvent,
+    PlaceOrder, RecordDelivery, RecordPaymentCaptured, RecordRefund, RecordShipment,
 };
 use aggregates::payment::{
     AssessFraud, AuthorizePayment, CapturePayment, DeclinePayment, FraudInputs, FraudOutcome,
@@ -86,6 +86,11 @@ impl Step<'_> {
         self.state.order.as_ref().unwrap_or_else(|| unreachable!())
     }
 
+    fn order_id(&self) -> OrderId {
+        // `react` only builds a step once the order is known.
+        self.state.order_id.unwrap_or_else(|| unreachable!())
+    }
+
     fn customer(&self) -> String {
         self.order().customer_id.to_string()
     }
@@ -124,6 +129,9 @@ impl Step<'_> {
             OrderEvent::OrderDelivered(_) => self.delivered(order_id),
             OrderEvent::OrderReturnApproved(e) => self.return_label(e.return_id),
             OrderEvent::OrderReturnReceived(e) => self.restock_and_refund(e.return_id, &e.lines),
+            OrderEvent::OrderExchangeRequested(e) => {
+                self.place_replacement(e.return_id, e.replacement_order_id)
+            }
             OrderEvent::OrderRefundRecorded(_) | OrderEvent::OrderReturnRejected(_) => {
                 self.complete_if_settled(order_id)
             }
@@ -392,6 +400,18 @@ impl Step<'_> {
                 ),
             ));
         }
+        let exchanged = self
+            .state
+            .returns
+            .get(&return_id)
+            .is_some_and(|r| r.exchange.is_some());
+        if exchanged {
+            // The replacement order pays for the returned units: nothing to refund, and
+            // the order may complete if its window has closed meanwhile.
+            let complete = self.complete_if_settled(self.order_id());
+            r.commands.extend(complete.commands);
+            return r;
+        }
         let (Some(p), Ok(amount)) = (&self.state.payment, return_refund(self.state, lines)) else {
             return r;
         };
@@ -407,6 +427,53 @@ impl Step<'_> {
             )),
             _ => r,
         }
+    }
+
+    /// The replacement of an exchange: the returned units again, at their price fully
+    /// discounted, shipped free to the same address, so nothing is due and its own saga
+    /// reserves, confirms and ships it without a payment.
+    fn place_replacement(&self, return_id: aggregates::ReturnId, replacement: OrderId) -> Reaction {
+        let Some(ret) = self.state.returns.get(&return_id) else {
+            return Reaction::none();
+        };
+        let order = self.order();
+        let mut lines = Vec::with_capacity(ret.lines.len());
+        for l in &ret.lines {
+            let Some(line) = order.lines.iter().find(|x| x.sku == l.sku) else {
+                continue;
+            };
+            let Ok(gross) = line.unit_price.times(l.quantity.get()) else {
+                return Reaction::none();
+            };
+            lines.push(NewOrderLine {
+                sku: l.sku.clone(),
+                name: line.name.clone(),
+                quantity: l.quantity,
+                unit_price: line.unit_price,
+                discount: gross,
+            });
+        }
+        Reaction::none().command(Dispatch::new(
+            "place-replacement",
+            order_target(
+                replacement,
+                OrderCommand::PlaceOrder(PlaceOrder {
+                    order_id: replacement,
+                    customer_id: order.customer_id,
+                    cart_id: None,
+                    currency: order.currency,
+                    lines,
+                    shipping: Money::zero(order.currency),
+                    tax_rate_bp: order.tax_rate_bp,
+                    points_value: Money::zero(order.currency),
+                    shipping_address: order.shipping_address.clone(),
+                    billing_address: order.billing_address.clone(),
+                    payment_method_token: order.payment_method_token.clone(),
+                    draft: false,
+                    at: self.now,
+                }),
+            ),
+        ))
     }
 
     fn complete_if_settled(&self, order_id: OrderId) -> Reaction {

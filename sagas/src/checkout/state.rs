@@ -53,7 +53,9 @@ pub struct OrderFacts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineFacts {
     pub sku: Sku,
+    pub name: String,
     pub quantity: Quantity,
+    pub unit_price: Money,
     pub line_total: Money,
 }
 
@@ -125,6 +127,9 @@ pub struct ReturnProgress {
     pub stage: ReturnStage,
     /// Tracking number of the return label sent to the customer.
     pub label: Option<String>,
+    /// The order that replaces the returned units, when the customer asked for an
+    /// exchange instead of a refund.
+    pub exchange: Option<OrderId>,
 }
 
 /// The saga's state for one order.
@@ -157,12 +162,13 @@ impl CheckoutState {
         matches!(self.phase, Phase::Cancelled | Phase::Completed)
     }
 
+    /// A return still waits for the merchant, the goods or its refund (an exchanged
+    /// return is settled once received: its replacement is its own order).
     pub fn open_returns(&self) -> bool {
-        self.returns.values().any(|r| {
-            matches!(
-                r.stage,
-                ReturnStage::Requested | ReturnStage::Approved | ReturnStage::Received
-            )
+        self.returns.values().any(|r| match r.stage {
+            ReturnStage::Requested | ReturnStage::Approved => true,
+            ReturnStage::Received => r.exchange.is_none(),
+            ReturnStage::Refunded | ReturnStage::Rejected => false,
         })
     }
 }

@@ -1138,3 +1138,35 @@ fn the_state_survives_a_round_trip_through_json() {
     let back: CheckoutState = serde_json::from_value(json).unwrap();
     assert_eq!(back, state);
 }
+
+#[test]
+fn an_exchange_places_a_replacement_with_nothing_due_and_refunds_nothing() {
+    let mut history = delivered_history();
+    history.push(ev(22, requested_return()));
+    let replacement = OrderId::from_uuid(Uuid::from_u128(0xB2));
+    let exchange = OrderEvent::OrderExchangeRequested(OrderExchangeRequested {
+        return_id: return_id(),
+        replacement_order_id: replacement,
+        at: t0(),
+    });
+    let r = when(&history, ev(23, exchange.clone()));
+    match &r.commands[0].target {
+        Target::Order(id, OrderCommand::PlaceOrder(p)) => {
+            assert_eq!(id, &replacement.to_string());
+            assert_eq!(p.lines.len(), 1);
+            assert_eq!(p.lines[0].quantity, Quantity(1));
+            assert_eq!(p.lines[0].discount, p.lines[0].unit_price);
+            assert!(p.shipping.is_zero() && p.points_value.is_zero());
+        }
+        other => panic!("expected a replacement order, got {other:?}"),
+    }
+    history.push(ev(23, exchange));
+    let received = OrderEvent::OrderReturnReceived(OrderReturnReceived {
+        return_id: return_id(),
+        lines: one_tee(),
+        at: t0(),
+    });
+    let r = when(&history, ev(24, received));
+    assert_eq!(steps(&r), vec!["restock:TEE"]);
+    assert!(r.calls.is_empty(), "no refund for an exchanged return");
+}
