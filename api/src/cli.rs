@@ -294,6 +294,13 @@ pub struct LimitArgs {
     /// Requests handled at once; more wait for a slot.
     #[arg(long, env = "COMMERCE_MAX_CONCURRENT_REQUESTS", default_value_t = limits::DEFAULT_MAX_CONCURRENT_REQUESTS)]
     pub max_concurrent_requests: usize,
+    /// Seconds a client may take to send a request's headers before the connection is
+    /// closed (slow clients cannot hold connections).
+    #[arg(long, env = "COMMERCE_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Connections open at once; further clients wait to be accepted.
+    #[arg(long, env = "COMMERCE_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
 }
 
 impl LimitArgs {
@@ -311,6 +318,15 @@ impl LimitArgs {
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
             max_concurrent_requests: self.max_concurrent_requests.max(1),
+        }
+    }
+
+    /// The listener's limits these options describe.
+    pub fn connection_limits(&self) -> crate::http::server::ConnectionLimits {
+        crate::http::server::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            max_connections: self.max_connections.max(1),
+            ..crate::http::server::ConnectionLimits::default()
         }
     }
 }
@@ -579,13 +595,15 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .with_projections(projections)
         .with_consistency_wait(args.consistency_wait)
         .with_webhook_secret_keys(args.webhook_keys.webhook_secret_keys.clone());
-    // The client address feeds the per-address rate limit.
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    // The listener hands handlers the client address (the per-address rate limit).
+    crate::http::server::serve(
+        listener,
+        app(state),
+        args.limits.connection_limits(),
+        shutdown_signal(),
+    )
+    .await;
     engine.stop(Duration::from_secs(10)).await;
-    served.map_err(|e| CliError::runtime(format!("server error: {e}")))?;
     tracing::info!("commerce stopped");
     Ok(())
 }

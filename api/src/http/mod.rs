@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod principal;
 pub mod problem;
+pub mod server;
 pub mod webhooks;
 
 use axum::Router;
