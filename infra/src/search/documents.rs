@@ -114,10 +114,27 @@ fn decode(events: &[RecordedEvent]) -> Result<Vec<Decoded>, SearchError> {
     Ok(decoded)
 }
 
-/// A document after a batch, with the position of the last event that changed it.
+/// A document after a batch, with the position of the last event that changed it and
+/// the stored document it started from (`None`: new), so only the parts that changed
+/// are rewritten.
 enum Folded {
-    Product(ProductDocument, i64),
-    Order(OrderDocument, i64),
+    Product(ProductDocument, i64, Option<ProductDocument>),
+    Order(OrderDocument, i64, Option<OrderDocument>),
+}
+
+/// The fields the product full-text row holds.
+fn product_text(d: &ProductDocument) -> [&str; 5] {
+    [&d.sku, &d.name, &d.description, &d.brand, &d.category]
+}
+
+/// The fields the order full-text row holds.
+fn order_text(d: &OrderDocument) -> (&str, &str, Option<&str>, &[String]) {
+    (
+        &d.customer_id,
+        &d.customer_name,
+        d.status.map(|s| s.as_str()),
+        &d.skus,
+    )
 }
 
 /// Folds `events` (in position order, as read from the log) into the stored documents
@@ -169,19 +186,23 @@ pub async fn apply_batch(store: &Store, events: &[RecordedEvent]) -> Result<usiz
                 // are written.
                 let doc = match (&d.key, stored) {
                     (DocumentKey::Product(_), Some(text)) => {
-                        Folded::Product(serde_json::from_str(&text)?, 0)
+                        let stored: ProductDocument = serde_json::from_str(&text)?;
+                        Folded::Product(stored.clone(), 0, Some(stored))
                     }
-                    (DocumentKey::Product(id), None) => Folded::Product(ProductDocument::new(id), 0),
+                    (DocumentKey::Product(id), None) => {
+                        Folded::Product(ProductDocument::new(id), 0, None)
+                    }
                     (DocumentKey::Order(_), Some(text)) => {
-                        Folded::Order(serde_json::from_str(&text)?, 0)
+                        let stored: OrderDocument = serde_json::from_str(&text)?;
+                        Folded::Order(stored.clone(), 0, Some(stored))
                     }
-                    (DocumentKey::Order(id), None) => Folded::Order(OrderDocument::new(id), 0),
+                    (DocumentKey::Order(id), None) => Folded::Order(OrderDocument::new(id), 0, None),
                 };
                 docs.insert(d.key.clone(), doc);
             }
             let (changed, at) = match docs.get_mut(&d.key) {
-                Some(Folded::Product(doc, at)) => (doc.apply(&d.event), at),
-                Some(Folded::Order(doc, at)) => (doc.apply(&d.event), at),
+                Some(Folded::Product(doc, at, _)) => (doc.apply(&d.event), at),
+                Some(Folded::Order(doc, at, _)) => (doc.apply(&d.event), at),
                 None => continue,
             };
             if changed {
@@ -191,7 +212,10 @@ pub async fn apply_batch(store: &Store, events: &[RecordedEvent]) -> Result<usiz
         let mut changed = 0;
         for folded in docs.values() {
             match folded {
-                Folded::Product(doc, position) if *position > 0 => {
+                Folded::Product(doc, position, stored) if *position > 0 => {
+                    let text_changed = stored
+                        .as_ref()
+                        .is_none_or(|s| product_text(s) != product_text(doc));
                     let text = serde_json::to_string(doc)?;
                     let created = doc.created_at.map(|t| t.timestamp_millis());
                     if sqlite {
@@ -208,23 +232,27 @@ pub async fn apply_batch(store: &Store, events: &[RecordedEvent]) -> Result<usiz
                             .bind(*position)
                             .fetch_one(&mut *tx)
                             .await?;
-                        sqlx::query("DELETE FROM search_products_fts WHERE rowid = $1")
+                        if stored.is_some() && text_changed {
+                            sqlx::query("DELETE FROM search_products_fts WHERE rowid = $1")
+                                .bind(seq)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        if text_changed {
+                            sqlx::query(
+                                "INSERT INTO search_products_fts \
+                                 (rowid, sku, name, description, brand, category) \
+                                 VALUES ($1, $2, $3, $4, $5, $6)",
+                            )
                             .bind(seq)
+                            .bind(&doc.sku)
+                            .bind(&doc.name)
+                            .bind(&doc.description)
+                            .bind(&doc.brand)
+                            .bind(&doc.category)
                             .execute(&mut *tx)
                             .await?;
-                        sqlx::query(
-                            "INSERT INTO search_products_fts \
-                             (rowid, sku, name, description, brand, category) \
-                             VALUES ($1, $2, $3, $4, $5, $6)",
-                        )
-                        .bind(seq)
-                        .bind(&doc.sku)
-                        .bind(&doc.name)
-                        .bind(&doc.description)
-                        .bind(&doc.brand)
-                        .bind(&doc.category)
-                        .execute(&mut *tx)
-                        .await?;
+                        }
                     } else {
                         sqlx::query(PG_UPSERT_PRODUCT)
                             .bind(&doc.sku)
@@ -241,11 +269,14 @@ pub async fn apply_batch(store: &Store, events: &[RecordedEvent]) -> Result<usiz
                             .execute(&mut *tx)
                             .await?;
                     }
-                    sqlx::query("DELETE FROM search_product_prices WHERE sku = $1")
-                        .bind(&doc.sku)
-                        .execute(&mut *tx)
-                        .await?;
-                    for (currency, amount) in &doc.prices {
+                    let prices_changed = stored.as_ref().is_none_or(|s| s.prices != doc.prices);
+                    if stored.is_some() && prices_changed {
+                        sqlx::query("DELETE FROM search_product_prices WHERE sku = $1")
+                            .bind(&doc.sku)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    for (currency, amount) in doc.prices.iter().filter(|_| prices_changed) {
                         sqlx::query(
                             "INSERT INTO search_product_prices (sku, currency, amount) \
                              VALUES ($1, $2, $3)",
@@ -256,11 +287,16 @@ pub async fn apply_batch(store: &Store, events: &[RecordedEvent]) -> Result<usiz
                         .execute(&mut *tx)
                         .await?;
                     }
-                    sqlx::query("DELETE FROM search_product_warehouses WHERE sku = $1")
-                        .bind(&doc.sku)
-                        .execute(&mut *tx)
-                        .await?;
-                    for warehouse in &doc.warehouses {
+                    let warehouses_changed = stored
+                        .as_ref()
+                        .is_none_or(|s| s.warehouses != doc.warehouses);
+                    if stored.is_some() && warehouses_changed {
+                        sqlx::query("DELETE FROM search_product_warehouses WHERE sku = $1")
+                            .bind(&doc.sku)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    for warehouse in doc.warehouses.iter().filter(|_| warehouses_changed) {
                         sqlx::query(
                             "INSERT INTO search_product_warehouses (sku, warehouse) \
                              VALUES ($1, $2)",
@@ -272,7 +308,10 @@ pub async fn apply_batch(store: &Store, events: &[RecordedEvent]) -> Result<usiz
                     }
                     changed += 1;
                 }
-                Folded::Order(doc, position) if *position > 0 => {
+                Folded::Order(doc, position, stored) if *position > 0 => {
+                    let text_changed = stored
+                        .as_ref()
+                        .is_none_or(|s| order_text(s) != order_text(doc));
                     let text = serde_json::to_string(doc)?;
                     let status = doc.status.map(|s| s.as_str()).unwrap_or("");
                     let placed = doc.placed_at.map(|t| t.timestamp_millis());
@@ -288,10 +327,13 @@ pub async fn apply_batch(store: &Store, events: &[RecordedEvent]) -> Result<usiz
                             .bind(*position)
                             .fetch_one(&mut *tx)
                             .await?;
-                        sqlx::query("DELETE FROM search_orders_fts WHERE rowid = $1")
-                            .bind(seq)
-                            .execute(&mut *tx)
-                            .await?;
+                        if stored.is_some() && text_changed {
+                            sqlx::query("DELETE FROM search_orders_fts WHERE rowid = $1")
+                                .bind(seq)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        if text_changed {
                         sqlx::query(
                             "INSERT INTO search_orders_fts \
                              (rowid, order_id, customer_id, customer_name, status, skus) \
@@ -305,6 +347,7 @@ pub async fn apply_batch(store: &Store, events: &[RecordedEvent]) -> Result<usiz
                         .bind(&skus)
                         .execute(&mut *tx)
                         .await?;
+                        }
                     } else {
                         sqlx::query(PG_UPSERT_ORDER)
                             .bind(&doc.order_id)
