@@ -84,6 +84,9 @@ pub enum Command {
     /// Webhook administration from the command line: reseal stored secrets.
     #[command(subcommand)]
     Webhooks(crate::webhook_keys::WebhooksCommand),
+    /// Stream heads kept outside the database: write them, or check the log against them.
+    #[command(subcommand)]
+    Anchor(crate::anchor::AnchorCommand),
     /// SQL views: rebuild one without downtime, or show where each stands.
     #[command(subcommand)]
     Projections(crate::projections::ProjectionsCommand),
@@ -417,6 +420,7 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
         Command::Dlq(cmd) => dlq::run(cmd, &mut std::io::stdout().lock()).await,
         Command::Seed(args) => crate::seed::run(args).await,
         Command::Webhooks(cmd) => crate::webhook_keys::run(cmd).await,
+        Command::Anchor(cmd) => crate::anchor::run(cmd).await,
         Command::Projections(cmd) => {
             crate::projections::run(cmd, &mut std::io::stdout().lock()).await
         }

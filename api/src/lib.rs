@@ -1,6 +1,7 @@
 //! The `commerce` binary's library: configuration, the HTTP API and the commands
 //! (`serve`, `migrate`, `verify`, `bench`, `dlq`). `main.rs` only parses and dispatches.
 
+pub mod anchor;
 pub mod bench;
 pub mod cli;
 pub mod dlq;

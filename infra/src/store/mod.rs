@@ -12,6 +12,7 @@
 //!
 //! The database itself refuses `UPDATE` and `DELETE` on the log (triggers).
 
+pub mod anchor;
 mod hash;
 mod postgres;
 mod restore;
