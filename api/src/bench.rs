@@ -25,12 +25,14 @@ mod http;
 mod projections;
 mod relay;
 mod search;
+mod views;
 pub use commands::CommandsArgs;
 pub use export::ExportBenchArgs;
 pub use http::HttpArgs;
 pub use projections::ProjectionsArgs;
 pub use relay::{RelayArgs, DEFAULT_NATS_URL};
 pub use search::SearchArgs;
+pub use views::ViewsArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -46,6 +48,8 @@ pub enum BenchCommand {
     Projections(ProjectionsArgs),
     /// Search: event -> searchable latency of the embedded index vs the append alone.
     Search(SearchArgs),
+    /// Read-your-writes: command then view read at its position vs an immediate read.
+    Views(ViewsArgs),
     /// Export: `commerce export` to each format vs reading the same range alone.
     Export(ExportBenchArgs),
 }
@@ -78,6 +82,7 @@ pub async fn run(command: BenchCommand) -> Result<(), String> {
         BenchCommand::Http(args) => http::http(args).await,
         BenchCommand::Projections(args) => projections::projections(args).await,
         BenchCommand::Search(args) => search::search(args).await,
+        BenchCommand::Views(args) => views::views(args).await,
         BenchCommand::Export(args) => export::export_bench(args).await,
     }
 }
