@@ -919,3 +919,59 @@ async fn a_leader_cut_off_from_postgres_stops_publishing_before_a_standby_takes_
     assert_exactly_once_in_order(&f).await;
     f.finish().await;
 }
+
+/// A stream whose positions are out of order in one stretch (what a relay restart can
+/// leave: an event re-sent after later ones were stored). A new consumer starting after
+/// position 4 still receives every event above 4, though a binary search alone lands
+/// past some of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_consumer_misses_nothing_after_an_out_of_order_stretch() {
+    let Some(nats) = nats().await else {
+        return;
+    };
+    let config = relay_config();
+    let context = jetstream::new(nats.clone());
+    context.create_stream(config.stream_config()).await.unwrap();
+    // Sequence 7 holds position 4, stored after positions 5, 6 and 7.
+    let positions = [1, 2, 3, 5, 6, 7, 4, 8, 9, 10, 11, 12];
+    for &position in &positions {
+        let event = RecordedEvent {
+            position,
+            event_id: Uuid::now_v7(),
+            stream_type: "order".into(),
+            stream_id: format!("o-{position}"),
+            version: 1,
+            event_type: "Noted".into(),
+            schema_version: 1,
+            payload_text: json!({ "position": position }).to_string(),
+            metadata_text: "{}".into(),
+            correlation_id: None,
+            causation_id: None,
+            actor: None,
+            recorded_at: chrono::Utc::now(),
+            hash: vec![0; 32],
+            prev_hash: None,
+        };
+        let (subject, message) = ce::encode(&config.subject_prefix, event);
+        context
+            .send_publish(subject, message)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let mut feed = JetStreamFeed::open(
+        nats.clone(),
+        JetStreamFeedConfig::new(&config.stream, "after-four"),
+        4,
+    )
+    .await
+    .unwrap();
+    let received: Vec<i64> = take(&mut feed, 8)
+        .await
+        .iter()
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(received, vec![5, 6, 7, 8, 9, 10, 11, 12]);
+    let _ = context.delete_stream(&config.stream).await;
+}

@@ -62,8 +62,12 @@ const FETCH_EXPIRES: Duration = Duration::from_secs(5);
 /// A [`Feed`] over a durable pull consumer with explicit acks.
 ///
 /// When the durable consumer does not exist yet, it is created to deliver from the first
-/// message whose `ce-position` is above the requested position (found by binary search
-/// over the stream, whose positions increase with its sequence). When it exists, it
+/// message whose `ce-position` is above the requested position, found by binary search
+/// over the stream, whose positions increase with its sequence except in short
+/// out-of-order stretches a relay restart can leave (an event re-sent after later ones
+/// were stored, see [`crate::relay`]). So the consumer starts [`REORDER_MARGIN`] messages
+/// before what the search found, and the floor below skips what lies at or below the
+/// requested position: no event above it is missed. When it exists, it
 /// resumes from its own ack state; messages at or below the requested position are then
 /// acknowledged and skipped, so the consumer's stored position is always respected.
 ///
@@ -229,13 +233,33 @@ impl JetStreamFeed {
     }
 }
 
-/// The sequence of the first message with a position above `after`, or one past the
-/// last message when there is none yet (the consumer then waits for it).
+/// Messages a new consumer starts before the binary search's answer. An out-of-order
+/// stretch is at most the relay's publishes in flight when a session failed
+/// (`RelayConfig::max_in_flight`, 256 by default), so a late event never lies further
+/// than that behind the first event above it; the margin covers a few such failures in
+/// a row. Keep `max_in_flight` well below it.
+pub const REORDER_MARGIN: u64 = 1024;
+
+/// Where a new consumer for events above `after` starts: [`REORDER_MARGIN`] messages
+/// before the first message the binary search finds with a position above `after` (or
+/// one past the last message when there is none yet: the consumer then waits for it).
 async fn start_sequence(stream: &Stream, after: i64) -> Result<u64, FeedError> {
     let state = stream.get_info().await.map_err(FeedError::nats)?.state;
     if state.messages == 0 {
         return Ok(state.last_sequence + 1);
     }
+    let found = search_start(stream, after, &state).await?;
+    Ok(found
+        .saturating_sub(REORDER_MARGIN)
+        .max(state.first_sequence))
+}
+
+/// The binary search of [`start_sequence`], exact when positions increase with sequence.
+async fn search_start(
+    stream: &Stream,
+    after: i64,
+    state: &async_nats::jetstream::stream::State,
+) -> Result<u64, FeedError> {
     let (mut low, mut high) = (state.first_sequence, state.last_sequence + 1);
     while low < high {
         let mid = low + (high - low) / 2;
