@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use projections::{Change, Event, Projection, ViewEvent};
 
 use super::checkpoint::ViewTx;
+use super::coalesce::Coalescer;
 use super::sql::Target;
 use crate::store::RecordedEvent;
 
@@ -106,6 +107,8 @@ pub(crate) async fn apply_lane(
             return Err(LaneError::Conflict);
         }
     }
+    // The whole run of events, coalesced: one statement per row touched.
+    let mut rows = Coalescer::default();
     for i in start..end {
         let recorded = &batch[i];
         let Some(Ok(event)) = &decoded[i] else {
@@ -124,15 +127,18 @@ pub(crate) async fn apply_lane(
             },
             buf,
         );
-        for change in buf.iter() {
-            let table = lane.target.table(change.table);
-            tx.apply(change, &table)
-                .await
-                .map_err(|error| LaneError::Event {
-                    position: recorded.position,
-                    error,
-                })?;
+        for change in buf.drain(..) {
+            rows.push(change, recorded.position);
         }
+    }
+    for pending in rows.into_changes() {
+        let table = lane.target.table(pending.change.table);
+        tx.apply(&pending.change, &table)
+            .await
+            .map_err(|error| LaneError::Event {
+                position: pending.position,
+                error,
+            })?;
     }
     match stop {
         None => Ok(LaneResult::Advanced(to)),

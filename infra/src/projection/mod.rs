@@ -20,6 +20,7 @@
 
 mod apply;
 pub mod checkpoint;
+mod coalesce;
 mod rebuild;
 mod runner;
 mod sql;
