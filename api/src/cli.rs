@@ -147,6 +147,10 @@ pub struct ServeArgs {
     pub webhook_retention: Duration,
     #[command(flatten)]
     pub webhook_keys: crate::webhook_keys::SecretKeyArgs,
+    /// How long consumers keep inbox rows of settled events and closed dead letters,
+    /// e.g. `7d`; older ones are pruned every few minutes.
+    #[arg(long, env = "COMMERCE_CONSUMER_RETENTION", default_value = "7d", value_parser = token::parse_ttl)]
+    pub consumer_retention: Duration,
     /// Meilisearch to index into and search from, e.g. `http://127.0.0.1:7700`; without
     /// it search uses the embedded index in the database (docs/search.md).
     #[arg(long, env = "COMMERCE_MEILI_URL")]
@@ -576,7 +580,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
             "no webhook secret keys configured: webhook signing secrets are stored in clear"
         );
     }
-    engine.run_housekeeping(args.idempotency_retention);
+    engine.run_housekeeping(args.idempotency_retention, args.consumer_retention);
     // The query routes wait on this handle for read-your-writes.
     let projections = engine.run_projections();
     let search = engine.run_search(args.meili_url.as_deref(), args.meili_key.clone())?;

@@ -216,7 +216,11 @@ impl Engine {
     /// dead-letter gauges of `/metrics` from the store's tables, and every
     /// [`PRUNE_EVERY`] it deletes `Idempotency-Key` responses older than
     /// `idempotency_retention`. Failures are logged and tried again next round.
-    pub fn run_housekeeping(&mut self, idempotency_retention: Duration) {
+    pub fn run_housekeeping(
+        &mut self,
+        idempotency_retention: Duration,
+        consumer_retention: Duration,
+    ) {
         let store = self.store.clone();
         let stop = self.stopped();
         self.spawn("housekeeping", async move {
@@ -238,6 +242,12 @@ impl Engine {
                             Ok(0) => {}
                             Ok(n) => tracing::info!(deleted = n, "pruned idempotency keys"),
                             Err(err) => tracing::warn!(error = %err, "cannot prune idempotency keys"),
+                        }
+                        let kept = chrono::Duration::from_std(consumer_retention)
+                            .unwrap_or(chrono::Duration::MAX);
+                        let before = store.clock().now() - kept;
+                        if let Err(err) = infra::consumer::retention::prune(&store, before).await {
+                            tracing::warn!(error = %err, "cannot prune consumer bookkeeping");
                         }
                     }
                 }

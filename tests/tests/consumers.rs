@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use infra::consumer::{
-    inbox, Consumer, ConsumerConfig, DeadLetterError, DeadLetterQueue, DeadLetterStatus,
+    inbox, retention, Consumer, ConsumerConfig, DeadLetterError, DeadLetterQueue, DeadLetterStatus,
     DeadLetterStream, Handler, HandlerError, Ordering, Tx, TxConn,
 };
 use infra::feed::Envelope;
@@ -1450,4 +1450,70 @@ async fn a_runner_that_lost_its_lease_cannot_settle() {
         .await,
         1
     );
+}
+
+/// Retention: inbox rows of settled events and closed dead letters go once older than
+/// the cut-off; open dead letters and anything newer stay. And a pruned consumer goes on
+/// handling new events, each once.
+async fn retention_prunes_only_what_is_settled_and_old(kind: BackendKind) {
+    let Some(store) = store(kind).await else {
+        return;
+    };
+    let recorder = Recorder::new("mailer", Ordering::Unordered);
+    recorder.plan("a", 1, Plan::Broken);
+    recorder.plan("b", 1, Plan::Broken);
+    append(&store, "a", 3, &[]).await;
+    append(&store, "b", 2, &[]).await;
+    let consumer = Consumer::new(store.clone(), recorder.clone(), fast_config()).unwrap();
+    let running = spawn_local(consumer.clone());
+    wait_handled(&recorder, 3).await;
+    // a/1 is retried and resolves; b/1 stays dead.
+    recorder.heal();
+    let dlq = DeadLetterQueue::new(store.clone());
+    let dead = dlq
+        .list(Some("mailer"), &[DeadLetterStatus::Dead], 0, 10)
+        .await
+        .unwrap();
+    let a = dead.iter().find(|l| l.stream.stream_id == "a").unwrap().id;
+    dlq.retry(a).await.unwrap();
+    wait_handled(&recorder, 4).await;
+    stop(running).await;
+    let inbox = scalar(&store, "SELECT count(*) FROM consumer_inbox").await;
+    assert_eq!(inbox, 4, "{kind:?}: a/1..3 and b/2 handled");
+
+    let now = chrono::Utc::now();
+    let nothing = retention::prune(&store, now - chrono::Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(nothing, retention::Pruned::default(), "{kind:?}");
+
+    let pruned = retention::prune(&store, now + chrono::Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(pruned.inbox, 4, "{kind:?}");
+    assert_eq!(pruned.dead_letters, 1, "{kind:?}: the resolved letter");
+    let open = letters(&dlq, "mailer", &DeadLetterStatus::OPEN).await;
+    assert_eq!(open, vec![(DeadLetterStatus::Dead, "b".to_string(), 1)]);
+
+    // New events after pruning are handled once each.
+    append(&store, "c", 2, &[]).await;
+    let running = spawn_local(consumer);
+    wait_handled(&recorder, 6).await;
+    stop(running).await;
+    assert_eq!(recorder.versions_of("c"), vec![1, 2], "{kind:?}");
+    assert_eq!(
+        recorder.versions_of("a"),
+        vec![2, 3, 1],
+        "{kind:?}: nothing again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_retention_prunes_only_what_is_settled_and_old() {
+    retention_prunes_only_what_is_settled_and_old(BackendKind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_retention_prunes_only_what_is_settled_and_old() {
+    retention_prunes_only_what_is_settled_and_old(BackendKind::Sqlite).await;
 }

@@ -109,15 +109,15 @@ pub async fn serve(
     while connections.join_next().await.is_some() {}
 }
 
+/// A response on its way, as the hyper service hands it back.
+type Responding =
+    std::pin::Pin<Box<dyn Future<Output = Result<axum::response::Response, Infallible>> + Send>>;
+
 /// The router as a hyper service that records the client's address for the handlers.
 fn with_address(
     router: Router,
     remote: SocketAddr,
-) -> impl Fn(
-    Request<Incoming>,
-) -> std::pin::Pin<
-    Box<dyn Future<Output = Result<axum::response::Response, Infallible>> + Send>,
-> + Clone {
+) -> impl Fn(Request<Incoming>) -> Responding + Clone {
     move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(remote));
         let router = router.clone();

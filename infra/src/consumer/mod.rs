@@ -50,6 +50,7 @@ mod handler;
 pub mod inbox;
 pub mod lease;
 mod ledger;
+pub mod retention;
 mod tx;
 
 use std::future::Future;
