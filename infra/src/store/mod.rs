@@ -15,8 +15,8 @@
 pub mod anchor;
 mod hash;
 mod postgres;
-mod restore;
 pub mod repository;
+mod restore;
 mod row;
 mod scan;
 mod sqlite;

@@ -334,7 +334,8 @@ impl WebhookDispatcher {
             self.inner.store.db(),
             &self.inner.config.secret_keys,
             claimed.subscription_id,
-        ).await?
+        )
+        .await?
         else {
             // The subscription was deleted, and its deliveries with it.
             return Ok(());
