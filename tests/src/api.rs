@@ -62,3 +62,53 @@ pub fn normalised(body: &Value, id: &str) -> Value {
     let text = body.to_string().replace(id, "<id>");
     serde_json::from_str(&text).expect("json")
 }
+
+/// Creates the test shop's products through the command layer: `(sku, name, category,
+/// EUR price in cents)` each.
+pub async fn create_products(
+    commands: &infra::command::Commands,
+    now: chrono::DateTime<chrono::Utc>,
+    products: &[(&str, &str, &str, i64)],
+) {
+    use aggregates::product::{CreateProduct, Product, ProductCommand};
+    use aggregates::{Currency, Money, ProductId, Sku};
+    let ctx = infra::command::CommandContext::new("test:setup");
+    for &(sku, name, category, eur) in products {
+        let command = ProductCommand::CreateProduct(CreateProduct {
+            product_id: ProductId::from_uuid(uuid::Uuid::now_v7()),
+            sku: Sku::parse(sku).expect("sku"),
+            name: name.into(),
+            description: String::new(),
+            category: category.into(),
+            brand: "Northwind".into(),
+            attributes: Default::default(),
+            prices: [(Currency::EUR, Money::new(eur, Currency::EUR))].into(),
+            at: now,
+        });
+        commands
+            .execute::<Product>(&ctx, sku, command)
+            .await
+            .expect("create product");
+    }
+}
+
+/// The test shop's settings: a German tax rate of 19 % and a `standard` shipping method
+/// at 5 EUR.
+pub async fn write_shop_settings(store: &infra::Store) {
+    use infra::command::facts::{setting, write_setting};
+    use serde_json::json;
+    write_setting(store, setting::TAX_RATES, &json!({"DE": 1900}))
+        .await
+        .expect("tax rates");
+    write_setting(
+        store,
+        setting::SHIPPING_METHODS,
+        &json!([{
+            "code": "standard",
+            "name": "Standard",
+            "prices": {"EUR": {"amount": 500, "currency": "EUR"}}
+        }]),
+    )
+    .await
+    .expect("shipping methods");
+}

@@ -87,20 +87,7 @@ async fn shop(kind: BackendKind) -> Option<TestServer> {
         .execute::<Promotion>(&ctx, "SAVE10", coupon)
         .await
         .expect("create coupon");
-    write_setting(&server.store, setting::TAX_RATES, &json!({"DE": 1900}))
-        .await
-        .expect("tax rates");
-    write_setting(
-        &server.store,
-        setting::SHIPPING_METHODS,
-        &json!([{
-            "code": "standard",
-            "name": "Standard",
-            "prices": {"EUR": {"amount": 500, "currency": "EUR"}}
-        }]),
-    )
-    .await
-    .expect("shipping methods");
+    tests::api::write_shop_settings(&server.store).await;
     write_setting(
         &server.store,
         setting::POINT_VALUES,

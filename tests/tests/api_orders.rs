@@ -8,10 +8,8 @@
 use std::sync::Arc;
 
 use aggregates::order::{LineQuantity, Order, OrderCommand, RecordDelivery, RecordShipment};
-use aggregates::product::{CreateProduct, Product, ProductCommand};
-use aggregates::{Currency, Money, ProductId, Quantity, ShipmentId, Sku};
+use aggregates::{Quantity, ShipmentId, Sku};
 use infra::clock::SystemClock;
-use infra::command::facts::{setting, write_setting};
 use infra::command::{CommandContext, Commands};
 use infra::StoreConfig;
 use reqwest::Method;
@@ -47,41 +45,16 @@ async fn shop(kind: BackendKind) -> Option<Shop> {
     .await;
     let commands: Commands = commands.expect("the server's command layer");
     let now = server.store.clock().now();
-    let ctx = CommandContext::new("test:setup");
-    for (sku, name, eur) in [
-        ("TEE-RED", "Red tee", 2_000),
-        ("MUG-BLUE", "Blue mug", 1_250),
-    ] {
-        let command = ProductCommand::CreateProduct(CreateProduct {
-            product_id: ProductId::from_uuid(Uuid::now_v7()),
-            sku: Sku::parse(sku).expect("sku"),
-            name: name.into(),
-            description: String::new(),
-            category: "misc".into(),
-            brand: "Northwind".into(),
-            attributes: Default::default(),
-            prices: [(Currency::EUR, Money::new(eur, Currency::EUR))].into(),
-            at: now,
-        });
-        commands
-            .execute::<Product>(&ctx, sku, command)
-            .await
-            .expect("create product");
-    }
-    write_setting(&server.store, setting::TAX_RATES, &json!({"DE": 1900}))
-        .await
-        .expect("tax rates");
-    write_setting(
-        &server.store,
-        setting::SHIPPING_METHODS,
-        &json!([{
-            "code": "standard",
-            "name": "Standard",
-            "prices": {"EUR": {"amount": 500, "currency": "EUR"}}
-        }]),
+    tests::api::create_products(
+        &commands,
+        now,
+        &[
+            ("TEE-RED", "Red tee", "misc", 2_000),
+            ("MUG-BLUE", "Blue mug", "misc", 1_250),
+        ],
     )
-    .await
-    .expect("shipping methods");
+    .await;
+    tests::api::write_shop_settings(&server.store).await;
     Some(Shop { server, commands })
 }
 
