@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use clap::Args;
-use infra::store::{event_hash, HashInput, ScanFilter};
+use infra::store::ScanFilter;
 use infra::{Store, StreamRef};
 
 use super::aggregate::decode;
@@ -103,21 +103,7 @@ pub async fn verify(store: &Store, from: i64) -> Result<Report, ReplayError> {
             if e.prev_hash.as_deref() != expected_prev.as_deref() {
                 problem("previous hash does not match the stream's chain".into());
             }
-            let recomputed = event_hash(
-                e.prev_hash.as_deref(),
-                &HashInput {
-                    event_id: e.event_id,
-                    stream_type: &e.stream_type,
-                    stream_id: &e.stream_id,
-                    version: e.version,
-                    event_type: &e.event_type,
-                    schema_version: e.schema_version,
-                    payload: &e.payload_text,
-                    metadata: &e.metadata_text,
-                    recorded_at: e.recorded_at,
-                },
-            );
-            if recomputed.as_slice() != e.hash.as_slice() {
+            if e.recomputed_hash().as_slice() != e.hash.as_slice() {
                 problem("hash does not match the event's content (edited?)".into());
             }
             if let Err(err) = decode(&e) {

@@ -42,3 +42,24 @@ pub fn event_hash(prev: Option<&[u8]>, input: &HashInput<'_>) -> [u8; 32] {
     field(&mut h, &input.recorded_at.timestamp_micros().to_be_bytes());
     h.finalize().into()
 }
+
+impl super::RecordedEvent {
+    /// The hash this event's content and stored previous hash give: equal to
+    /// [`hash`](super::RecordedEvent::hash) unless the row was changed behind the store.
+    pub fn recomputed_hash(&self) -> [u8; 32] {
+        event_hash(
+            self.prev_hash.as_deref(),
+            &HashInput {
+                event_id: self.event_id,
+                stream_type: &self.stream_type,
+                stream_id: &self.stream_id,
+                version: self.version,
+                event_type: &self.event_type,
+                schema_version: self.schema_version,
+                payload: &self.payload_text,
+                metadata: &self.metadata_text,
+                recorded_at: self.recorded_at,
+            },
+        )
+    }
+}

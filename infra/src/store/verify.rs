@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{event_hash, HashInput, Store, StoreError};
+use super::{Store, StoreError};
 
 /// One thing wrong with the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,21 +66,7 @@ impl Store {
                 if e.prev_hash.as_deref() != expected_prev {
                     problem("previous hash does not match the stream's chain".into());
                 }
-                let recomputed = event_hash(
-                    e.prev_hash.as_deref(),
-                    &HashInput {
-                        event_id: e.event_id,
-                        stream_type: &e.stream_type,
-                        stream_id: &e.stream_id,
-                        version: e.version,
-                        event_type: &e.event_type,
-                        schema_version: e.schema_version,
-                        payload: &e.payload_text,
-                        metadata: &e.metadata_text,
-                        recorded_at: e.recorded_at,
-                    },
-                );
-                if recomputed.as_slice() != e.hash.as_slice() {
+                if e.recomputed_hash().as_slice() != e.hash.as_slice() {
                     problem("hash does not match the event's content".into());
                 }
                 after = e.position;
