@@ -87,6 +87,7 @@ async fn every_published_example_round_trips_through_the_store(kind: BackendKind
     };
     let entries = catalogue();
     let mut aggregates = BTreeSet::new();
+    let mut last = 0;
     for (n, entry) in entries.iter().enumerate() {
         aggregates.insert(entry.aggregate);
         let stream = StreamRef::new(entry.aggregate, format!("example-{n}"));
@@ -97,10 +98,11 @@ async fn every_published_example_round_trips_through_the_store(kind: BackendKind
             payload: entry.example().clone(),
             metadata: BTreeMap::new(),
         };
-        store
+        last = store
             .append(&stream, 0, vec![appended], None)
             .await
-            .unwrap();
+            .unwrap()
+            .last_position;
         let stored = store.read_stream(&stream, 0).await.unwrap();
         assert_eq!(stored.len(), 1, "{}", entry.relative_path());
         let (event_type, version, payload) = round_trip_any(&stored[0]);
@@ -116,7 +118,13 @@ async fn every_published_example_round_trips_through_the_store(kind: BackendKind
         8,
         "examples of every aggregate: {aggregates:?}"
     );
-    // Every example went in and came back: none was skipped on the way.
+    // Every example went in and came back: none was skipped on the way. (The tail hands
+    // out an event once no older transaction can still commit; other tests' transactions
+    // on the same server may hold that back for a moment.)
+    assert!(store
+        .wait_for_position(last, std::time::Duration::from_secs(30))
+        .await
+        .unwrap());
     let all = store.read_all(0, 10_000).await.unwrap();
     assert_eq!(all.len(), entries.len());
 }
