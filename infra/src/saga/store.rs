@@ -109,7 +109,7 @@ pub struct Conflict {
 }
 
 /// Stores a step's outcome in `conn`'s transaction: the state (optimistically), the last
-/// event, and the timers set, moved, cancelled or fired.
+/// event, and the timers set, moved, cancelled or fired; finishing removes them all.
 pub async fn save(conn: TxConn<'_>, s: &Save<'_>) -> Result<Result<(), Conflict>, sqlx::Error> {
     let state = s.state.to_string();
     let status = if s.finished { "finished" } else { "active" };
@@ -164,6 +164,15 @@ pub async fn save(conn: TxConn<'_>, s: &Save<'_>) -> Result<Result<(), Conflict>
                 .execute(&mut *c)
                 .await?;
             }
+            if s.finished {
+                // A finished saga has nothing left to fire; a timer that was claimed
+                // meanwhile loses its optimistic save and finds no row to release.
+                sqlx::query("DELETE FROM saga_timers WHERE saga_type = $1 AND saga_id = $2")
+                    .bind(s.saga_type)
+                    .bind(s.saga_id)
+                    .execute(&mut *c)
+                    .await?;
+            }
             for name in s.cancel_timers {
                 sqlx::query("DELETE FROM saga_timers WHERE saga_type = $1 AND saga_id = $2 AND name = $3")
                     .bind(s.saga_type)
@@ -172,7 +181,7 @@ pub async fn save(conn: TxConn<'_>, s: &Save<'_>) -> Result<Result<(), Conflict>
                     .execute(&mut *c)
                     .await?;
             }
-            for t in s.set_timers {
+            for t in s.set_timers.iter().filter(|_| !s.finished) {
                 sqlx::query(
                     "INSERT INTO saga_timers (saga_type, saga_id, name, due_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (saga_type, saga_id, name) DO UPDATE SET due_at = $4, claimed_until = NULL",
