@@ -119,12 +119,14 @@ problem_table! {
         INVALID_REQUEST = (400, "invalid_request", "Invalid request"),
         WEBHOOK_NOT_FOUND = (404, "webhook_not_found", "Webhook not found"),
         DELIVERY_NOT_FOUND = (404, "delivery_not_found", "Delivery not found"),
+        REPLAY_NOT_FOUND = (404, "replay_not_found", "Replay not found"),
         UNKNOWN_AGGREGATE = (404, "unknown_aggregate", "Unknown aggregate type"),
         INVALID_AS_OF = (400, "invalid_as_of", "Invalid as_of"),
         SEARCH_UNAVAILABLE = (503, "search_unavailable", "Search unavailable"),
         SEARCH_BEHIND = (504, "search_behind", "Search index behind"),
         VIEW_BEHIND = (504, "view_behind", "View behind"),
         INVALID_CONSISTENCY_POSITION = (400, "invalid_consistency_position", "Invalid Consistency-Position"),
+        POSITION_BEYOND_LOG = (400, "position_beyond_log", "Position beyond the log"),
     }
 
     /// Codes a cart command can answer.

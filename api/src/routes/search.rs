@@ -4,7 +4,8 @@
 //! the engine was started with `--meili-url`. A query may carry `min_position` (the
 //! `position` of a command reply) to wait, a bounded time, until the search documents
 //! include that command's effect; past the bound the answer is a `search_behind`
-//! problem naming the lag.
+//! problem naming the lag, and a position beyond the end of the log is refused at once
+//! (`position_beyond_log`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -215,7 +216,12 @@ pub struct OrderSearchReply {
     pub limit: u32,
 }
 
-const QUERY_PROBLEMS: &[&str] = &["invalid_query", "search_unavailable", "search_behind"];
+const QUERY_PROBLEMS: &[&str] = &[
+    "invalid_query",
+    "position_beyond_log",
+    "search_unavailable",
+    "search_behind",
+];
 
 /// The search routes.
 pub fn router() -> ApiRouter {
@@ -323,6 +329,7 @@ async fn wait_for(
     if position < 0 {
         return Err(invalid("min_position must not be negative"));
     }
+    crate::routes::views::consistency::written(state, position).await?;
     let search = state.search.as_ref();
     let reached = wait_until_searchable(search, &state.store, index, position, MIN_POSITION_WAIT)
         .await

@@ -31,16 +31,17 @@ pub use consistency::parse_wait;
 /// The OpenAPI tag of the query routes.
 const TAG: &str = "queries";
 
-/// Problems every view route can answer: a bad position, and a view that did not get
-/// there in time.
+/// Problems every view route can answer: a bad position, one beyond the log, and a view
+/// that did not get there in time.
 const READ_PROBLEMS: &[&str] = &[
     "invalid_query",
     "invalid_consistency_position",
+    "position_beyond_log",
     "view_behind",
 ];
 
 /// How every view route describes read-your-writes in the document.
-const READ_YOUR_WRITES: &str = "Reads a SQL view. `?min_position=P` or the header `Consistency-Position: P` (the `position` a command answered) waits until the view has applied the log up to `P`, else `504 view_behind`; the answer's `Consistency-Position` header is the position the view had reached.";
+const READ_YOUR_WRITES: &str = "Reads a SQL view. `?min_position=P` or the header `Consistency-Position: P` (the `position` a command answered) waits until the view has applied the log up to `P`, else `504 view_behind` (a `P` beyond the end of the log: `400 position_beyond_log`); the answer's `Consistency-Position` header is the position the view had reached.";
 
 /// The query routes.
 pub fn router() -> ApiRouter {

@@ -626,6 +626,18 @@ impl Store {
         }
     }
 
+    /// The highest position of any committed event (0 for an empty log). Unlike
+    /// [`Store::head_position`] it does not wait for older transactions still in flight:
+    /// it answers whether a position has been written at all, not whether a tail may
+    /// hand it out yet.
+    pub async fn last_position(&self) -> Result<i64, StoreError> {
+        match &self.inner.backend {
+            Backend::Postgres(pool) => postgres::last_position(pool).await,
+            // One writer: every committed row is already safe to hand out.
+            Backend::Sqlite(db) => db.head_position().await,
+        }
+    }
+
     /// Waits until a tail may hand out `position` (read-your-writes), polling, for at most
     /// `timeout`. Returns whether it got there.
     pub async fn wait_for_position(

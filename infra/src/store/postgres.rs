@@ -255,6 +255,14 @@ pub(super) async fn head_position(pool: &PgPool) -> Result<i64, StoreError> {
     Ok(head.unwrap_or(0))
 }
 
+pub(super) async fn last_position(pool: &PgPool) -> Result<i64, StoreError> {
+    let last: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM events ORDER BY position DESC LIMIT 1")
+            .fetch_optional(pool)
+            .await?;
+    Ok(last.unwrap_or(0))
+}
+
 pub(super) async fn load_snapshot(
     pool: &PgPool,
     stream: &StreamRef,

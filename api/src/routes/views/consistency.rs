@@ -4,7 +4,8 @@
 //! position (`?min_position=P` or `Consistency-Position: P`) waits until the view it
 //! reads has applied the log up to `P`, at most [`AppState::consistency_wait`], so the
 //! caller sees its own write; past the wait it answers `504 view_behind` naming the view,
-//! where it stands and `P`. Every answer carries `Consistency-Position`: a position the
+//! where it stands and `P`. A `P` beyond the end of the log is refused at once
+//! (`400 position_beyond_log`): no command answered it. Every answer carries `Consistency-Position`: a position the
 //! view had reached before its rows were read, which the next query may ask for in turn.
 //!
 //! The wait follows this process's projection runner when it has one (no polling: the
@@ -108,6 +109,11 @@ async fn wait(state: &AppState, view: &'static str, wanted: i64) -> Result<i64, 
         if at > 0 && at >= wanted {
             return Ok(at);
         }
+    }
+    if wanted > 0 {
+        written(state, wanted).await?;
+    }
+    if let Some(handle) = &state.projections {
         if wanted > 0
             && handle
                 .wait_for(view, wanted, state.consistency_wait)
@@ -139,6 +145,20 @@ async fn checkpoint(state: &AppState, view: &str) -> Result<i64, Problem> {
     })
     .map_err(internal)?;
     Ok(row.map_or(0, |(p,)| p))
+}
+
+/// Refuses a position no command has answered yet: the log ends before it, so no wait
+/// could reach it (`400 position_beyond_log`). Positions come from command replies, whose
+/// events are committed, so a genuine one is never refused.
+pub async fn written(state: &AppState, wanted: i64) -> Result<(), Problem> {
+    let last = state.store.last_position().await.map_err(internal)?;
+    if wanted > last {
+        return Err(row::POSITION_BEYOND_LOG.problem(format!(
+            "position {wanted} has not been written: the log ends at position {last}; \
+             ask for a position a command answered"
+        )));
+    }
+    Ok(())
 }
 
 /// `504 view_behind`, naming the view, where it stands and what was asked.
