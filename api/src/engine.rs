@@ -197,12 +197,18 @@ impl Engine {
         Ok(())
     }
 
-    /// Starts the webhook fan-out (a consumer named `webhooks`) and dispatcher.
+    /// Starts the webhook fan-out (a consumer named `webhooks`), the dispatcher and the
+    /// worker that carries out replay jobs.
     pub fn run_webhooks(&mut self, config: WebhookConfig) -> Result<(), CliError> {
         let fanout = WebhookFanout::new(self.store.clone());
         self.run_consumer(Arc::new(fanout), ConsumerConfig::default())?;
+        let replays_every = config.poll_interval;
         let dispatcher = WebhookDispatcher::new(self.store.clone(), config)
             .map_err(|e| CliError::config(format!("webhooks: {e}")))?;
+        let (store, stop) = (self.store.clone(), self.stopped());
+        self.spawn("webhook replays", async move {
+            infra::webhook::replay::run(store, replays_every, stop).await;
+        });
         let stop = self.stopped();
         self.spawn("webhook dispatcher", async move {
             if let Err(err) = dispatcher.run(stop).await {

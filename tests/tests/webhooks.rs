@@ -23,6 +23,7 @@ use infra::clock::{Clock, ManualClock};
 use infra::feed::{Feed, LocalFeed};
 use infra::store::{NewEvent, StoreConfig, StreamRef};
 use infra::webhook::admin::{self, DeliveryQuery, NewSubscription, SubscriptionUpdate};
+use infra::webhook::replay::{self, ReplayStatus};
 use infra::webhook::{
     verify, verify_timestamp, AllowList, DeliveryRecord, DeliveryStatus, SecretKeys, Subscription,
     SubscriptionStatus, WebhookConfig, WebhookDispatcher, WebhookError, WebhookFanout,
@@ -809,6 +810,72 @@ async fn manual_redelivery_sends_again_with_the_same_id() {
     }
 }
 
+/// A replay is a background job: the request records it, batches of the log are enqueued
+/// one transaction at a time with the job's progress, and two workers advancing the same
+/// job at once (as after a crash, or with two processes) enqueue every event once.
+#[tokio::test]
+async fn a_replay_job_advances_in_batches_and_enqueues_each_event_once() {
+    for kind in BACKENDS {
+        let Some(f) = fixture(kind, test_config()).await else {
+            continue;
+        };
+        let sub = f
+            .subscribe("http://127.0.0.1:9/unused", &["order.*"], &WebhookSecret::generate())
+            .await;
+        let mut orders = 0;
+        for n in 0..9 {
+            f.append("order", &format!("o-{n}"), "OrderPlaced").await;
+            orders += 1;
+            if n % 3 == 0 {
+                f.append("cart", "c-0", "ItemAdded").await;
+            }
+        }
+        f.settle().await;
+
+        let job = replay::start(&f.store, sub.id, 0).await.unwrap();
+        assert_eq!(job.status, ReplayStatus::Running);
+        assert_eq!((job.done_position, job.enqueued), (0, 0));
+        assert_eq!(job.to_position, f.store.head_position().await.unwrap());
+        // Nothing is enqueued until a worker advances the job.
+        assert!(f.deliveries(sub.id).await.is_empty());
+
+        let first = replay::advance(&f.store, Some(job.id), 4)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.status, ReplayStatus::Running, "{kind:?}");
+        assert!(first.done_position > 0 && first.done_position < job.to_position);
+        assert_eq!(first.enqueued, f.deliveries(sub.id).await.len() as u64);
+
+        // Two workers race on the rest of it.
+        let work = || async {
+            while let Some(j) = replay::advance(&f.store, Some(job.id), 3).await.unwrap() {
+                if j.status == ReplayStatus::Done {
+                    break;
+                }
+            }
+        };
+        tokio::join!(work(), work());
+        let done = replay::get(&f.store, sub.id, job.id).await.unwrap();
+        assert_eq!(done.status, ReplayStatus::Done, "{kind:?}");
+        assert_eq!(done.done_position, job.to_position);
+        assert_eq!(done.enqueued, orders, "{kind:?}: each matching event once");
+        let deliveries = f.deliveries(sub.id).await;
+        assert_eq!(deliveries.len() as u64, orders, "{kind:?}");
+        let events: HashSet<Uuid> = deliveries.iter().map(|d| d.delivery.event_id).collect();
+        assert_eq!(events.len() as u64, orders);
+        assert!(done.finished_at.is_some());
+        assert_eq!(
+            replay::list(&f.store, sub.id, 10).await.unwrap(),
+            vec![done]
+        );
+        // A range with nothing after it is done at once.
+        let empty = replay::start(&f.store, sub.id, 10_000).await.unwrap();
+        assert_eq!(empty.status, ReplayStatus::Done);
+        assert!(replay::advance(&f.store, None, 3).await.unwrap().is_none());
+    }
+}
+
 #[tokio::test]
 async fn replay_from_a_position_sends_exactly_the_later_matching_events() {
     for kind in BACKENDS {
@@ -1274,6 +1341,45 @@ async fn the_admin_api_needs_a_token_and_answers_problems() {
     assert_eq!(status, StatusCode::ACCEPTED, "{replayed}");
     assert_eq!(replayed["enqueued"], 0);
     assert_eq!(replayed["generation"], 1);
+    // The replay is a job with its own URL; nothing runs it here, so it stays where it
+    // started unless its range is empty.
+    let replay_id = replayed["id"].as_str().expect("a replay id").to_string();
+    let (status, _, _, job) = api
+        .call(
+            "GET",
+            &format!("/admin/webhooks/{id}/replays/{replay_id}"),
+            Some(TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    assert_eq!(job, replayed);
+    let (status, _, _, list) = api
+        .call(
+            "GET",
+            &format!("/admin/webhooks/{id}/replays"),
+            Some(TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["replays"][0]["id"], replay_id.as_str());
+    api.problem(
+        "GET",
+        &format!("/admin/webhooks/{id}/replays/{}", Uuid::now_v7()),
+        None,
+        404,
+        "replay_not_found",
+    )
+    .await;
+    api.problem(
+        "GET",
+        &format!("/admin/webhooks/{id}/replays?limit=0"),
+        None,
+        400,
+        "invalid_request",
+    )
+    .await;
 
     // Unknown and malformed ids; delete.
     let unknown = Uuid::now_v7();

@@ -12,10 +12,13 @@
 //! | `GET /admin/webhooks/{id}/deliveries` | delivery log, newest first (`status`, `limit`, `before_position`, `before_generation`) |
 //! | `GET /admin/webhooks/{id}/deliveries/{delivery_id}` | one delivery with its attempts |
 //! | `POST /admin/webhooks/{id}/deliveries/{delivery_id}/redeliver` | send again now |
-//! | `POST /admin/webhooks/{id}/replay` | `{ "from_position": N }`: enqueue every matching event after N |
+//! | `POST /admin/webhooks/{id}/replay` | `{ "from_position": N }`: start a job enqueueing every matching event after N; `202` with the job and its `Location` |
+//! | `GET /admin/webhooks/{id}/replays` | the subscription's replay jobs, newest first |
+//! | `GET /admin/webhooks/{id}/replays/{replay_id}` | one replay job: status, range, progress, deliveries enqueued |
 //!
 //! Errors are problem+json with the codes `unauthenticated`, `forbidden`,
 //! `invalid_webhook`, `invalid_request`, `webhook_not_found`, `delivery_not_found`,
+//! `replay_not_found`,
 //! `unsupported_media_type`, `payload_too_large` and `internal_error`.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -25,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::Json;
 use infra::webhook::admin::{self, DeliveryQuery, NewSubscription, SubscriptionUpdate};
+use infra::webhook::replay;
 use infra::webhook::WebhookError;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -120,12 +124,31 @@ pub(super) fn router() -> ApiRouter {
         .route(
             op(
                 Operation::post("/admin/webhooks/{id}/replay"),
-                "Enqueue every matching event after a position",
+                "Start a replay of every matching event after a position",
             )
             .body::<ReplayRequest>()
             .reply::<Value>(202)
             .problems(&["webhook_not_found", "invalid_request"]),
             post(replay),
+        )
+        .route(
+            op(
+                Operation::get("/admin/webhooks/{id}/replays"),
+                "Replay jobs, newest first",
+            )
+            .query::<ReplayListQuery>()
+            .reply::<Value>(200)
+            .problems(&["webhook_not_found", "invalid_request"]),
+            get(replays),
+        )
+        .route(
+            op(
+                Operation::get("/admin/webhooks/{id}/replays/{replay_id}"),
+                "One replay job and its progress",
+            )
+            .reply::<Value>(200)
+            .problems(&["webhook_not_found", "replay_not_found", "invalid_request"]),
+            get(replay_job),
         )
         .map_router(|r| r.layer(DefaultBodyLimit::max(MAX_BODY)))
 }
@@ -276,18 +299,86 @@ async fn redeliver(
     Ok((StatusCode::ACCEPTED, Json(to_json(&record)?)))
 }
 
+/// Starts a replay job; the dispatcher's replay worker enqueues its deliveries. The
+/// answer is the job (`status: running`, or `done` for an empty range) and its URL.
 async fn replay(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<ReplayRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+) -> Result<Response, Problem> {
     let id = subscription_id(&id)?;
     let Json(request) = body.map_err(|r| json_problem(r, "invalid_request"))?;
-    let outcome = admin::replay(&state.store, id, request.from_position)
+    let job = replay::start(&state.store, id, request.from_position)
         .await
         .map_err(|e| problem(e, "invalid_request"))?;
-    Ok((StatusCode::ACCEPTED, Json(to_json(&outcome)?)))
+    let location = format!("/admin/webhooks/{id}/replays/{}", job.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(to_json(&job)?),
+    )
+        .into_response())
+}
+
+/// The query of `GET /admin/webhooks/{id}/replays`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ReplayListQuery {
+    /// 1 to 200; 50 when absent.
+    #[schemars(range(min = 1, max = 200))]
+    limit: Option<u32>,
+}
+
+async fn replays(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<ReplayListQuery>, QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    let id = subscription_id(&id)?;
+    let Query(query) = query.map_err(|r| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Invalid request",
+            r.body_text(),
+        )
+    })?;
+    let limit = match query.limit {
+        None => 50,
+        Some(n @ 1..=200) => i64::from(n),
+        Some(n) => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Invalid request",
+                format!("limit must be 1 to 200, not {n}"),
+            ))
+        }
+    };
+    let jobs = replay::list(&state.store, id, limit)
+        .await
+        .map_err(|e| problem(e, "invalid_request"))?;
+    Ok(Json(json!({ "replays": to_json(&jobs)? })))
+}
+
+async fn replay_job(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((id, replay_id)): Path<(String, String)>,
+) -> Result<Json<Value>, Problem> {
+    let id = subscription_id(&id)?;
+    let replay_id = Uuid::parse_str(&replay_id)
+        .map_err(|_| not_found("replay_not_found", "Replay not found", &replay_id))?;
+    // An unknown subscription is its own 404, not the replay's.
+    admin::get(&state.store, id)
+        .await
+        .map_err(|e| problem(e, "invalid_request"))?;
+    let job = replay::get(&state.store, id, replay_id)
+        .await
+        .map_err(|e| problem(e, "invalid_request"))?;
+    Ok(Json(to_json(&job)?))
 }
 
 /// A path segment that is not a UUID names no subscription.
@@ -329,6 +420,12 @@ fn problem(err: WebhookError, invalid_code: &'static str) -> Problem {
             "delivery_not_found",
             "Delivery not found",
             format!("no delivery {id} in this subscription"),
+        ),
+        WebhookError::ReplayNotFound(id) => Problem::new(
+            StatusCode::NOT_FOUND,
+            "replay_not_found",
+            "Replay not found",
+            format!("no replay {id} of this subscription"),
         ),
         other => internal(&other),
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::db::{
-    filter_text, insert_deliveries, now, on_db, AttemptRow, Db, DeliveryRow, NewDelivery,
+    filter_text, now, on_db, AttemptRow, Db, DeliveryRow,
     SubscriptionRow, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, SUBSCRIPTION_COLUMNS,
 };
 use super::network::redact_url;
@@ -98,9 +98,6 @@ pub struct ReplayOutcome {
     /// Deliveries enqueued: the matching events in that range.
     pub enqueued: u64,
 }
-
-/// Events read from the log per batch during a replay.
-const REPLAY_BATCH: i64 = 500;
 
 /// Creates an active subscription. It receives every event the fan-out handles after
 /// the subscription row committed (its `start_position` is the log's head read after that
@@ -448,65 +445,21 @@ pub async fn redeliver(
 
 /// Enqueues every event after `from_position` that the subscription's filter matches, up
 /// to the log's current head, as a new generation of deliveries (sent even if they were
-/// delivered before; receivers deduplicate by `webhook-id`). Reads the log in batches and
-/// returns when all are enqueued.
+/// delivered before; receivers deduplicate by `webhook-id`), and returns when all are
+/// enqueued. For tools and tests: the admin API starts a [`replay`](super::replay) job
+/// and leaves it to the dispatcher.
 pub async fn replay(
     store: &Store,
     subscription_id: Uuid,
     from_position: i64,
 ) -> Result<ReplayOutcome, WebhookError> {
-    if from_position < 0 {
-        return Err(WebhookError::Invalid(
-            "from_position must be 0 or more".into(),
-        ));
-    }
-    let subscription = get(store, subscription_id).await?;
-    let db = store.db();
-    let to_position = store.head_position().await?;
-    let now = now(store);
-    let generation: Option<i64> = on_db!(db, pool => {
-        sqlx::query_scalar(
-            "UPDATE webhook_subscriptions SET generation = generation + 1, updated_at = $2 \
-             WHERE id = $1 RETURNING generation",
-        )
-        .bind(subscription_id)
-        .bind(now)
-        .fetch_optional(pool)
-        .await?
-    });
-    let generation = generation.ok_or(WebhookError::SubscriptionNotFound(subscription_id))?;
-    let mut after = from_position;
-    let mut enqueued = 0;
-    while after < to_position {
-        let events = store.read_all(after, REPLAY_BATCH).await?;
-        let Some(last) = events.last() else { break };
-        after = last.position;
-        let rows: Vec<NewDelivery> = events
-            .into_iter()
-            .filter(|e| e.position <= to_position)
-            .filter(|e| {
-                subscription
-                    .event_types
-                    .matches(&e.stream_type, &e.event_type)
-            })
-            .map(|e| NewDelivery {
-                subscription_id,
-                generation,
-                event_id: e.event_id,
-                position: e.position,
-                stream_type: e.stream_type,
-                stream_id: e.stream_id,
-                event_type: e.event_type,
-            })
-            .collect();
-        enqueued += insert_deliveries(db, &rows, now).await?;
-    }
-    tracing::info!(subscription = %subscription_id, generation, from_position, to_position, enqueued, "webhook replay enqueued");
+    let job = super::replay::start(store, subscription_id, from_position).await?;
+    let job = super::replay::finish(store, subscription_id, job.id).await?;
     Ok(ReplayOutcome {
-        generation,
-        from_position,
-        to_position,
-        enqueued,
+        generation: job.generation,
+        from_position: job.from_position,
+        to_position: job.to_position,
+        enqueued: job.enqueued,
     })
 }
 

@@ -165,25 +165,22 @@ pub(super) struct NewDelivery {
 }
 
 /// Rows per multi-row insert (8 parameters each, well below both backends' limits).
-const INSERT_CHUNK: usize = 500;
+pub(super) const INSERT_CHUNK: usize = 500;
 
-/// Inserts pending deliveries, due at `now`; rows already present (same subscription,
-/// event and generation) are left alone. Returns how many were new.
-pub(super) async fn insert_deliveries(
-    db: Db<'_>,
-    rows: &[NewDelivery],
-    now: DateTime<Utc>,
-) -> Result<u64, WebhookError> {
-    let mut inserted = 0;
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        inserted += on_db!(db, pool => {
+/// Inserts pending deliveries, due at `now`, through `$exec` (a pool or a transaction of
+/// either backend, inside an [`on_db!`] or [`in_tx!`] body); rows already present (same
+/// subscription, event and generation) are left alone. Evaluates to how many were new.
+macro_rules! insert_deliveries_on {
+    ($exec:expr, $rows:expr, $now:expr) => {{
+        let mut inserted = 0u64;
+        for chunk in $rows.chunks($crate::webhook::db::INSERT_CHUNK) {
             let mut insert = sqlx::QueryBuilder::new(
                 "INSERT INTO webhook_deliveries (id, subscription_id, generation, event_id, \
                  position, stream_type, stream_id, event_type, status, attempts, \
                  next_attempt_at, created_at, updated_at) ",
             );
             insert.push_values(chunk, |mut row, d| {
-                row.push_bind(Uuid::now_v7())
+                row.push_bind(uuid::Uuid::now_v7())
                     .push_bind(d.subscription_id)
                     .push_bind(d.generation)
                     .push_bind(d.event_id)
@@ -192,13 +189,23 @@ pub(super) async fn insert_deliveries(
                     .push_bind(d.stream_id.as_str())
                     .push_bind(d.event_type.as_str())
                     .push("'pending', 0")
-                    .push_bind(now)
-                    .push_bind(now)
-                    .push_bind(now);
+                    .push_bind($now)
+                    .push_bind($now)
+                    .push_bind($now);
             });
             insert.push(" ON CONFLICT (subscription_id, event_id, generation) DO NOTHING");
-            insert.build().execute(pool).await?.rows_affected()
-        });
-    }
-    Ok(inserted)
+            inserted += insert.build().execute($exec).await?.rows_affected();
+        }
+        inserted
+    }};
+}
+pub(super) use insert_deliveries_on;
+
+/// [`insert_deliveries_on`] the store's pool. Returns how many were new.
+pub(super) async fn insert_deliveries(
+    db: Db<'_>,
+    rows: &[NewDelivery],
+    now: DateTime<Utc>,
+) -> Result<u64, WebhookError> {
+    Ok(on_db!(db, pool => insert_deliveries_on!(pool, rows, now)))
 }

@@ -276,8 +276,8 @@ impl WebhookDispatcher {
         }
     }
 
-    /// Deletes finished deliveries older than [`WebhookConfig::retention`] (by the
-    /// store's clock); returns how many. Runs on its own schedule inside
+    /// Deletes finished deliveries and replays older than [`WebhookConfig::retention`]
+    /// (by the store's clock); returns how many. Runs on its own schedule inside
     /// [`run`](Self::run); public for tools and tests.
     pub async fn prune(&self) -> Result<u64, WebhookError> {
         let Some(retention) = self.inner.config.retention else {
@@ -285,7 +285,9 @@ impl WebhookDispatcher {
         };
         let retention = chrono::Duration::from_std(retention)
             .map_err(|_| WebhookError::Config("retention is out of range".into()))?;
-        super::admin::prune(&self.inner.store, now(&self.inner.store) - retention).await
+        let before = now(&self.inner.store) - retention;
+        let deliveries = super::admin::prune(&self.inner.store, before).await?;
+        Ok(deliveries + super::replay::prune(&self.inner.store, before).await?)
     }
 
     /// Leases up to `limit` due deliveries that are next in their stream.

@@ -35,6 +35,7 @@ mod fanout;
 pub mod filter;
 mod message;
 pub mod network;
+pub mod replay;
 pub mod sealing;
 pub mod signature;
 
@@ -186,6 +187,8 @@ pub enum WebhookError {
     SubscriptionNotFound(Uuid),
     #[error("webhook delivery {0} not found")]
     DeliveryNotFound(Uuid),
+    #[error("webhook replay {0} not found")]
+    ReplayNotFound(Uuid),
     #[error("invalid webhook configuration: {0}")]
     Config(String),
     #[error("event store: {0}")]
