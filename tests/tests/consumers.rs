@@ -1508,6 +1508,99 @@ async fn retention_prunes_only_what_is_settled_and_old(kind: BackendKind) {
     );
 }
 
+/// Retention of an ordered consumer's stream rows: the horizon stops before the first
+/// unsettled event (a dead letter and the event parked behind it), rows at or below it
+/// go, and every stream still handles its next event exactly once and in order, whether
+/// its row was pruned or not.
+async fn retention_prunes_stream_rows_below_the_horizon(kind: BackendKind) {
+    let Some(store) = store(kind).await else {
+        return;
+    };
+    let recorder = Recorder::new("shipper", Ordering::PerStream);
+    recorder.plan("b", 2, Plan::Broken);
+    append(&store, "a", 3, &[]).await; // positions 1–3
+    append(&store, "b", 3, &[]).await; // 4–6: b/2 dies, b/3 waits behind it
+    append(&store, "c", 2, &[]).await; // 7–8
+    let consumer = Consumer::new(store.clone(), recorder.clone(), fast_config()).unwrap();
+    let running = spawn_local(consumer.clone());
+    wait_handled(&recorder, 6).await;
+    let dlq = DeadLetterQueue::new(store.clone());
+    let settled = eventually(Duration::from_secs(20), || async {
+        let open = letters(&dlq, "shipper", &DeadLetterStatus::OPEN).await;
+        (open.len() == 2).then_some(open)
+    })
+    .await;
+    assert!(settled.is_some(), "{kind:?}: b/2 dead and b/3 parked");
+    stop(running).await;
+    let rows = "SELECT count(*) FROM consumer_streams WHERE consumer = 'shipper'";
+    let horizon = "SELECT pruned_through FROM consumers WHERE name = 'shipper'";
+    assert_eq!(scalar(&store, rows).await, 3);
+
+    // The horizon never passes the gap-safe head, which other tests' transactions on
+    // the same PostgreSQL may hold back for a moment.
+    let head = |p: i64| {
+        let store = store.clone();
+        async move {
+            assert!(store
+                .wait_for_position(p, Duration::from_secs(20))
+                .await
+                .unwrap());
+        }
+    };
+    head(8).await;
+    let now = chrono::Utc::now();
+    let young = retention::prune(&store, now - chrono::Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(young.streams, 0, "{kind:?}: rows younger than the retention stay");
+    assert_eq!(scalar(&store, horizon).await, 4, "{kind:?}: just before b/2");
+    let later = now + chrono::Duration::days(1);
+    let pruned = retention::prune(&store, later).await.unwrap();
+    assert_eq!(pruned.streams, 2, "{kind:?}: a (at 3) and b (at 4); c is beyond");
+    assert_eq!(scalar(&store, rows).await, 1);
+
+    // b/2 heals and b/3 follows; a and c go on; each once, in order.
+    recorder.heal();
+    let dead = letters(&dlq, "shipper", &[DeadLetterStatus::Dead]).await;
+    assert_eq!(dead, vec![(DeadLetterStatus::Dead, "b".to_string(), 2)]);
+    let id = dlq
+        .list(Some("shipper"), &[DeadLetterStatus::Dead], 0, 10)
+        .await
+        .unwrap()[0]
+        .id;
+    dlq.retry(id).await.unwrap();
+    append(&store, "a", 2, &[]).await;
+    append(&store, "c", 1, &[]).await;
+    let running = spawn_local(consumer.clone());
+    wait_handled(&recorder, 11).await;
+    stop(running).await;
+    assert_eq!(recorder.versions_of("a"), vec![1, 2, 3, 4, 5], "{kind:?}");
+    assert_eq!(recorder.versions_of("b"), vec![1, 2, 3], "{kind:?}");
+    assert_eq!(recorder.versions_of("c"), vec![1, 2, 3], "{kind:?}");
+
+    // Everything is settled now: the horizon reaches the end and every row goes.
+    head(11).await;
+    let pruned = retention::prune(&store, later).await.unwrap();
+    assert_eq!(pruned.streams, 3, "{kind:?}");
+    assert_eq!(scalar(&store, horizon).await, 11);
+    append(&store, "b", 1, &[]).await;
+    let running = spawn_local(consumer);
+    wait_handled(&recorder, 12).await;
+    stop(running).await;
+    assert_eq!(recorder.versions_of("b"), vec![1, 2, 3, 4], "{kind:?}");
+    assert_eq!(recorder.handled().len(), 12, "{kind:?}: nothing twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_retention_prunes_stream_rows_below_the_horizon() {
+    retention_prunes_stream_rows_below_the_horizon(BackendKind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_retention_prunes_stream_rows_below_the_horizon() {
+    retention_prunes_stream_rows_below_the_horizon(BackendKind::Sqlite).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_retention_prunes_only_what_is_settled_and_old() {
     retention_prunes_only_what_is_settled_and_old(BackendKind::Postgres).await;

@@ -50,15 +50,17 @@ pub(super) async fn register(
     })
 }
 
-/// Where a registered consumer started (0 when it is not registered).
-pub(super) async fn start_position(store: &Store, name: &str) -> Result<i64, ConsumerError> {
-    let start: Option<i64> = on_db!(store.db_read(), pool => {
-        sqlx::query_scalar("SELECT start_position FROM consumers WHERE name = $1")
+/// The position at or below which every event is settled for a registered consumer
+/// without a trace of its own: where it started, or its pruning horizon when retention
+/// has moved it beyond (0 when the consumer is not registered).
+pub(super) async fn settled_floor(store: &Store, name: &str) -> Result<i64, ConsumerError> {
+    let row: Option<(i64, i64)> = on_db!(store.db_read(), pool => {
+        sqlx::query_as("SELECT start_position, pruned_through FROM consumers WHERE name = $1")
             .bind(name)
             .fetch_optional(pool)
             .await?
     });
-    Ok(start.unwrap_or(0))
+    Ok(row.map_or(0, |(start, horizon)| start.max(horizon)))
 }
 
 /// The newest settled version of `stream` for an ordered consumer, if any.

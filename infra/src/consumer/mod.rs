@@ -714,12 +714,13 @@ impl<H: Handler> Consumer<H> {
     async fn place(&self, envelope: &Envelope, stream: &StreamRef) -> Result<Place, ConsumerError> {
         let settled = match ledger::settled_version(&self.store, &self.name, stream).await? {
             Some(version) => version,
-            // Nothing settled yet: the next event is the stream's first after the
-            // consumer's start (version 1 always is).
+            // No row: nothing settled yet, or retention pruned the row below the
+            // consumer's horizon. The next event is the stream's first after the start or
+            // the horizon (version 1 always is).
             None if envelope.version == 1 => 0,
             None => {
-                let start = ledger::start_position(&self.store, &self.name).await?;
-                match ledger::first_version_after(&self.store, stream, start).await? {
+                let floor = ledger::settled_floor(&self.store, &self.name).await?;
+                match ledger::first_version_after(&self.store, stream, floor).await? {
                     Some(first) => first - 1,
                     None => envelope.version - 1,
                 }
