@@ -114,9 +114,12 @@ fn regenerate(dir: &Path, rendered: &BTreeMap<String, String>, write: bool) -> R
             _ => {}
         }
     }
-    // Files for event types that no longer exist are stale too.
+    // Files for event types that no longer exist are stale too; an older version of a
+    // type that now has a newer one stays published (stored events still have it).
     for relative in files_on_disk(dir) {
-        if rendered.contains_key(&relative) {
+        if rendered.contains_key(&relative)
+            || (pins.contains_key(&relative) && superseded(&relative, rendered))
+        {
             continue;
         }
         outcome.stale.push(relative.clone());
@@ -131,6 +134,23 @@ fn regenerate(dir: &Path, rendered: &BTreeMap<String, String>, write: bool) -> R
         outcome.pinned = new_pins.into_keys().collect();
     }
     outcome
+}
+
+/// Whether `relative` (`<aggregate>/<Event>.v<N>.json`) is an older version of an event
+/// type the catalogue renders at a higher version.
+fn superseded(relative: &str, rendered: &BTreeMap<String, String>) -> bool {
+    let version_of = |path: &str| -> Option<(String, u32)> {
+        let stem = path.strip_suffix(".json")?;
+        let (name, version) = stem.rsplit_once(".v")?;
+        Some((name.to_string(), version.parse().ok()?))
+    };
+    let Some((name, version)) = version_of(relative) else {
+        return false;
+    };
+    rendered
+        .keys()
+        .filter_map(|path| version_of(path))
+        .any(|(n, v)| n == name && v > version)
 }
 
 fn rendered_catalogue() -> BTreeMap<String, String> {

@@ -4,7 +4,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ShippingMethod;
+use super::{CheckoutPayment, ShippingMethod};
 use crate::promotion::{PromotionCode, PromotionTerms};
 use crate::{Address, CartId, Currency, CustomerId, Money, OrderId, Quantity, Sku};
 
@@ -25,6 +25,7 @@ pub enum CartCommand {
     SetShippingMethod(SetShippingMethod),
     SetLoyaltyPoints(SetLoyaltyPoints),
     CheckOut(CheckOut),
+    CheckOutWithPayment(CheckOutWithPayment),
     AbandonCart(AbandonCart),
 }
 
@@ -104,13 +105,26 @@ pub struct SetLoyaltyPoints {
     pub at: DateTime<Utc>,
 }
 
-/// Freezes the cart's totals into an order.
+/// Freezes the cart's totals into an order that the caller places itself (the event
+/// carries no payment, so the checkout saga does not place it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckOut {
     /// The id the new order will have.
     pub order_id: OrderId,
     /// Rates by tax region; the destination's region is tried first, then its country.
     pub tax_rates: TaxRates,
+    pub at: DateTime<Utc>,
+}
+
+/// Freezes the cart's totals into an order paid with `payment`: the checkout saga places
+/// it from the event. A payment method token is required unless nothing is due.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckOutWithPayment {
+    /// The id the new order will have.
+    pub order_id: OrderId,
+    /// Rates by tax region, as for [`CheckOut`].
+    pub tax_rates: TaxRates,
+    pub payment: CheckoutPayment,
     pub at: DateTime<Utc>,
 }
 

@@ -204,33 +204,14 @@ impl Decider for Cart {
                 .into()
             }
             CartCommand::CheckOut(c) => {
-                if self.lines.is_empty() {
-                    return Err(CartError::EmptyCart);
-                }
-                let address = self
-                    .shipping_address
-                    .clone()
-                    .ok_or(CartError::MissingShippingAddress)?;
-                let method = self
-                    .shipping_method
-                    .clone()
-                    .ok_or(CartError::MissingShippingMethod)?;
-                let rate = tax_rate(&address, &c.tax_rates)?;
-                let totals = self.totals_at_rate(rate, c.at)?;
-                CartCheckedOut {
-                    cart_id: self.id.ok_or(CartError::NotOpened)?,
-                    order_id: c.order_id,
-                    customer_id: self.customer_id.ok_or(CartError::NotOpened)?,
-                    currency,
-                    lines: self.lines.clone(),
-                    coupons: self.coupons.clone(),
-                    tax_region: address.tax_region(),
-                    shipping_address: address,
-                    shipping_method: method,
-                    totals,
-                    at: c.at,
-                }
-                .into()
+                self.check_out(currency, c.order_id, &c.tax_rates, None, c.at)?
+            }
+            CartCommand::CheckOutWithPayment(c) => {
+                let payment = CheckoutPayment {
+                    method_token: c.payment.method_token.filter(|t| !t.trim().is_empty()),
+                    billing_address: c.payment.billing_address,
+                };
+                self.check_out(currency, c.order_id, &c.tax_rates, Some(payment), c.at)?
             }
             CartCommand::AbandonCart(c) => {
                 let last_activity_at = self.last_activity_at.ok_or(CartError::NotOpened)?;
@@ -378,4 +359,53 @@ fn idle_from(
         .ok()
         .and_then(|d| last_activity_at.checked_add_signed(d))
         .ok_or(CartError::IdleThresholdOutOfRange(threshold))
+}
+
+impl Cart {
+    /// The `CartCheckedOut` of this cart at `at`; with a `payment`, one without a token
+    /// is refused unless nothing is due.
+    fn check_out(
+        &self,
+        currency: crate::Currency,
+        order_id: crate::OrderId,
+        tax_rates: &TaxRates,
+        payment: Option<CheckoutPayment>,
+        at: DateTime<Utc>,
+    ) -> Result<CartEvent, CartError> {
+        if self.lines.is_empty() {
+            return Err(CartError::EmptyCart);
+        }
+        let address = self
+            .shipping_address
+            .clone()
+            .ok_or(CartError::MissingShippingAddress)?;
+        let method = self
+            .shipping_method
+            .clone()
+            .ok_or(CartError::MissingShippingMethod)?;
+        let rate = tax_rate(&address, tax_rates)?;
+        let totals = self.totals_at_rate(rate, at)?;
+        if let Some(p) = &payment {
+            if p.method_token.is_none() && !totals.grand_total.is_zero() {
+                return Err(CartError::PaymentMethodRequired {
+                    due: totals.grand_total,
+                });
+            }
+        }
+        Ok(CartCheckedOut {
+            cart_id: self.id.ok_or(CartError::NotOpened)?,
+            order_id,
+            customer_id: self.customer_id.ok_or(CartError::NotOpened)?,
+            currency,
+            lines: self.lines.clone(),
+            coupons: self.coupons.clone(),
+            tax_region: address.tax_region(),
+            shipping_address: address,
+            shipping_method: method,
+            totals,
+            payment,
+            at,
+        }
+        .into())
+    }
 }

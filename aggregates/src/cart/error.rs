@@ -53,6 +53,8 @@ pub enum CartError {
     MissingShippingAddress,
     #[error("no shipping method is set")]
     MissingShippingMethod,
+    #[error("{due} is due: a payment method token is required")]
+    PaymentMethodRequired { due: Money },
     #[error("no tax rate for {tax_region} or its country")]
     MissingTaxRate { tax_region: String },
     #[error("the idle threshold {0:?} is out of range")]

@@ -9,6 +9,7 @@ use crate::{
 };
 
 crate::domain_events! {
+    upcasters: CART_UPCASTERS;
     /// Events of the cart aggregate.
     // `CartCheckedOut` carries the whole order-to-be; boxing it would change the
     // `From` conversions every caller uses, for a size that is never on a hot path.
@@ -23,7 +24,7 @@ crate::domain_events! {
         CartShippingAddressSet(CartShippingAddressSet),
         CartShippingMethodSet(CartShippingMethodSet),
         CartLoyaltyPointsSet(CartLoyaltyPointsSet),
-        CartCheckedOut(CartCheckedOut),
+        CartCheckedOut(CartCheckedOut) = 2,
         CartAbandoned(CartAbandoned),
     }
 }
@@ -116,7 +117,21 @@ pub struct CartLoyaltyPointsSet {
     pub at: DateTime<Utc>,
 }
 
+/// How the customer pays for the order a checked-out cart becomes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckoutPayment {
+    /// The payment provider's token for the customer's payment method (e.g. `tok_visa`
+    /// with the test provider). Absent only when nothing is due (grand total zero).
+    pub method_token: Option<String>,
+    /// Where the payment method is billed; absent means the shipping address.
+    pub billing_address: Option<Address>,
+}
+
 /// The cart became an order: everything needed to place it, totals frozen.
+///
+/// v2 added `payment`. With a payment the checkout saga places the order itself (its
+/// command id derived from this event's id); without one (a v1 event, or a caller that
+/// places the order itself) the saga only remembers the cart's coupons and points.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CartCheckedOut {
     pub cart_id: CartId,
@@ -130,7 +145,26 @@ pub struct CartCheckedOut {
     pub tax_region: String,
     pub shipping_method: ShippingMethod,
     pub totals: CartTotals,
+    /// How the order is paid; `None` when the caller places the order itself.
+    pub payment: Option<CheckoutPayment>,
     pub at: DateTime<Utc>,
+}
+
+/// The upcasters of stored cart events.
+const CART_UPCASTERS: &[crate::stream::Upcaster] = &[crate::stream::Upcaster {
+    event_type: "CartCheckedOut",
+    from_version: 1,
+    upcast: cart_checked_out_v1_to_v2,
+}];
+
+/// v1 `CartCheckedOut` carried no payment method: its order was placed by whoever held
+/// one, never by the saga, so it upcasts to `payment: null`.
+fn cart_checked_out_v1_to_v2(mut payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    let map = payload
+        .as_object_mut()
+        .ok_or_else(|| "payload is not an object".to_string())?;
+    map.insert("payment".into(), serde_json::Value::Null);
+    Ok(payload)
 }
 
 /// The abandoned-cart sweep closed an idle cart.
@@ -326,6 +360,10 @@ impl EventExample for CartCheckedOut {
                     shipping_discount: eur(0),
                 }],
             },
+            payment: Some(CheckoutPayment {
+                method_token: Some("tok_visa".into()),
+                billing_address: None,
+            }),
             at: example_cart_time(),
         }
     }

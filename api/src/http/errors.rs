@@ -154,6 +154,7 @@ problem_table! {
         CartError::MissingShippingAddress => (422, "shipping_address_missing", "Shipping address missing"),
         CartError::MissingShippingMethod => (422, "shipping_method_missing", "Shipping method missing"),
         CartError::MissingTaxRate { .. } => (422, "tax_rate_missing", "No tax rate for the address"),
+        CartError::PaymentMethodRequired { .. } => (422, "payment_method_required", "Payment method required"),
         CartError::IdleThresholdOutOfRange(_) => (422, "cart_idle_threshold_invalid", "Idle threshold out of range"),
         CartError::StillActive { .. } => (409, "cart_still_active", "Cart still active"),
     }

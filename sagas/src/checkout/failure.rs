@@ -65,7 +65,8 @@ pub(super) fn on_failure(
         (
             Target::Order(..),
             DomainError::Order(
-                OrderError::OrderCancelled
+                OrderError::AlreadyPlaced
+                | OrderError::OrderCancelled
                 | OrderError::OrderCompleted
                 | OrderError::AlreadyConfirmed
                 | OrderError::CancelAfterShipment

@@ -16,6 +16,10 @@
 //! proportion (the loyalty aggregate computes the share from the refunded amount).
 //! Exchange → a replacement order with nothing due, run by its own instance of this saga;
 //! the exchanged units are restocked and not refunded.
+//!
+//! The saga starts on `CartCheckedOut`: when the checkout carries a payment it places
+//! the order itself ([`PLACE_STEP`], command id derived from the checkout event), so a
+//! crash between checkout and placement loses nothing.
 
 mod evolve;
 mod failure;
@@ -36,7 +40,7 @@ use aggregates::DomainError;
 use chrono::{DateTime, Duration, Utc};
 
 pub use figures::{capture_share, return_refund};
-pub use placement::place_order;
+pub use placement::{place_order, NO_PAYMENT_DUE, PLACE_STEP};
 pub use state::*;
 
 use crate::dispatch::Dispatch;
@@ -138,6 +142,18 @@ impl ProcessManager for CheckoutSaga {
     }
 
     fn react(&self, state: &CheckoutState, input: &Input, now: DateTime<Utc>) -> Reaction {
+        // A checked-out cart with a payment: the saga places its order (once the order
+        // is known, a redelivered checkout does nothing).
+        if let Input::Event(Envelope {
+            event: DomainEvent::Cart(CartEvent::CartCheckedOut(cart)),
+            ..
+        }) = input
+        {
+            return match state.order {
+                None => placement::on_checkout(cart),
+                Some(_) => Reaction::none(),
+            };
+        }
         react::react(&self.settings, state, input, now)
     }
 

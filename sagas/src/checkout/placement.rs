@@ -1,8 +1,40 @@
 //! A checked-out cart as the order it becomes.
 
 use aggregates::cart::CartCheckedOut;
-use aggregates::order::{NewOrderLine, PlaceOrder};
+use aggregates::order::{NewOrderLine, OrderCommand, PlaceOrder};
 use aggregates::{Address, Money, MoneyError};
+
+use crate::dispatch::{Dispatch, Target};
+use crate::saga::Reaction;
+
+/// The payment method token of an order placed with nothing due: the saga confirms such
+/// an order without asking the provider, so the token is never used.
+pub const NO_PAYMENT_DUE: &str = "no_payment_due";
+
+/// The step name of the saga's `PlaceOrder`; its command id is derived from the
+/// checkout event's id, so a redelivered checkout places the order once.
+pub const PLACE_STEP: &str = "place-order";
+
+/// What the saga does with a checked-out cart: place its order when the checkout
+/// carries a payment (v2 events from `CheckOutWithPayment`); nothing otherwise (v1
+/// events and plain `CheckOut`, whose caller places the order itself).
+pub(super) fn on_checkout(cart: &CartCheckedOut) -> Reaction {
+    let Some(payment) = &cart.payment else {
+        return Reaction::none();
+    };
+    let token = payment
+        .method_token
+        .clone()
+        .unwrap_or_else(|| NO_PAYMENT_DUE.to_string());
+    // The cart's figures were computed by the cart; they cannot overflow here.
+    let Ok(command) = place_order(cart, token, payment.billing_address.clone()) else {
+        return Reaction::none();
+    };
+    Reaction::none().command(Dispatch::new(
+        PLACE_STEP,
+        Target::Order(cart.order_id.to_string(), OrderCommand::PlaceOrder(command)),
+    ))
+}
 
 /// The [`PlaceOrder`] command for a checked-out cart, paid with `payment_method_token`.
 ///

@@ -1,6 +1,6 @@
 //! Given / when / then for every path of the checkout saga.
 
-use aggregates::cart::{CartCheckedOut, CartLine, CartTotals, ShippingMethod};
+use aggregates::cart::{CartCheckedOut, CartLine, CartTotals, CheckoutPayment, ShippingMethod};
 use aggregates::loyalty::{LoyaltyCommand, LoyaltyError};
 use aggregates::order::*;
 use aggregates::payment::*;
@@ -137,7 +137,27 @@ fn checked_out(coupons: Vec<promotion::PromotionTerms>, points: u64) -> CartEven
             grand_total: eur(5_355),
             coupons: vec![],
         },
+        payment: None,
         at: t0(),
+    })
+}
+
+fn checked_out_paying(token: Option<&str>, billing: Option<Address>) -> CartEvent {
+    let CartEvent::CartCheckedOut(mut e) = checked_out(vec![], 0) else {
+        unreachable!()
+    };
+    e.payment = Some(CheckoutPayment {
+        method_token: token.map(str::to_string),
+        billing_address: billing,
+    });
+    CartEvent::CartCheckedOut(e)
+}
+
+/// The `PlaceOrder` a reaction issues.
+fn placement_of(r: &Reaction) -> Option<&PlaceOrder> {
+    r.commands.iter().find_map(|d| match &d.target {
+        Target::Order(_, OrderCommand::PlaceOrder(p)) => Some(p),
+        _ => None,
     })
 }
 
@@ -320,6 +340,76 @@ fn capture_of(r: &Reaction) -> Option<Money> {
         PortRequest::Payment(PaymentRequest::Capture { amount, .. }) => Some(*amount),
         _ => None,
     })
+}
+
+// ---- placing ------------------------------------------------------------------------
+
+#[test]
+fn a_checkout_with_a_payment_places_its_order_under_a_derived_id() {
+    let billing = Address {
+        city: "Hamburg".into(),
+        ..Address::example()
+    };
+    let checkout = ev(
+        1,
+        checked_out_paying(Some("tok_visa"), Some(billing.clone())),
+    );
+    let r = when(&[], checkout.clone());
+    assert_eq!(steps(&r), vec![PLACE_STEP]);
+    assert_eq!(
+        r.commands[0].command_id(checkout.trigger_id()),
+        crate::derive_id(checkout.trigger_id(), PLACE_STEP)
+    );
+    let place = placement_of(&r).expect("a PlaceOrder");
+    assert_eq!(place.order_id, order_id());
+    assert_eq!(place.payment_method_token, "tok_visa");
+    assert_eq!(place.billing_address, billing);
+    assert_eq!(place.shipping_address, Address::example());
+    assert_eq!(
+        r.commands[0].target.stream(),
+        ("order", order_id().to_string().as_str())
+    );
+    // Redelivered after the order was placed, the checkout places nothing again.
+    let again = when(&[checkout.clone(), ev(2, placed("tok_visa"))], checkout);
+    assert!(again.is_empty(), "{again:?}");
+}
+
+#[test]
+fn a_checkout_with_nothing_due_places_its_order_without_a_token() {
+    let r = when(&[], ev(1, checked_out_paying(None, None)));
+    let place = placement_of(&r).expect("a PlaceOrder");
+    assert_eq!(place.payment_method_token, NO_PAYMENT_DUE);
+    // No billing address: billed where it ships.
+    assert_eq!(place.billing_address, Address::example());
+}
+
+#[test]
+fn a_checkout_without_a_payment_is_remembered_and_not_placed() {
+    // A v1 event (upcast to `payment: None`) or a plain `CheckOut`.
+    let checkout = ev(1, checked_out(vec![promotion::example_terms()], 300));
+    let r = when(&[], checkout.clone());
+    assert!(r.is_empty(), "{r:?}");
+    let state = given(&[checkout]);
+    assert_eq!(state.order_id, Some(order_id()));
+    assert_eq!(state.points, 300);
+    assert_eq!(state.phase, Phase::CheckedOut);
+}
+
+#[test]
+fn an_order_placed_by_someone_else_first_is_skipped() {
+    let saga = CheckoutSaga::default();
+    let checkout = ev(1, checked_out_paying(Some("tok_visa"), None));
+    let r = when(&[], checkout.clone());
+    let state = given(&[checkout]);
+    assert_eq!(
+        saga.on_failure(
+            &state,
+            &r.commands[0],
+            &DomainError::Order(OrderError::AlreadyPlaced),
+            t0()
+        ),
+        OnFailure::Skip
+    );
 }
 
 // ---- reserving ----------------------------------------------------------------------

@@ -147,6 +147,19 @@ fn checkout() -> CartCommand {
     })
 }
 
+/// Checkout paying with `token` (none: nothing due), billed to the shipping address.
+fn checkout_paying(token: Option<&str>) -> CartCommand {
+    CartCommand::CheckOutWithPayment(CheckOutWithPayment {
+        order_id: order_id(),
+        tax_rates: rates(),
+        payment: CheckoutPayment {
+            method_token: token.map(str::to_string),
+            billing_address: None,
+        },
+        at: now(),
+    })
+}
+
 fn abandon(at: DateTime<Utc>) -> CartCommand {
     CartCommand::AbandonCart(AbandonCart {
         idle_threshold: Duration::from_secs(24 * 3600),

@@ -415,8 +415,74 @@ fn points_cannot_be_worth_more_than_the_amount_due() {
 fn checks_out_with_every_figure() {
     Given::with(())
         .given(history(ready()))
-        .when(checkout())
+        .when(checkout_paying(Some("tok_visa")))
         .then_expect_events(vec![CartCheckedOut::example().into()]);
+}
+
+#[test]
+fn a_plain_checkout_carries_no_payment() {
+    Given::with(())
+        .given(history(ready()))
+        .when(checkout())
+        .then_expect_events(vec![CartCheckedOut {
+            payment: None,
+            ..CartCheckedOut::example()
+        }
+        .into()]);
+}
+
+#[test]
+fn a_checkout_with_money_due_needs_a_payment_method() {
+    for token in [None, Some(""), Some("   ")] {
+        refused(
+            ready(),
+            checkout_paying(token),
+            CartError::PaymentMethodRequired { due: eur(6154) },
+        );
+    }
+}
+
+#[test]
+fn nothing_due_needs_no_payment_method() {
+    // 59.97 - 9.00 + 4.95 = 55.92, untaxed, all of it paid in points.
+    let mut given = ready();
+    given.push(points(5592, 5592));
+    let CartCommand::CheckOutWithPayment(mut command) = checkout_paying(None) else {
+        unreachable!()
+    };
+    command.tax_rates = TaxRates::from([("DE".to_string(), 0)]);
+    let events = accepted(given, CartCommand::CheckOutWithPayment(command));
+    let [CartEvent::CartCheckedOut(e)] = &events[..] else {
+        panic!("unexpected {events:?}")
+    };
+    assert!(e.totals.grand_total.is_zero(), "{:?}", e.totals);
+    assert_eq!(
+        e.payment,
+        Some(CheckoutPayment {
+            method_token: None,
+            billing_address: None,
+        })
+    );
+}
+
+#[test]
+fn a_stored_v1_checkout_upcasts_to_no_payment() {
+    use crate::EventSourced;
+    let stored: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/cart_checked_out.v1.json"
+    ))
+    .expect("fixture is JSON");
+    assert!(stored.get("payment").is_none());
+    let event = Cart::decode("CartCheckedOut", 1, stored).expect("v1 decodes");
+    let CartEvent::CartCheckedOut(e) = &event else {
+        panic!("unexpected {event:?}")
+    };
+    assert_eq!(e.payment, None);
+    assert_eq!(e.totals.grand_total, eur(6154));
+    // Re-encoded, it is a v2 event.
+    let (event_type, version, payload) = event.encode();
+    assert_eq!((event_type, version), ("CartCheckedOut", 2));
+    assert_eq!(payload["payment"], serde_json::Value::Null);
 }
 
 #[test]
