@@ -6,6 +6,7 @@ use sagas::ports::{Carrier, PaymentProvider};
 use sagas::{DomainEvent, Input, ProcessManager, Route};
 
 use super::runner::SagaRunner;
+use super::steps::{self, phase_of, NewStep, StepLog, Trigger};
 use super::store::{self, Save};
 use crate::consumer::{Handler, HandlerError, Tx};
 use crate::feed::Envelope;
@@ -100,8 +101,37 @@ where
             }
             None => return Ok(()),
         };
-        let stepped = runner.step(&saga_id, state, Input::Event(typed)).await?;
+        let trigger = Trigger::event(envelope.event_id, &envelope.event_type, envelope.position);
+        let phase_before = row.as_ref().and_then(|r| phase_of(&r.state));
+        let mut log = StepLog::default();
+        let stepped = match runner
+            .step_logged(&saga_id, state, Input::Event(typed), &mut log)
+            .await
+        {
+            Ok(stepped) => stepped,
+            Err(error) => {
+                // Nothing of the step is stored; log it on its own (the runtime's
+                // transaction is not open yet, so the pool is free to write).
+                if !tx.is_open() {
+                    let step = NewStep {
+                        saga_type: S::NAME,
+                        saga_id: &saga_id,
+                        trigger: &trigger,
+                        phase_before: phase_before.as_deref(),
+                        phase_after: None,
+                        log: &log,
+                        error: Some(&error.message),
+                        at: store.clock().now(),
+                    };
+                    if let Err(e) = steps::record_failed(store.db(), &step).await {
+                        tracing::warn!(saga = S::NAME, %saga_id, error = %e, "cannot log a failed step");
+                    }
+                }
+                return Err(error);
+            }
+        };
         let state = serde_json::to_value(&stepped.state).map_err(HandlerError::permanent)?;
+        let phase_after = phase_of(&state);
         let save = Save {
             saga_type: S::NAME,
             saga_id: &saga_id,
@@ -114,7 +144,17 @@ where
             cancel_timers: &stepped.cancel_timers,
             fired: None,
         };
-        store::save(tx.conn().await?, &save)
+        let step = NewStep {
+            saga_type: S::NAME,
+            saga_id: &saga_id,
+            trigger: &trigger,
+            phase_before: phase_before.as_deref(),
+            phase_after: phase_after.as_deref(),
+            log: &log,
+            error: None,
+            at: save.now,
+        };
+        store::save_step(tx.conn().await?, &save, Some(&step))
             .await?
             .map_err(HandlerError::retry)
     }

@@ -17,8 +17,11 @@
 //!   saga handled at once by two workers cannot overwrite each other: the loser retries
 //!   from the new state.
 
+pub mod admin;
 mod handler;
 mod runner;
+pub mod status;
+pub mod steps;
 pub mod store;
 mod timer;
 

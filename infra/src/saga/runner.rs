@@ -14,6 +14,7 @@ use sagas::ports::{Carrier, PaymentProvider};
 use sagas::{Dispatch, Input, OnFailure, ProcessManager, Reaction, Target, Timer};
 use uuid::Uuid;
 
+use super::steps::{self, StepLog};
 use crate::command::{CommandContext, CommandError, Commands};
 use crate::consumer::HandlerError;
 
@@ -86,8 +87,21 @@ where
     pub async fn step(
         &self,
         saga_id: &str,
+        state: S::State,
+        input: Input,
+    ) -> Result<Stepped<S::State>, HandlerError> {
+        self.step_logged(saga_id, state, input, &mut StepLog::default())
+            .await
+    }
+
+    /// [`SagaRunner::step`], recording in `log` every command with its outcome and
+    /// every call with its reply (also when the step fails part way).
+    pub async fn step_logged(
+        &self,
+        saga_id: &str,
         mut state: S::State,
         input: Input,
+        log: &mut StepLog,
     ) -> Result<Stepped<S::State>, HandlerError> {
         let mut timers: BTreeMap<String, Option<DateTime<Utc>>> = BTreeMap::new();
         let mut queue = VecDeque::from([input]);
@@ -96,17 +110,24 @@ where
             let reaction = self.saga.react(&state, &input, self.now());
             let trigger = input.trigger_id();
             let calls = self
-                .carry_out(saga_id, &state, trigger, reaction, &mut timers)
+                .carry_out(saga_id, &state, trigger, reaction, &mut timers, log)
                 .await?;
             for call in calls {
-                let reply = sagas::ports::perform(&self.payments, &self.carrier, &call)
-                    .await
-                    .map_err(HandlerError::retry)?;
-                queue.push_back(Input::Reply {
+                let reply = match sagas::ports::perform(&self.payments, &self.carrier, &call).await
+                {
+                    Ok(reply) => reply,
+                    Err(error) => {
+                        log.call(&call, Err(error.to_string()));
+                        return Err(HandlerError::retry(error));
+                    }
+                };
+                let reply = Input::Reply {
                     key: call.key,
-                    request: call.request,
+                    request: call.request.clone(),
                     reply,
-                });
+                };
+                log.call(&call, Ok(&reply));
+                queue.push_back(reply);
             }
         }
         let (set, cancel): (Vec<_>, Vec<_>) =
@@ -130,6 +151,7 @@ where
         trigger: Uuid,
         reaction: Reaction,
         timers: &mut BTreeMap<String, Option<DateTime<Utc>>>,
+        log: &mut StepLog,
     ) -> Result<Vec<sagas::ports::PortCall>, HandlerError> {
         let mut pending: VecDeque<(Dispatch, Uuid)> = reaction
             .commands
@@ -138,30 +160,57 @@ where
             .collect();
         while let Some((dispatch, trigger)) = pending.pop_front() {
             let command_id = dispatch.command_id(trigger);
-            match self.dispatch(&dispatch, command_id, trigger).await {
-                Ok(()) => {}
+            let outcome = self.dispatch(&dispatch, command_id, trigger).await;
+            let then = match &outcome {
                 Err(CommandError::Domain(error)) => {
-                    match self.saga.on_failure(state, &dispatch, &error, self.now()) {
-                        OnFailure::Skip => {
-                            tracing::debug!(saga = S::NAME, saga_id, step = %dispatch.step, %error, "refusal skipped");
-                        }
-                        OnFailure::Compensate(compensation) => {
-                            tracing::info!(saga = S::NAME, saga_id, step = %dispatch.step, %error, "compensating");
-                            for timer in compensation.timers {
-                                timers.insert(timer.name, Some(timer.due));
+                    Some(self.saga.on_failure(state, &dispatch, error, self.now()))
+                }
+                _ => None,
+            };
+            log.command(
+                &dispatch.step,
+                &dispatch.target,
+                command_id,
+                match (&outcome, &then) {
+                    (Ok((version, position, replayed)), _) => {
+                        steps::executed(*version, *position, *replayed)
+                    }
+                    (Err(CommandError::Domain(error)), Some(then)) => {
+                        steps::CommandOutcome::Refused {
+                            code: steps::domain_code(error),
+                            message: error.to_string(),
+                            then: match then {
+                                OnFailure::Skip => "skip",
+                                OnFailure::Compensate(_) => "compensate",
+                                OnFailure::Stop => "stop",
                             }
-                            pending
-                                .extend(compensation.commands.into_iter().map(|d| (d, command_id)));
-                        }
-                        OnFailure::Stop => {
-                            return Err(HandlerError::permanent(format!(
-                                "saga {}/{saga_id}: step {} refused: {error}",
-                                S::NAME,
-                                dispatch.step
-                            )))
+                            .to_string(),
                         }
                     }
-                }
+                    (Err(error), _) => steps::failed(error),
+                },
+            );
+            match outcome.map(drop) {
+                Ok(()) => {}
+                Err(CommandError::Domain(error)) => match then.unwrap_or(OnFailure::Stop) {
+                    OnFailure::Skip => {
+                        tracing::debug!(saga = S::NAME, saga_id, step = %dispatch.step, %error, "refusal skipped");
+                    }
+                    OnFailure::Compensate(compensation) => {
+                        tracing::info!(saga = S::NAME, saga_id, step = %dispatch.step, %error, "compensating");
+                        for timer in compensation.timers {
+                            timers.insert(timer.name, Some(timer.due));
+                        }
+                        pending.extend(compensation.commands.into_iter().map(|d| (d, command_id)));
+                    }
+                    OnFailure::Stop => {
+                        return Err(HandlerError::permanent(format!(
+                            "saga {}/{saga_id}: step {} refused: {error}",
+                            S::NAME,
+                            dispatch.step
+                        )))
+                    }
+                },
                 Err(error @ CommandError::Decode { .. }) => {
                     return Err(HandlerError::permanent(error));
                 }
@@ -177,31 +226,32 @@ where
         Ok(reaction.calls)
     }
 
+    /// Runs one command; answers the stream's version, the position and whether the
+    /// command id had run before.
     async fn dispatch(
         &self,
         dispatch: &Dispatch,
         command_id: Uuid,
         trigger: Uuid,
-    ) -> Result<(), CommandError> {
+    ) -> Result<(i64, i64, bool), CommandError> {
         let ctx = CommandContext::new(self.actor.clone())
             .with_command_id(command_id)
             .caused_by(trigger);
         let c = &self.commands;
+        macro_rules! run {
+            ($a:ty, $id:expr, $cmd:expr) => {
+                c.execute::<$a>(&ctx, $id, $cmd.clone())
+                    .await
+                    .map(|done| (done.version, done.position, done.replayed))
+            };
+        }
         match &dispatch.target {
-            Target::Order(id, cmd) => c.execute::<Order>(&ctx, id, cmd.clone()).await.map(drop),
-            Target::Payment(id, cmd) => c.execute::<Payment>(&ctx, id, cmd.clone()).await.map(drop),
-            Target::Stock(id, cmd) => c.execute::<Stock>(&ctx, id, cmd.clone()).await.map(drop),
-            Target::Shipment(id, cmd) => {
-                c.execute::<Shipment>(&ctx, id, cmd.clone()).await.map(drop)
-            }
-            Target::Loyalty(id, cmd) => c
-                .execute::<LoyaltyAccount>(&ctx, id, cmd.clone())
-                .await
-                .map(drop),
-            Target::Promotion(id, cmd) => c
-                .execute::<Promotion>(&ctx, id, cmd.clone())
-                .await
-                .map(drop),
+            Target::Order(id, cmd) => run!(Order, id, cmd),
+            Target::Payment(id, cmd) => run!(Payment, id, cmd),
+            Target::Stock(id, cmd) => run!(Stock, id, cmd),
+            Target::Shipment(id, cmd) => run!(Shipment, id, cmd),
+            Target::Loyalty(id, cmd) => run!(LoyaltyAccount, id, cmd),
+            Target::Promotion(id, cmd) => run!(Promotion, id, cmd),
         }
     }
 }

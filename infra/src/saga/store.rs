@@ -5,6 +5,7 @@ use sagas::Timer;
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::steps::{self, NewStep};
 use crate::consumer::TxConn;
 use crate::store::{Db, StoreError};
 use crate::{on_conn, on_db};
@@ -111,7 +112,36 @@ pub struct Conflict {
 /// Stores a step's outcome in `conn`'s transaction: the state (optimistically), the last
 /// event, and the timers set, moved, cancelled or fired; finishing removes them all.
 pub async fn save(conn: TxConn<'_>, s: &Save<'_>) -> Result<Result<(), Conflict>, sqlx::Error> {
+    save_step(conn, s, None).await
+}
+
+/// [`save`], and the step's entry in the step log (`saga_steps`) in the same transaction,
+/// so the log holds exactly the steps the state contains. The saga's phase (its state's
+/// `phase` field) is kept with the time it was entered.
+pub async fn save_step(
+    mut conn: TxConn<'_>,
+    s: &Save<'_>,
+    step: Option<&NewStep<'_>>,
+) -> Result<Result<(), Conflict>, sqlx::Error> {
+    let saved = save_state(reborrow(&mut conn), s).await?;
+    if let (Ok(()), Some(step)) = (&saved, step) {
+        let version = s.expected_version.map_or(1, |v| v + 1);
+        steps::record_stored(conn, step, version).await?;
+    }
+    Ok(saved)
+}
+
+/// The same connection for a shorter borrow, so one transaction serves two writers.
+fn reborrow<'a>(conn: &'a mut TxConn<'_>) -> TxConn<'a> {
+    match conn {
+        TxConn::Postgres(c) => TxConn::Postgres(c),
+        TxConn::Sqlite(c) => TxConn::Sqlite(c),
+    }
+}
+
+async fn save_state(conn: TxConn<'_>, s: &Save<'_>) -> Result<Result<(), Conflict>, sqlx::Error> {
     let state = s.state.to_string();
+    let phase = steps::phase_of(s.state);
     let status = if s.finished { "finished" } else { "active" };
     let (position, event_id) = match s.event {
         Some((p, id)) => (Some(p), Some(id)),
@@ -121,7 +151,8 @@ pub async fn save(conn: TxConn<'_>, s: &Save<'_>) -> Result<Result<(), Conflict>
         let done = match s.expected_version {
             None => sqlx::query(
                 "INSERT INTO sagas (saga_type, saga_id, state, status, version, last_position, \
-                 last_event_id, created_at, updated_at) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $7) \
+                 last_event_id, created_at, updated_at, phase, phase_since) \
+                 VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $7, $8, $7) \
                  ON CONFLICT (saga_type, saga_id) DO NOTHING",
             )
             .bind(s.saga_type)
@@ -131,13 +162,15 @@ pub async fn save(conn: TxConn<'_>, s: &Save<'_>) -> Result<Result<(), Conflict>
             .bind(position.unwrap_or(0))
             .bind(event_id)
             .bind(s.now)
+            .bind(phase.as_deref())
             .execute(&mut *c)
             .await?
             .rows_affected(),
             Some(version) => sqlx::query(
                 "UPDATE sagas SET state = $3, status = $4, version = version + 1, \
                  last_position = COALESCE($5, last_position), \
-                 last_event_id = COALESCE($6, last_event_id), updated_at = $7 \
+                 last_event_id = COALESCE($6, last_event_id), updated_at = $7, \
+                 phase = $9, phase_since = CASE WHEN phase = $9 THEN COALESCE(phase_since, $7) ELSE $7 END \
                  WHERE saga_type = $1 AND saga_id = $2 AND version = $8",
             )
             .bind(s.saga_type)
@@ -148,6 +181,7 @@ pub async fn save(conn: TxConn<'_>, s: &Save<'_>) -> Result<Result<(), Conflict>
             .bind(event_id)
             .bind(s.now)
             .bind(version)
+            .bind(phase.as_deref())
             .execute(&mut *c)
             .await?
             .rows_affected(),

@@ -6,6 +6,7 @@ use sagas::ports::{Carrier, PaymentProvider};
 use sagas::{Input, ProcessManager, TimerFired};
 
 use super::runner::SagaRunner;
+use super::steps::{self, phase_of, NewStep, StepLog, Trigger};
 use super::store::{self, DueTimer, Save};
 use super::SagaError;
 use crate::consumer::TxConn;
@@ -49,16 +50,34 @@ where
             return Ok(true);
         };
         let state: S::State = serde_json::from_value(row.state.clone())?;
-        let input = Input::Timer(TimerFired::new(
-            &timer.saga_id,
-            timer.name.clone(),
-            timer.due,
-        ));
-        let stepped = self
-            .step(&timer.saga_id, state, input)
+        let fired = TimerFired::new(&timer.saga_id, timer.name.clone(), timer.due);
+        let trigger = Trigger::timer(&fired);
+        let phase_before = phase_of(&row.state);
+        let mut log = StepLog::default();
+        let stepped = match self
+            .step_logged(&timer.saga_id, state, Input::Timer(fired), &mut log)
             .await
-            .map_err(|e| SagaError::Step(e.message))?;
+        {
+            Ok(stepped) => stepped,
+            Err(error) => {
+                let step = NewStep {
+                    saga_type: S::NAME,
+                    saga_id: &timer.saga_id,
+                    trigger: &trigger,
+                    phase_before: phase_before.as_deref(),
+                    phase_after: None,
+                    log: &log,
+                    error: Some(&error.message),
+                    at: store.clock().now(),
+                };
+                if let Err(e) = steps::record_failed(store.db(), &step).await {
+                    tracing::warn!(saga = S::NAME, saga_id = %timer.saga_id, error = %e, "cannot log a failed step");
+                }
+                return Err(SagaError::Step(error.message));
+            }
+        };
         let state = serde_json::to_value(&stepped.state)?;
+        let phase_after = phase_of(&state);
         let save = Save {
             saga_type: S::NAME,
             saga_id: &timer.saga_id,
@@ -71,16 +90,26 @@ where
             cancel_timers: &stepped.cancel_timers,
             fired: Some((&timer.name, timer.due)),
         };
+        let step = NewStep {
+            saga_type: S::NAME,
+            saga_id: &timer.saga_id,
+            trigger: &trigger,
+            phase_before: phase_before.as_deref(),
+            phase_after: phase_after.as_deref(),
+            log: &log,
+            error: None,
+            at: save.now,
+        };
         let saved = match store.db() {
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let saved = store::save(TxConn::Postgres(&mut tx), &save).await?;
+                let saved = store::save_step(TxConn::Postgres(&mut tx), &save, Some(&step)).await?;
                 tx.commit().await?;
                 saved
             }
             Db::Sqlite(pool) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let saved = store::save(TxConn::Sqlite(&mut tx), &save).await?;
+                let saved = store::save_step(TxConn::Sqlite(&mut tx), &save, Some(&step)).await?;
                 tx.commit().await?;
                 saved
             }
