@@ -18,6 +18,7 @@
 //!   from the new state.
 
 pub mod admin;
+mod deliver;
 mod handler;
 mod runner;
 pub mod status;
@@ -25,6 +26,7 @@ pub mod steps;
 pub mod store;
 mod timer;
 
+pub use deliver::Delivered;
 pub use handler::SagaHandler;
 pub use runner::{SagaRunner, Stepped};
 pub use store::SagaRow;
