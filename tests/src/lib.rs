@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod counter;
+pub mod saga;
 pub mod server;
 
 use std::path::PathBuf;
