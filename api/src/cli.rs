@@ -90,6 +90,9 @@ pub enum Command {
     /// SQL views: rebuild one without downtime, or show where each stands.
     #[command(subcommand)]
     Projections(crate::projections::ProjectionsCommand),
+    /// Sagas: list by state and age, show one's steps, retry or cancel a stuck one.
+    #[command(subcommand)]
+    Sagas(crate::sagas::SagasCommand),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -428,6 +431,7 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
         Command::Projections(cmd) => {
             crate::projections::run(cmd, &mut std::io::stdout().lock()).await
         }
+        Command::Sagas(cmd) => crate::sagas::run(cmd, &mut std::io::stdout().lock()).await,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod migrate;
 pub mod projections;
 pub mod replay;
 pub mod routes;
+pub mod sagas;
 pub mod seed;
 pub mod telemetry;
 pub mod token;

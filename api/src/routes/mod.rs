@@ -11,6 +11,7 @@ mod loyalty;
 mod orders;
 mod payments;
 mod promotions;
+mod sagas;
 mod search;
 mod settings;
 mod shipments;
@@ -35,4 +36,5 @@ pub fn router() -> ApiRouter {
         .merge(streams::router())
         .merge(search::router())
         .merge(views::router())
+        .merge(sagas::router())
 }

@@ -83,10 +83,19 @@ impl Cursor {
         let phase_since = DateTime::parse_from_rfc3339(parts.next()?)
             .ok()?
             .with_timezone(&Utc);
+        let (saga_type, saga_id) = (parts.next()?, parts.next()?);
+        // Only what a saga's type and id can be: no control characters (a NUL would be
+        // refused by PostgreSQL as text).
+        if [saga_type, saga_id]
+            .iter()
+            .any(|p| p.chars().any(char::is_control))
+        {
+            return None;
+        }
         Some(Self {
             phase_since,
-            saga_type: parts.next()?.to_string(),
-            saga_id: parts.next()?.to_string(),
+            saga_type: saga_type.to_string(),
+            saga_id: saga_id.to_string(),
         })
     }
 }
@@ -239,5 +248,7 @@ mod tests {
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
         assert_eq!(Cursor::decode("zz"), None);
         assert_eq!(Cursor::decode(&hex::encode("o1:whatever")), None);
+        let nul = "s1:2026-03-01T10:00:00Z\u{1f}checkout\u{1f}a\0b";
+        assert_eq!(Cursor::decode(&hex::encode(nul)), None);
     }
 }
