@@ -115,6 +115,20 @@ pub struct ServeArgs {
     pub migrate: bool,
     #[command(flatten)]
     pub nats: NatsArgs,
+    #[command(flatten)]
+    pub sagas: crate::engine::SagaArgs,
+    /// Shared secret of the payment provider's signed callbacks
+    /// (`POST /callbacks/payments/{provider}`); unset refuses them.
+    #[arg(long, env = "COMMERCE_PAYMENT_CALLBACK_SECRET", hide_env_values = true)]
+    pub payment_callback_secret: Option<String>,
+    /// Shared secret of the carrier's signed tracking callbacks
+    /// (`POST /callbacks/carriers/{carrier}`); unset refuses them.
+    #[arg(long, env = "COMMERCE_CARRIER_CALLBACK_SECRET", hide_env_values = true)]
+    pub carrier_callback_secret: Option<String>,
+    /// Seconds a callback's signed timestamp may lie from now; an accepted signature is
+    /// refused as a replay for at least twice as long.
+    #[arg(long, env = "COMMERCE_CALLBACK_TOLERANCE_SECS", default_value_t = 300)]
+    pub callback_tolerance_secs: u64,
     /// Admin token: an admin credential besides admin JWTs; repeat or comma-separate for
     /// several. Prefer `COMMERCE_ADMIN_TOKEN` or `--admin-token-file`: a value on the
     /// command line is visible to every user of the machine (`ps`).
@@ -588,6 +602,18 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     // The query routes wait on this handle for read-your-writes.
     let projections = engine.run_projections();
     let search = engine.run_search(args.meili_url.as_deref(), args.meili_key.clone())?;
+    // The checkout saga: a checked-out cart is placed, paid, shipped and delivered.
+    let runner = engine.run_sagas(&args.sagas)?;
+    let saga_commands = runner.commands().clone();
+    let callbacks = crate::routes::callbacks::Callbacks::new(
+        runner,
+        "test",
+        args.payment_callback_secret.clone().map(String::into_bytes),
+        args.carrier_callback_secret.clone().map(String::into_bytes),
+        chrono::Duration::seconds(
+            i64::try_from(args.callback_tolerance_secs).unwrap_or(i64::MAX / 1_000),
+        ),
+    );
     tracing::info!(
         listen = %args.listen,
         backend = store.backend_name(),
@@ -596,7 +622,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         jwt = ?auth,
         "commerce serving"
     );
-    let state = AppState::new(store.clone())
+    let mut state = AppState::new(store.clone())
         .with_auth(auth)
         .with_limits(args.limits.limits())
         .with_metrics(MetricsConfig {
@@ -606,7 +632,11 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .with_search(search)
         .with_projections(projections)
         .with_consistency_wait(args.consistency_wait)
-        .with_webhook_secret_keys(args.webhook_keys.webhook_secret_keys.clone());
+        .with_webhook_secret_keys(args.webhook_keys.webhook_secret_keys.clone())
+        .with_callbacks(callbacks);
+    // One command layer (and state cache) for the routes and the saga: a command decided
+    // on a stream the other side changed must see the change.
+    state.commands = saga_commands;
     // The listener hands handlers the client address (the per-address rate limit).
     crate::http::server::serve(
         listener,

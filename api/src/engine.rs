@@ -74,6 +74,47 @@ impl NatsArgs {
     }
 }
 
+/// The checkout saga's outside parties (`serve`, and workers that run the saga).
+#[derive(Debug, Args, Clone)]
+pub struct SagaArgs {
+    /// The payment provider: `test` is the built-in deterministic one, where the card
+    /// token decides (`tok_visa`, `tok_3ds`, `tok_insufficient_funds`, …; docs/sagas.md).
+    #[arg(long, env = "COMMERCE_PAYMENT_PROVIDER", value_enum, default_value_t = PaymentProviderKind::Test)]
+    pub payment_provider: PaymentProviderKind,
+    /// The carrier: `test` is the built-in one, whose parcels advance by themselves.
+    #[arg(long, env = "COMMERCE_CARRIER", value_enum, default_value_t = CarrierKind::Test)]
+    pub carrier: CarrierKind,
+    /// Seconds between the test carrier's scans of a parcel after its label is bought
+    /// (in transit, out for delivery, delivered); 0 delivers at once.
+    #[arg(long, env = "COMMERCE_CARRIER_STEP_SECS", default_value_t = 60)]
+    pub carrier_step_secs: u64,
+}
+
+impl SagaArgs {
+    /// The test provider and the test carrier advancing every `carrier_step_secs`.
+    pub fn test(carrier_step_secs: u64) -> Self {
+        Self {
+            payment_provider: PaymentProviderKind::Test,
+            carrier: CarrierKind::Test,
+            carrier_step_secs,
+        }
+    }
+}
+
+/// Payment providers the engine can talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PaymentProviderKind {
+    /// The built-in deterministic test provider.
+    Test,
+}
+
+/// Carriers the engine can talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CarrierKind {
+    /// The built-in test carrier.
+    Test,
+}
+
 /// The background tasks of a running engine.
 #[derive(Debug)]
 pub struct Engine {
@@ -302,31 +343,50 @@ impl Engine {
         handle
     }
 
-    /// Starts the checkout saga (docs/sagas.md) as a consumer named `saga-checkout`,
-    /// and its timer worker, with the built-in test payment provider and carrier (the
-    /// only providers so far): payments follow the test card tokens, parcels advance by
-    /// themselves every `carrier_step`. Not started by `serve` yet: with it, orders
-    /// placed through the API are reserved, paid and shipped by the saga. Timer claims
+    /// Starts the checkout saga (docs/sagas.md) as a consumer named `saga-checkout`, and
+    /// its timer worker, with the payment provider and carrier `args` select, and answers
+    /// the runner, which the provider callback routes hand their inputs to. Timer claims
     /// keep several processes from firing one timer at once.
-    pub fn run_sagas(&mut self, carrier_step: chrono::Duration) -> Result<(), CliError> {
-        use sagas::checkout::CheckoutSaga;
-        use sagas::ports::{test_carrier::TestCarrier, test_payment::TestPaymentProvider};
-        let clock = self.store.clock().clone();
-        let runner = Arc::new(infra::saga::SagaRunner::new(
-            infra::command::Commands::new(self.store.clone()),
-            CheckoutSaga::default(),
-            TestPaymentProvider::new(),
-            TestCarrier::new(carrier_step, Arc::new(move || clock.now())),
-        ));
+    pub fn run_sagas(&mut self, args: &SagaArgs) -> Result<Arc<CheckoutRunner>, CliError> {
+        let runner = self.checkout_runner(args);
         self.run_consumer(
             Arc::new(infra::saga::SagaHandler(runner.clone())),
             ConsumerConfig::default(),
         )?;
+        let timers = runner.clone();
         let stop = self.stopped();
         self.spawn("saga timers", async move {
-            runner.run_timers(SAGA_TIMERS_EVERY, stop).await;
+            timers.run_timers(SAGA_TIMERS_EVERY, stop).await;
         });
-        Ok(())
+        Ok(runner)
+    }
+
+    /// The checkout saga's runner with the providers `args` select (only the built-in
+    /// test ones so far): payments follow the test card tokens; parcels advance one
+    /// scan every `--carrier-step-secs` by themselves, and the saga asks the test carrier
+    /// for scans as often (at least every second).
+    pub fn checkout_runner(&self, args: &SagaArgs) -> Arc<CheckoutRunner> {
+        use sagas::checkout::{CheckoutSaga, CheckoutSettings};
+        use sagas::ports::{test_carrier::TestCarrier, test_payment::TestPaymentProvider};
+        let step = chrono::Duration::seconds(
+            i64::try_from(args.carrier_step_secs).unwrap_or(i64::MAX / 1_000_000),
+        );
+        let settings = CheckoutSettings {
+            provider: match args.payment_provider {
+                PaymentProviderKind::Test => "test".into(),
+            },
+            tracking_poll: match args.carrier {
+                CarrierKind::Test => step.max(chrono::Duration::seconds(1)),
+            },
+            ..CheckoutSettings::default()
+        };
+        let clock = self.store.clock().clone();
+        Arc::new(infra::saga::SagaRunner::new(
+            infra::command::Commands::new(self.store.clone()),
+            CheckoutSaga::new(settings),
+            TestPaymentProvider::new(),
+            TestCarrier::new(step, Arc::new(move || clock.now())),
+        ))
     }
 
     /// Starts a background task.
@@ -354,6 +414,13 @@ impl Engine {
         }
     }
 }
+
+/// The checkout saga's runner with the built-in test providers.
+pub type CheckoutRunner = infra::saga::SagaRunner<
+    sagas::checkout::CheckoutSaga,
+    sagas::ports::test_payment::TestPaymentProvider,
+    sagas::ports::test_carrier::TestCarrier,
+>;
 
 /// How often the lag and dead-letter gauges are refreshed.
 pub const GAUGE_EVERY: Duration = Duration::from_secs(5);

@@ -275,7 +275,13 @@ async fn cart_journey(kind: BackendKind) {
         r.text
     );
 
-    let r = server.post(&format!("{base}/checkout"), tok, None).await;
+    let r = server
+        .post(
+            &format!("{base}/checkout"),
+            tok,
+            Some(json!({"payment_method_token": "tok_visa"})),
+        )
+        .await;
     assert_command(&r, 200, &stream, 12);
     let order_id = r.body["order_id"].as_str().expect("order id").to_string();
     let expected = CommandContext::derived_id("checkout", &cart);

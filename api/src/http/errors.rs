@@ -127,6 +127,12 @@ problem_table! {
         VIEW_BEHIND = (504, "view_behind", "View behind"),
         INVALID_CONSISTENCY_POSITION = (400, "invalid_consistency_position", "Invalid Consistency-Position"),
         POSITION_BEYOND_LOG = (400, "position_beyond_log", "Position beyond the log"),
+        CALLBACK_NOT_CONFIGURED = (503, "callback_not_configured", "Callbacks not configured"),
+        CALLBACK_SOURCE_UNKNOWN = (404, "callback_source_unknown", "Unknown provider or carrier"),
+        CALLBACK_SIGNATURE_INVALID = (400, "callback_signature_invalid", "Callback signature invalid"),
+        CALLBACK_STALE = (400, "callback_stale", "Callback timestamp outside the window"),
+        CALLBACK_REPLAYED = (409, "callback_replayed", "Callback already accepted"),
+        CALLBACK_REFERENCE_UNKNOWN = (404, "callback_reference_unknown", "Unknown payment or shipment"),
     }
 
     /// Codes a cart command can answer.

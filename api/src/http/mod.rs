@@ -48,6 +48,8 @@ pub struct AppState {
     pub consistency_wait: std::time::Duration,
     /// Keys sealing webhook signing secrets at rest; none = stored in clear.
     pub webhook_secret_keys: infra::webhook::SecretKeys,
+    /// The saga and secrets the provider callback routes use; none = refused (503).
+    pub callbacks: crate::routes::callbacks::Callbacks,
 }
 
 impl AppState {
@@ -65,7 +67,14 @@ impl AppState {
             projections: None,
             consistency_wait: std::time::Duration::from_secs(2),
             webhook_secret_keys: infra::webhook::SecretKeys::default(),
+            callbacks: crate::routes::callbacks::Callbacks::default(),
         }
+    }
+
+    /// Provider callbacks reach `callbacks`' saga.
+    pub fn with_callbacks(mut self, callbacks: crate::routes::callbacks::Callbacks) -> Self {
+        self.callbacks = callbacks;
+        self
     }
 
     /// Webhook signing secrets are stored sealed with `keys`.

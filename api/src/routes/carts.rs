@@ -10,8 +10,9 @@
 
 use aggregates::cart::{
     AddItem, ApplyCoupon, Cart, CartCommand, CartLine, CartStatus, CartTotals, ChangeItemQuantity,
-    CheckOut, LoyaltyRedemption, OpenCart, RemoveCoupon, RemoveItem, SetLoyaltyPoints,
-    SetShippingAddress, SetShippingMethod, ShippingMethod, DEFAULT_MAX_QUANTITY_PER_LINE,
+    CheckOutWithPayment, CheckoutPayment, LoyaltyRedemption, OpenCart, RemoveCoupon, RemoveItem,
+    SetLoyaltyPoints, SetShippingAddress, SetShippingMethod, ShippingMethod,
+    DEFAULT_MAX_QUANTITY_PER_LINE,
 };
 use aggregates::loyalty::{LoyaltyAccount, LoyaltyError};
 use aggregates::promotion::PromotionCode;
@@ -19,6 +20,7 @@ use aggregates::{
     Address, CartId, CountryCode, Currency, CustomerId, DomainError, EventSourced, Money, OrderId,
     Quantity, Sku,
 };
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -46,6 +48,8 @@ const MAX_METHOD_CODE: usize = 64;
 const MAX_POINTS: u64 = 100_000_000;
 /// Longest address field accepted.
 const MAX_ADDRESS_FIELD: usize = 200;
+/// Longest payment method token accepted.
+const MAX_PAYMENT_TOKEN: usize = 200;
 
 /// Problems every cart command on an existing cart can answer, besides the cart's own
 /// rules ([`errors::CART_CODES`]).
@@ -192,15 +196,17 @@ pub fn router() -> ApiRouter {
         )
         .route(
             Operation::post("/carts/{cart_id}/checkout")
-                .summary("Check the cart out into an order")
-                .description("Freezes the cart's totals into the order `order_id`, derived from the cart id (a retry names the same order).")
+                .summary("Check the cart out into an order, paid with a payment method")
+                .description("Freezes the cart's totals into the order `order_id`, derived from the cart id (a retry names the same order), with the payment method token (required unless nothing is due) and an optional billing address. The checkout saga then places the order from the checkout event, reserves stock, authorizes the payment and confirms it; follow it on `GET /me/orders/{order_id}`.")
                 .tag(TAG)
                 .roles(roles)
                 .command()
                 .path_param(cart_id.0, cart_id.1)
+                .body::<CheckoutBody>()
                 .reply::<CheckoutReplyBody>(200)
                 .problems(CART_PROBLEMS)
-                .problems(errors::CART_CODES),
+                .problems(errors::CART_CODES)
+                .problems(&["malformed_json"]),
             post(check_out),
         )
 }
@@ -274,6 +280,22 @@ pub struct LoyaltyPointsBody {
     /// Points to redeem at checkout; `0` clears the redemption.
     #[schemars(range(max = 100_000_000))]
     pub points: u64,
+}
+
+/// `POST /carts/{cart_id}/checkout`: how the order is paid. An empty body is a checkout
+/// without a payment method, refused unless nothing is due.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutBody {
+    /// The payment provider's token for the customer's payment method (test provider:
+    /// `tok_visa`, `tok_3ds`, `tok_insufficient_funds`, …). Required unless nothing is
+    /// due.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 200))]
+    pub payment_method_token: Option<String>,
+    /// Where the payment method is billed; the shipping address when absent.
+    #[serde(default)]
+    pub billing_address: Option<Address>,
 }
 
 /// Where a cart is in its life.
@@ -600,20 +622,28 @@ async fn check_balance(state: &AppState, customer: CustomerId, points: u64) -> R
     Err(CommandError::Domain(DomainError::from(refusal)).into())
 }
 
-/// Checks the cart out. The new order's id is derived from the cart id, so a retried
-/// checkout (with or without the same `Idempotency-Key`) names the same order.
+/// Checks the cart out with a payment method: one append to the cart, whose event the
+/// checkout saga places the order from (a crash after the checkout loses nothing). The
+/// new order's id is derived from the cart id, so a retried checkout (with or without the
+/// same `Idempotency-Key`) names the same order.
 async fn check_out(
     CustomerOrStaff(principal): CustomerOrStaff,
     State(state): State<AppState>,
     meta: CommandMeta,
     Path(cart_id): Path<String>,
+    raw: Bytes,
 ) -> Result<Response, Problem> {
     let cart_id = path_uuid(&cart_id)?;
+    let body = checkout_body(&raw)?;
     owned::<Cart>(&state, &principal, cart_id).await?;
     let order_id = checkout_order_id(cart_id);
-    let command = CartCommand::CheckOut(CheckOut {
+    let command = CartCommand::CheckOutWithPayment(CheckOutWithPayment {
         order_id,
         tax_rates: state.commands.tax_rates().await?,
+        payment: CheckoutPayment {
+            method_token: body.payment_method_token,
+            billing_address: body.billing_address,
+        },
         at: state.store.clock().now(),
     });
     let reply = run(&state, &meta, cart_id, command).await?;
@@ -623,6 +653,34 @@ async fn check_out(
         order_id,
     };
     Ok(with_etag(StatusCode::OK, version, body))
+}
+
+/// The checkout body: empty means no payment method; otherwise JSON within bounds.
+fn checkout_body(raw: &[u8]) -> Result<CheckoutBody, Problem> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CheckoutBody::default());
+    }
+    let body: CheckoutBody = serde_json::from_slice(raw).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            row::MALFORMED_JSON.problem(e.to_string())
+        } else {
+            row::INVALID_BODY.problem(e.to_string())
+        }
+    })?;
+    if let Some(token) = &body.payment_method_token {
+        if token.trim().is_empty()
+            || token.len() > MAX_PAYMENT_TOKEN
+            || token.chars().any(char::is_control)
+        {
+            return Err(invalid_body(format!(
+                "payment_method_token has 1 to {MAX_PAYMENT_TOKEN} printable characters"
+            )));
+        }
+    }
+    if let Some(address) = &body.billing_address {
+        check_address(address)?;
+    }
+    Ok(body)
 }
 
 /// The id of the order cart `cart_id` checks out into.

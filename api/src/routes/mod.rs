@@ -4,6 +4,7 @@
 //! Stream ids: a cart, order, payment or shipment by its UUID; a product and a stock
 //! item by SKU; a promotion by its normalised code; a loyalty account by customer id.
 
+pub mod callbacks;
 mod carts;
 mod catalogue;
 mod input;
@@ -25,6 +26,7 @@ use crate::http::ApiRouter;
 pub fn router() -> ApiRouter {
     ApiRouter::new()
         .merge(carts::router())
+        .merge(callbacks::router())
         .merge(orders::router())
         .merge(loyalty::router())
         .merge(catalogue::router())

@@ -174,6 +174,15 @@ impl Commands {
             }
             let events = match current.state.decide(command.clone()) {
                 Ok(events) => events,
+                Err(_) if !fresh => {
+                    // Refused on cached state: another process (or command layer) may
+                    // have moved the stream on. Decide again on the log's head.
+                    let caught_up = self.catch_up(&stream, current).await?;
+                    slot.put(caught_up.clone());
+                    known = Some(caught_up);
+                    fresh = true;
+                    continue;
+                }
                 Err(err) => {
                     // A retry of a command that already ran is refused by the state it
                     // made (e.g. "already open"): answer with its first outcome instead.
