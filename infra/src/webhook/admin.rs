@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::db::{
-    filter_text, now, on_db, AttemptRow, Db, DeliveryRow,
-    SubscriptionRow, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, SUBSCRIPTION_COLUMNS,
+    filter_text, now, on_db, AttemptRow, Db, DeliveryRow, SubscriptionRow, ATTEMPT_COLUMNS,
+    DELIVERY_COLUMNS, SUBSCRIPTION_COLUMNS,
 };
 use super::network::redact_url;
 use super::sealing::SecretKeys;

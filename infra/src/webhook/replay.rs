@@ -136,9 +136,8 @@ pub async fn get(
     subscription_id: Uuid,
     replay_id: Uuid,
 ) -> Result<ReplayJob, WebhookError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM webhook_replays WHERE subscription_id = $1 AND id = $2"
-    );
+    let sql =
+        format!("SELECT {COLUMNS} FROM webhook_replays WHERE subscription_id = $1 AND id = $2");
     let job = on_db!(store.db(), pool => {
         match sqlx::query(&sql).bind(subscription_id).bind(replay_id).fetch_optional(pool).await? {
             Some(row) => Some(job!(&row)),
@@ -253,7 +252,11 @@ pub async fn advance(
 
 /// Advances replay `id` until it is done and returns it (for tools and tests; services
 /// leave it to the dispatcher).
-pub async fn finish(store: &Store, subscription_id: Uuid, id: Uuid) -> Result<ReplayJob, WebhookError> {
+pub async fn finish(
+    store: &Store,
+    subscription_id: Uuid,
+    id: Uuid,
+) -> Result<ReplayJob, WebhookError> {
     loop {
         let job = get(store, subscription_id, id).await?;
         if job.status == ReplayStatus::Done {
@@ -267,7 +270,11 @@ pub async fn finish(store: &Store, subscription_id: Uuid, id: Uuid) -> Result<Re
 
 /// Advances running replays until `shutdown` completes: batch after batch while there is
 /// work, then a look every `every`. Errors are logged and tried again.
-pub async fn run(store: Store, every: std::time::Duration, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn run(
+    store: Store,
+    every: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let idle = match advance(&store, None, BATCH).await {
