@@ -90,6 +90,9 @@ pub enum Command {
     /// SQL views: rebuild one without downtime, or show where each stands.
     #[command(subcommand)]
     Projections(crate::projections::ProjectionsCommand),
+    /// Run one part of the engine in this process (PostgreSQL): relay, sagas,
+    /// projections or timers. No HTTP API; `serve` runs every part in one process.
+    Worker(Box<crate::worker::WorkerArgs>),
     /// Sagas: list by state and age, show one's steps, retry or cancel a stuck one.
     #[command(subcommand)]
     Sagas(crate::sagas::SagasCommand),
@@ -445,6 +448,7 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
         Command::Projections(cmd) => {
             crate::projections::run(cmd, &mut std::io::stdout().lock()).await
         }
+        Command::Worker(args) => crate::worker::run(*args).await,
         Command::Sagas(cmd) => crate::sagas::run(cmd, &mut std::io::stdout().lock()).await,
     }
 }
@@ -650,7 +654,8 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGTERM or ctrl-c.
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -134,6 +134,20 @@ struct Messaging {
 impl Engine {
     /// Connects to NATS when configured and starts the relay.
     pub async fn start(store: Store, args: &NatsArgs) -> Result<Self, CliError> {
+        Self::start_parts(store, args, true).await
+    }
+
+    /// Connects to NATS when configured, without starting the relay: for a worker
+    /// process that runs another part (`commerce worker`).
+    pub async fn connect(store: Store, args: &NatsArgs) -> Result<Self, CliError> {
+        Self::start_parts(store, args, false).await
+    }
+
+    async fn start_parts(
+        store: Store,
+        args: &NatsArgs,
+        with_relay: bool,
+    ) -> Result<Self, CliError> {
         let (shutdown, _) = watch::channel(false);
         let mut engine = Self {
             tasks: Vec::new(),
@@ -171,18 +185,22 @@ impl Engine {
         )
         .await
         .map_err(|e| CliError::runtime(format!("cannot set up the dead-letter stream: {e}")))?;
-        let stop = engine.stopped();
-        engine.spawn("relay", async move {
-            if let Err(err) = relay.run(stop).await {
-                tracing::error!(error = %err, "relay stopped");
-            }
-        });
+        if with_relay {
+            let stop = engine.stopped();
+            engine.spawn("relay", async move {
+                if let Err(err) = relay.run(stop).await {
+                    tracing::error!(error = %err, "relay stopped");
+                }
+            });
+        }
         engine.nats = Some(Messaging {
             client,
             stream: args.jetstream_stream.clone(),
             dead_letters,
         });
-        tracing::info!(nats = %url, stream = %args.jetstream_stream, "relay started");
+        if with_relay {
+            tracing::info!(nats = %url, stream = %args.jetstream_stream, "relay started");
+        }
         Ok(engine)
     }
 
@@ -387,6 +405,22 @@ impl Engine {
             TestPaymentProvider::new(),
             TestCarrier::new(step, Arc::new(move || clock.now())),
         ))
+    }
+
+    /// The consumer half of the saga (`commerce worker sagas`): steps for events.
+    pub fn run_saga_consumer(&mut self, runner: Arc<CheckoutRunner>) -> Result<(), CliError> {
+        self.run_consumer(
+            Arc::new(infra::saga::SagaHandler(runner)),
+            ConsumerConfig::default(),
+        )
+    }
+
+    /// The timer half of the saga (`commerce worker timers`): fires due timers.
+    pub fn run_saga_timers(&mut self, runner: Arc<CheckoutRunner>) {
+        let stop = self.stopped();
+        self.spawn("saga timers", async move {
+            runner.run_timers(SAGA_TIMERS_EVERY, stop).await;
+        });
     }
 
     /// Starts a background task.

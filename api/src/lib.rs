@@ -16,3 +16,4 @@ pub mod seed;
 pub mod telemetry;
 pub mod token;
 pub mod webhook_keys;
+pub mod worker;

@@ -338,3 +338,72 @@ async fn staff_see_and_steer_a_stuck_saga(kind: BackendKind) {
     );
     engine.stop().await;
 }
+
+/// `commerce worker PART` parses its part and runs only against PostgreSQL: the embedded
+/// deployment (SQLite) is one process, `commerce serve` (one writer, one timer worker);
+/// the relay also needs NATS. Refusals are configuration errors (exit 2) before
+/// anything is opened.
+#[tokio::test]
+async fn workers_run_one_part_against_postgresql_only() {
+    use api::cli::{Cli, Command};
+    use api::worker::{self, Part, WorkerArgs};
+    use clap::Parser;
+
+    fn parse(argv: &[&str]) -> WorkerArgs {
+        let mut all = vec!["commerce", "worker"];
+        all.extend_from_slice(argv);
+        match Cli::try_parse_from(all).unwrap().command {
+            Some(Command::Worker(args)) => *args,
+            other => panic!("not worker: {other:?}"),
+        }
+    }
+
+    let pg = "postgres://app@db.invalid/shop";
+    for (part, expected) in [
+        ("sagas", Part::Sagas),
+        ("timers", Part::Timers),
+        ("projections", Part::Projections),
+    ] {
+        let args = parse(&[part, "--database-url", pg]);
+        assert_eq!(args.part, expected);
+        worker::check(&args).unwrap();
+        let embedded = parse(&[part, "--database-url", "sqlite:/tmp/never-opened.db"]);
+        let err = worker::run(embedded).await.unwrap_err();
+        assert_eq!(err.code, 2);
+        assert!(err.message.contains("commerce serve"), "{}", err.message);
+    }
+    let relay = parse(&["relay", "--database-url", pg]);
+    assert!(worker::check(&relay)
+        .unwrap_err()
+        .message
+        .contains("--nats-url"));
+    let relay = parse(&[
+        "relay",
+        "--database-url",
+        pg,
+        "--nats-url",
+        "nats://127.0.0.1:4222",
+    ]);
+    worker::check(&relay).unwrap();
+    assert!(!std::path::Path::new("/tmp/never-opened.db").exists());
+    assert!(Cli::try_parse_from(["commerce", "worker", "api"]).is_err());
+    let sagas = Cli::try_parse_from([
+        "commerce",
+        "sagas",
+        "list",
+        "--stuck",
+        "--saga-stuck-after",
+        "1h",
+        "--json",
+    ])
+    .unwrap();
+    let Some(Command::Sagas(api::sagas::SagasCommand::List(list))) = sagas.command else {
+        panic!("not sagas list");
+    };
+    assert!(list.stuck && list.json);
+    assert_eq!(
+        list.stuck_after.saga_stuck_after,
+        std::time::Duration::from_secs(3600)
+    );
+    assert!(Cli::try_parse_from(["commerce", "worker"]).is_err());
+}
