@@ -82,6 +82,10 @@ fn retotal(state: &mut CheckoutState, totals: &OrderTotals) {
 fn order(state: &mut CheckoutState, e: &OrderEvent) {
     match e {
         OrderEvent::OrderPlaced(e) => {
+            if state.order.is_none() {
+                // `order_id` is only known before placement from the checkout.
+                state.placed_before_checkout = e.cart_id.is_some() && state.order_id.is_none();
+            }
             state.order_id = Some(e.order_id);
             state.order = Some(facts(e));
             state.phase = if e.draft {

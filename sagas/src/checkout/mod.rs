@@ -143,16 +143,16 @@ impl ProcessManager for CheckoutSaga {
 
     fn react(&self, state: &CheckoutState, input: &Input, now: DateTime<Utc>) -> Reaction {
         // A checked-out cart with a payment: the saga places its order (once the order
-        // is known, a redelivered checkout does nothing).
+        // is known, a redelivered checkout places nothing; it reserves when the order
+        // was placed before the checkout reached the saga).
         if let Input::Event(Envelope {
             event: DomainEvent::Cart(CartEvent::CartCheckedOut(cart)),
             ..
         }) = input
         {
-            return match state.order {
-                None => placement::on_checkout(cart),
-                Some(_) => Reaction::none(),
-            };
+            if state.order.is_none() {
+                return placement::on_checkout(cart);
+            }
         }
         react::react(&self.settings, state, input, now)
     }

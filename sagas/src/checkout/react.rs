@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use aggregates::cart::CartEvent;
 use aggregates::loyalty::{
     CommitHeldPoints, EarnPoints, HoldPoints, LoyaltyCommand, ReturnHeldPoints, ReversePoints,
 };
@@ -65,6 +66,13 @@ pub(super) fn react(
             DomainEvent::Payment(e) => step.payment_event(order_id, e),
             DomainEvent::Stock(StockEvent::StockReserved(_)) => step.after_reservation(order_id),
             DomainEvent::Shipment(e) => step.shipment_event(order_id, e),
+            // The checkout of an order placed before it reached the saga: now its
+            // coupons and points are known.
+            DomainEvent::Cart(CartEvent::CartCheckedOut(_))
+                if state.placed_before_checkout && state.phase == Phase::Reserving =>
+            {
+                step.reserve(order_id)
+            }
             _ => Reaction::none(),
         },
         Input::Timer(t) => step.timer(order_id, &t.name),
@@ -122,7 +130,9 @@ impl Step<'_> {
 
     fn order_event(&self, order_id: OrderId, e: &OrderEvent) -> Reaction {
         match e {
-            OrderEvent::OrderPlaced(e) if !e.draft => self.reserve(order_id),
+            OrderEvent::OrderPlaced(e) if !e.draft && !self.state.placed_before_checkout => {
+                self.reserve(order_id)
+            }
             OrderEvent::OrderDraftFinalised(_) => self.reserve(order_id),
             OrderEvent::OrderConfirmed(_) => self.plan_shipments(order_id),
             OrderEvent::OrderCancelled(_) => self.compensate(order_id),

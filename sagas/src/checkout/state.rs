@@ -147,6 +147,11 @@ pub struct CheckoutState {
     pub shipments: BTreeMap<ShipmentId, ShipmentProgress>,
     pub returns: BTreeMap<ReturnId, ReturnProgress>,
     pub return_window_closed: bool,
+    /// The order was placed from a cart whose `CartCheckedOut` had not reached the saga
+    /// yet (events of different streams may arrive out of log order on JetStream): the
+    /// coupons and points to reserve are the checkout's, so reserving waits for it.
+    #[serde(default)]
+    pub placed_before_checkout: bool,
 }
 
 impl CheckoutState {

@@ -449,6 +449,96 @@ fn a_placed_order_reserves_coupons_points_and_every_line_and_sets_a_deadline() {
     assert_eq!(r.timers[0].due, t0() + Duration::minutes(20));
 }
 
+/// `placed` for a cart's checkout (with its cart id), as the saga or a caller of
+/// `CheckOut` places it.
+fn placed_from_cart(token: &str) -> OrderEvent {
+    let OrderEvent::OrderPlaced(mut e) = placed(token) else {
+        unreachable!()
+    };
+    e.cart_id = Some(CartId::from_uuid(Uuid::from_u128(0xCA)));
+    OrderEvent::OrderPlaced(e)
+}
+
+#[test]
+fn an_order_placed_before_its_checkout_arrives_reserves_when_the_checkout_does() {
+    // The order stream's event overtook the cart stream's (JetStream, two workers).
+    let terms = promotion::example_terms();
+    let order_first = ev(2, placed_from_cart("tok_visa"));
+    let r = when(&[], order_first.clone());
+    assert!(r.is_empty(), "no reservation without the coupons: {r:?}");
+    assert_eq!(
+        given(std::slice::from_ref(&order_first)).phase,
+        Phase::Reserving
+    );
+
+    let checkout = ev(1, checked_out(vec![terms.clone()], 300));
+    let r = when(std::slice::from_ref(&order_first), checkout.clone());
+    assert_eq!(
+        steps(&r),
+        vec![
+            format!("redeem:{}", terms.code).as_str(),
+            "hold-points",
+            "reserve:TEE",
+            "reserve:MUG"
+        ]
+    );
+    assert_eq!(
+        r.commands[0].command_id(checkout.trigger_id()),
+        crate::derive_id(checkout.trigger_id(), &format!("redeem:{}", terms.code))
+    );
+    assert_eq!(r.timers[0].name, timer::AUTHORIZATION_DEADLINE);
+    // Then the reservations go on as usual.
+    let history = [order_first, checkout];
+    let r = when(&history, ev(3, reserved(tee(), &[(ber(), 2)])));
+    assert!(r.is_empty(), "{r:?}");
+}
+
+#[test]
+fn an_order_the_saga_placed_that_arrives_before_its_checkout_step_is_stored_keeps_the_coupon() {
+    // Worker A ran the checkout's step (PlaceOrder) but has not stored it; worker B
+    // starts the saga from `OrderPlaced`; A's step runs again on B's state.
+    let CartEvent::CartCheckedOut(mut cart) = checked_out(vec![promotion::example_terms()], 0)
+    else {
+        unreachable!()
+    };
+    cart.payment = Some(CheckoutPayment {
+        method_token: Some("tok_visa".into()),
+        billing_address: None,
+    });
+    let checkout = ev(1, CartEvent::CartCheckedOut(cart));
+    let order_first = ev(2, placed_from_cart("tok_visa"));
+    assert!(when(&[], order_first.clone()).is_empty());
+    let r = when(&[order_first], checkout);
+    assert!(placement_of(&r).is_none(), "placed once: {r:?}");
+    assert_eq!(
+        r.commands[0].step,
+        format!("redeem:{}", promotion::example_terms().code)
+    );
+}
+
+#[test]
+fn a_checkout_arriving_after_its_order_was_cancelled_reserves_nothing() {
+    let r = when(
+        &[
+            ev(2, placed_from_cart("tok_visa")),
+            ev(3, cancelled(CancellationReason::CustomerRequested)),
+        ],
+        ev(1, checked_out(vec![promotion::example_terms()], 300)),
+    );
+    assert!(r.is_empty(), "{r:?}");
+}
+
+#[test]
+fn a_checkout_seen_first_reserves_on_placement_once() {
+    let history = [
+        ev(1, checked_out(vec![promotion::example_terms()], 300)),
+        ev(2, placed_from_cart("tok_visa")),
+    ];
+    assert_eq!(when(&history[..1], history[1].clone()).commands.len(), 4);
+    // A redelivered checkout after the placement reserves nothing more.
+    assert!(when(&history, history[0].clone()).is_empty());
+}
+
 #[test]
 fn a_draft_waits_until_it_is_finalised() {
     let OrderEvent::OrderPlaced(mut draft) = placed("tok_visa") else {
