@@ -20,6 +20,6 @@ pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use store::{
-    AppendOutcome, CommandRecord, EventMetadata, NewEvent, RecordedEvent, Store, StoreConfig,
-    StoreError, StreamRef,
+    AppendOutcome, AppendRequest, CommandRecord, EventMetadata, NewEvent, RecordedEvent, Store,
+    StoreConfig, StoreError, StreamRef,
 };

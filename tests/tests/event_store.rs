@@ -7,7 +7,7 @@ use std::time::Duration;
 use cqrs_es::persist::PersistedEventRepository;
 use cqrs_es::{AggregateError, CqrsFramework, EventStore};
 use futures_util::StreamExt;
-use infra::store::{NewEvent, StoreConfig, StreamRef};
+use infra::store::{AppendRequest, NewEvent, StoreConfig, StreamRef};
 use infra::{Store, StoreError};
 use rand::Rng;
 use serde_json::json;
@@ -601,6 +601,170 @@ async fn a_conflict_fails_only_its_own_append(kind: BackendKind) {
     assert!(store.verify().await.unwrap().is_ok());
 }
 
+/// One group (one transaction) that mixes clean appends with a version conflict, a
+/// command id already recorded, two appends to one stream (the second continuing the
+/// first, then a third expecting what the first found), an empty append and an event id
+/// already in the log: each refused append fails alone and stores nothing; every clean
+/// one is stored, contiguous, in the log.
+async fn a_group_fails_only_its_refused_appends(kind: BackendKind) {
+    let Some(store) = store(kind).await else {
+        return;
+    };
+    let request = |id: &str, expected: i64, events: Vec<NewEvent>, command: Option<Uuid>| {
+        AppendRequest {
+            stream: StreamRef::new("counter", id),
+            expected_version: expected,
+            events,
+            snapshot: None,
+            command_id: command,
+        }
+    };
+    let done = Uuid::now_v7();
+    let taken = event(7);
+    let first = store
+        .append_all(vec![
+            request("recorded", 0, events(1), Some(done)),
+            request("taken", 0, vec![taken.clone()], None),
+        ])
+        .await;
+    assert!(first.iter().all(Result::is_ok), "{first:?}");
+
+    let group = store
+        .append_all(vec![
+            request("clean-1", 0, events(2), Some(Uuid::now_v7())),
+            request("stale", 3, events(1), None),
+            request("recorded", 1, events(1), Some(done)),
+            request("clean-2", 0, events(3), None),
+            request("clean-2", 3, events(1), None),
+            request("clean-2", 0, events(1), None),
+            request("empty", 0, Vec::new(), None),
+            request("clean-3", 0, events(1), None),
+        ])
+        .await;
+    assert_eq!(group.len(), 8);
+    let ok = |i: usize| {
+        group[i]
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{kind:?}: append {i} refused: {e}"))
+    };
+    assert_eq!(
+        (ok(0).version, ok(3).version, ok(4).version, ok(7).version),
+        (2, 3, 4, 1)
+    );
+    assert_eq!(ok(4).first_position, ok(3).last_position + 1);
+    assert!(
+        matches!(group[1], Err(StoreError::Conflict { expected: 3, .. })),
+        "{:?}",
+        group[1]
+    );
+    assert!(
+        matches!(group[2], Err(StoreError::DuplicateCommand)),
+        "{:?}",
+        group[2]
+    );
+    assert!(
+        matches!(group[5], Err(StoreError::Conflict { expected: 0, .. })),
+        "{:?}",
+        group[5]
+    );
+    assert!(matches!(group[6], Err(StoreError::InvalidAppend(_))));
+    for (id, stored) in [
+        ("clean-1", 2),
+        ("stale", 0),
+        ("recorded", 1),
+        ("clean-2", 4),
+        ("empty", 0),
+        ("clean-3", 1),
+    ] {
+        let stream = StreamRef::new("counter", id);
+        assert_eq!(
+            store.read_stream(&stream, 0).await.unwrap().len(),
+            stored,
+            "{kind:?}: {id}"
+        );
+    }
+
+    // A group whose one bad append fails the whole call (an event id already in the log)
+    // is written again append by append: only the bad one fails.
+    let again = store
+        .append_all(vec![
+            request("clean-4", 0, events(1), None),
+            request("reused", 0, vec![taken], None),
+            request("clean-5", 0, events(2), None),
+        ])
+        .await;
+    assert!(again[0].is_ok() && again[2].is_ok(), "{kind:?}: {again:?}");
+    assert!(matches!(again[1], Err(StoreError::InvalidAppend(_))), "{:?}", again[1]);
+    let reused = StreamRef::new("counter", "reused");
+    assert!(store.read_stream(&reused, 0).await.unwrap().is_empty());
+
+    let last = again[2].as_ref().unwrap().last_position;
+    assert!(store
+        .wait_for_position(last, Duration::from_secs(30))
+        .await
+        .unwrap());
+    let all = store.read_all(0, 1_000).await.unwrap();
+    assert_eq!(all.len(), 2 + 2 + 4 + 1 + 1 + 2);
+    assert!(all.windows(2).all(|w| w[0].position < w[1].position));
+    assert!(store.verify().await.unwrap().is_ok());
+}
+
+/// Appends whose callers are aborted at any moment, some before their group is written,
+/// some while it is: every acknowledged append is stored whole, every other one is
+/// stored whole or not at all, and the log stays a valid chain.
+async fn aborted_appends_are_stored_whole_or_not_at_all(kind: BackendKind) {
+    let Some(store) = store(kind).await else {
+        return;
+    };
+    let tasks: Vec<_> = (0..48)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let stream = StreamRef::new("counter", format!("abort-{n}"));
+                store.append(&stream, 0, events(3), None).await
+            })
+        })
+        .collect();
+    // Abort every other caller, at whatever point it has reached.
+    for (n, task) in tasks.iter().enumerate() {
+        if n % 2 == 1 {
+            task.abort();
+        }
+        tokio::task::yield_now().await;
+    }
+    let mut last = 0;
+    for (n, task) in tasks.into_iter().enumerate() {
+        let stream = StreamRef::new("counter", format!("abort-{n}"));
+        let acknowledged = match task.await {
+            Ok(outcome) => {
+                let outcome = outcome.unwrap();
+                last = last.max(outcome.last_position);
+                true
+            }
+            Err(e) => {
+                assert!(e.is_cancelled());
+                false
+            }
+        };
+        let stored = store.read_stream(&stream, 0).await.unwrap().len();
+        if acknowledged {
+            assert_eq!(stored, 3, "{kind:?}: acknowledged append {n}");
+        } else {
+            assert!(stored == 0 || stored == 3, "{kind:?}: append {n} stored {stored} of 3");
+        }
+    }
+    // Let any write still in flight finish, then check the whole log.
+    let after = StreamRef::new("counter", "after-aborts");
+    let outcome = store.append(&after, 0, events(1), None).await.unwrap();
+    assert!(store
+        .wait_for_position(outcome.last_position.max(last), Duration::from_secs(30))
+        .await
+        .unwrap());
+    let all = store.read_all(0, 1_000).await.unwrap();
+    assert_eq!(all.len() % 3, 1, "{kind:?}: whole appends plus the last one");
+    assert!(store.verify().await.unwrap().is_ok());
+}
+
 async fn oversized_events_and_appends_are_refused_whole(kind: BackendKind) {
     let config = StoreConfig {
         max_event_bytes: 2_000,
@@ -675,6 +839,8 @@ contract!(
     old_event_versions_load_through_upcasters,
     replay_streams_deliver_everything,
     a_conflict_fails_only_its_own_append,
+    a_group_fails_only_its_refused_appends,
+    aborted_appends_are_stored_whole_or_not_at_all,
     oversized_events_and_appends_are_refused_whole,
 );
 

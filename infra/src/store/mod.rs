@@ -14,6 +14,7 @@
 
 pub mod anchor;
 mod hash;
+mod pg_group;
 mod postgres;
 pub mod repository;
 mod restore;
@@ -73,6 +74,9 @@ pub struct StoreConfig {
     pub max_append_bytes: usize,
     /// Connections in the pool.
     pub max_connections: u32,
+    /// PostgreSQL: group-commit calls in flight at once (docs/adr/0005-group-commit.md).
+    /// Each holds a connection while its group is written.
+    pub append_writers: usize,
 }
 
 impl Default for StoreConfig {
@@ -85,6 +89,7 @@ impl Default for StoreConfig {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             max_append_bytes: 4 * 1024 * 1024,
             max_connections: 16,
+            append_writers: 2,
         }
     }
 }
@@ -129,6 +134,18 @@ pub struct SnapshotWrite {
     pub version: i64,
     pub snapshot_no: i64,
     pub state: Value,
+}
+
+/// One append of [`Store::append_all`].
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub stream: StreamRef,
+    /// The version the stream must be at (0 for a new stream).
+    pub expected_version: i64,
+    pub events: Vec<NewEvent>,
+    pub snapshot: Option<SnapshotWrite>,
+    /// Recorded with the events, as [`Store::append_command`] does.
+    pub command_id: Option<Uuid>,
 }
 
 /// A stored snapshot, with what the log says about its stream.
@@ -319,6 +336,8 @@ struct Inner {
     appended: watch::Sender<i64>,
     /// Whether the PostgreSQL wake-up notifier task runs.
     notifier: std::sync::OnceLock<()>,
+    /// PostgreSQL's group writer, started with the first append.
+    pg_group: std::sync::OnceLock<pg_group::Group>,
 }
 
 /// The event store. Cheap to clone.
@@ -370,6 +389,7 @@ impl Store {
                 events_read: AtomicU64::new(0),
                 appended,
                 notifier: std::sync::OnceLock::new(),
+                pg_group: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -492,6 +512,18 @@ impl Store {
         }
     }
 
+    /// Appends to several streams at once: they are written in one group (one
+    /// transaction and commit on either backend), each keeping its own outcome, in the
+    /// order given. A conflict or any other refusal fails that append alone and stores
+    /// nothing of it. For importers and tools; commands use [`Store::append`], which
+    /// gathers concurrent appends by itself.
+    pub async fn append_all(
+        &self,
+        appends: Vec<AppendRequest>,
+    ) -> Vec<Result<AppendOutcome, StoreError>> {
+        self.append_many(appends).await
+    }
+
     async fn append_inner(
         &self,
         stream: &StreamRef,
@@ -500,6 +532,117 @@ impl Store {
         snapshot: Option<SnapshotWrite>,
         command_id: Option<Uuid>,
     ) -> Result<AppendOutcome, StoreError> {
+        let request = AppendRequest {
+            stream: stream.clone(),
+            expected_version,
+            events,
+            snapshot,
+            command_id,
+        };
+        self.append_many(vec![request])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::InvalidAppend("no append".into())))
+    }
+
+    async fn append_many(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Vec<Result<AppendOutcome, StoreError>> {
+        // Microsecond precision is what both databases keep; hash what is stored.
+        let recorded_at = self.inner.clock.now().trunc_subsecs(6);
+        let mut outcomes: Vec<Option<Result<AppendOutcome, StoreError>>> =
+            requests.iter().map(|_| None).collect();
+        let mut valid = Vec::with_capacity(requests.len());
+        for (i, request) in requests.into_iter().enumerate() {
+            let AppendRequest {
+                stream,
+                expected_version,
+                events,
+                snapshot,
+                command_id,
+            } = request;
+            match self.prepare_rows(events, expected_version, recorded_at) {
+                Ok(rows) => valid.push((
+                    i,
+                    Append {
+                        stream,
+                        expected: expected_version,
+                        rows,
+                        snapshot,
+                        command_id,
+                    },
+                )),
+                Err(err) => outcomes[i] = Some(Err(err)),
+            }
+        }
+        let written: Vec<(usize, Result<AppendOutcome, StoreError>)> = match &self.inner.backend {
+            Backend::Postgres(pool) => {
+                self.inner.notifier.get_or_init(|| {
+                    tokio::spawn(postgres::notify_appends(pool.clone(), self.appended_rx()));
+                });
+                let group = self.inner.pg_group.get_or_init(|| {
+                    pg_group::Group::start(pool.clone(), self.inner.config.append_writers)
+                });
+                let mut ready = Vec::with_capacity(valid.len());
+                // Heads the earlier appends of this group leave, for a later one that
+                // continues the same stream.
+                let mut leaves: HashMap<StreamKey, (i64, Vec<u8>)> = HashMap::new();
+                for (i, append) in valid {
+                    let key = (
+                        append.stream.stream_type.clone(),
+                        append.stream.stream_id.clone(),
+                    );
+                    let known = leaves
+                        .get(&key)
+                        .filter(|(version, _)| *version == append.expected)
+                        .map(|(_, hash)| hash.clone());
+                    let prepared = postgres::prepare(self, pool, append, known).await;
+                    match prepared {
+                        Ok(p) => {
+                            leaves.insert(key, p.leaves());
+                            ready.push((i, p));
+                        }
+                        Err(err) => outcomes[i] = Some(Err(err)),
+                    }
+                }
+                let (slots, prepared): (Vec<usize>, Vec<_>) = ready.into_iter().unzip();
+                slots
+                    .into_iter()
+                    .zip(postgres::write(self, group, prepared).await)
+                    .collect()
+            }
+            Backend::Sqlite(db) => {
+                let (slots, appends): (Vec<usize>, Vec<Append>) = valid.into_iter().unzip();
+                slots.into_iter().zip(db.append(appends).await).collect()
+            }
+        };
+        for (i, outcome) in written {
+            if let Ok(outcome) = &outcome {
+                self.inner.appended.send_if_modified(|head| {
+                    if outcome.last_position > *head {
+                        *head = outcome.last_position;
+                        true
+                    } else {
+                        false
+                    }
+                });
+            }
+            outcomes[i] = Some(outcome);
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(StoreError::InvalidAppend("not written".into()))))
+            .collect()
+    }
+
+    /// Checks one append's shape and bounds and prepares its rows.
+    fn prepare_rows(
+        &self,
+        events: Vec<NewEvent>,
+        expected_version: i64,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<Vec<PreparedEvent>, StoreError> {
         if events.is_empty() {
             return Err(StoreError::InvalidAppend("no events".into()));
         }
@@ -515,44 +658,13 @@ impl Store {
                 "expected version must be >= 0".into(),
             ));
         }
-        // Microsecond precision is what both databases keep; hash what is stored.
-        let recorded_at = self.inner.clock.now().trunc_subsecs(6);
         let rows = events
             .into_iter()
             .zip(expected_version + 1..)
             .map(|(event, version)| PreparedEvent::new(event, version, recorded_at))
             .collect::<Result<Vec<_>, _>>()?;
         self.check_sizes(&rows)?;
-        let outcome = match &self.inner.backend {
-            Backend::Postgres(pool) => {
-                self.inner.notifier.get_or_init(|| {
-                    tokio::spawn(postgres::notify_appends(pool.clone(), self.appended_rx()));
-                });
-                postgres::append(
-                    self,
-                    pool,
-                    stream,
-                    expected_version,
-                    rows,
-                    snapshot,
-                    command_id,
-                )
-                .await?
-            }
-            Backend::Sqlite(db) => {
-                db.append(stream, expected_version, rows, snapshot, command_id)
-                    .await?
-            }
-        };
-        self.inner.appended.send_if_modified(|head| {
-            if outcome.last_position > *head {
-                *head = outcome.last_position;
-                true
-            } else {
-                false
-            }
-        });
-        Ok(outcome)
+        Ok(rows)
     }
 
     /// Refuses an append whose events, one or together, exceed the configured bounds.
@@ -727,6 +839,15 @@ impl Store {
     fn appended_rx(&self) -> watch::Receiver<i64> {
         self.inner.appended.subscribe()
     }
+}
+
+/// One append checked and serialized, on its way to a backend's group writer.
+struct Append {
+    stream: StreamRef,
+    expected: i64,
+    rows: Vec<PreparedEvent>,
+    snapshot: Option<SnapshotWrite>,
+    command_id: Option<Uuid>,
 }
 
 /// An event ready for insertion: serialized once, hashed once the previous hash is known.

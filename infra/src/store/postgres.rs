@@ -1,15 +1,17 @@
-//! PostgreSQL backend: one `append_events` call per command, a tail guarded by the
-//! oldest running transaction id (see the migration for why that is sufficient).
+//! PostgreSQL backend: appends group-committed through `append_batch` (see
+//! [`pg_group`](super::pg_group)), a tail guarded by the oldest running transaction id
+//! (see the migrations for why that is sufficient).
 
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+use super::pg_group::{BatchItem, Group};
 use super::row::{decode_event, PG_COLUMNS};
 use super::{
-    chain, AppendOutcome, PreparedEvent, RecordedEvent, SnapshotWrite, Store, StoreConfig,
-    StoreError, StoredSnapshot, StreamRef,
+    chain, Append, AppendOutcome, RecordedEvent, Store, StoreConfig, StoreError, StoredSnapshot,
+    StreamRef,
 };
 
 pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -78,109 +80,114 @@ pub(super) fn map_error(err: sqlx::Error, stream: &StreamRef, expected: i64) -> 
     StoreError::Database(err)
 }
 
-pub(super) async fn append(
+/// The hash the first event of an append to `stream` at `expected` continues from: the
+/// cached head, or the stored event at `expected`. A missing one is a conflict.
+async fn prev_hash(
     store: &Store,
     pool: &PgPool,
     stream: &StreamRef,
     expected: i64,
-    rows: Vec<PreparedEvent>,
-    snapshot: Option<SnapshotWrite>,
-    command_id: Option<uuid::Uuid>,
-) -> Result<AppendOutcome, StoreError> {
-    let prev = if expected == 0 {
-        None
-    } else if let Some(hash) = store.cached_hash(stream, expected) {
-        Some(hash)
-    } else {
-        let hash: Option<Vec<u8>> = sqlx::query_scalar(
-            "SELECT hash FROM events WHERE stream_type = $1 AND stream_id = $2 AND version = $3",
-        )
-        .bind(&stream.stream_type)
-        .bind(&stream.stream_id)
-        .bind(expected)
-        .fetch_optional(pool)
-        .await?;
-        Some(hash.ok_or_else(|| StoreError::Conflict {
-            stream: stream.clone(),
-            expected,
-        })?)
+) -> Result<Option<Vec<u8>>, StoreError> {
+    if expected == 0 {
+        return Ok(None);
+    }
+    if let Some(hash) = store.cached_hash(stream, expected) {
+        return Ok(Some(hash));
+    }
+    let hash: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT hash FROM events WHERE stream_type = $1 AND stream_id = $2 AND version = $3",
+    )
+    .bind(&stream.stream_type)
+    .bind(&stream.stream_id)
+    .bind(expected)
+    .fetch_optional(pool)
+    .await?;
+    Ok(Some(hash.ok_or_else(|| StoreError::Conflict {
+        stream: stream.clone(),
+        expected,
+    })?))
+}
+
+/// One append ready for the group writer, with the head it leaves on success.
+pub(super) struct Prepared {
+    item: BatchItem,
+    last_version: i64,
+    last_hash: Vec<u8>,
+}
+
+impl Prepared {
+    /// The stream's version and head hash once this append is stored.
+    pub(super) fn leaves(&self) -> (i64, Vec<u8>) {
+        (self.last_version, self.last_hash.clone())
+    }
+}
+
+/// Hashes an append's events (after the head it continues from: `known_prev`, when an
+/// earlier append of the same group leaves it, else the cache or the log) and
+/// serializes it for the group writer.
+pub(super) async fn prepare(
+    store: &Store,
+    pool: &PgPool,
+    append: Append,
+    known_prev: Option<Vec<u8>>,
+) -> Result<Prepared, StoreError> {
+    let Append {
+        stream,
+        expected,
+        rows,
+        snapshot,
+        command_id,
+    } = append;
+    let stream = &stream;
+    let prev = match known_prev {
+        Some(hash) => Some(hash),
+        None => prev_hash(store, pool, stream, expected).await?,
     };
     let hashes = chain(stream, &rows, prev);
-    let n = rows.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut versions = Vec::with_capacity(n);
-    let mut types = Vec::with_capacity(n);
-    let mut schema_versions = Vec::with_capacity(n);
-    let mut payloads = Vec::with_capacity(n);
-    let mut metadata = Vec::with_capacity(n);
-    let mut correlation = Vec::with_capacity(n);
-    let mut causation = Vec::with_capacity(n);
-    let mut actors = Vec::with_capacity(n);
-    let mut recorded = Vec::with_capacity(n);
-    let mut hash_col = Vec::with_capacity(n);
-    let mut prev_col = Vec::with_capacity(n);
-    for (row, (hash, prev)) in rows.into_iter().zip(hashes) {
-        ids.push(row.event_id);
-        versions.push(row.version);
-        types.push(row.event_type);
-        schema_versions.push(row.schema_version);
-        payloads.push(row.payload_text);
-        metadata.push(row.metadata_text);
-        correlation.push(row.correlation_id);
-        causation.push(row.causation_id);
-        actors.push(row.actor);
-        recorded.push(row.recorded_at);
-        hash_col.push(hash);
-        prev_col.push(prev);
-    }
-    let last_version = *versions.last().unwrap_or(&expected);
-    let last_hash = hash_col.last().cloned().unwrap_or_default();
-    let (snapshot_state, snapshot_version, snapshot_no) = match snapshot {
-        Some(s) => (
-            Some(serde_json::to_string(&s.state).map_err(StoreError::Corrupt)?),
-            Some(s.version),
-            Some(s.snapshot_no),
-        ),
-        None => (None, None, None),
-    };
-    let sql = if command_id.is_some() {
-        "SELECT first_position, last_position FROM append_command(\
-         $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-    } else {
-        "SELECT first_position, last_position FROM append_events(\
-         $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-    };
-    let mut query = sqlx::query_as(sql)
-        .bind(&stream.stream_type)
-        .bind(&stream.stream_id)
-        .bind(ids)
-        .bind(versions)
-        .bind(types)
-        .bind(schema_versions)
-        .bind(payloads)
-        .bind(metadata)
-        .bind(correlation)
-        .bind(causation)
-        .bind(actors)
-        .bind(recorded)
-        .bind(hash_col)
-        .bind(prev_col)
-        .bind(snapshot_state)
-        .bind(snapshot_version)
-        .bind(snapshot_no);
-    if let Some(id) = command_id {
-        query = query.bind(id);
-    }
-    let (first_position, last_position): (i64, i64) = query
-        .fetch_one(pool)
-        .await
-        .map_err(|e| map_error(e, stream, expected))?;
-    store.remember_head(stream, last_version, &last_hash);
-    Ok(AppendOutcome {
-        first_position,
-        last_position,
-        version: last_version,
+    let last_version = rows.last().map_or(expected, |r| r.version);
+    let last_hash = hashes.last().map(|(h, _)| h.clone()).unwrap_or_default();
+    let item = BatchItem::new(
+        stream,
+        expected,
+        rows,
+        hashes,
+        snapshot.as_ref(),
+        command_id,
+    )?;
+    Ok(Prepared {
+        item,
+        last_version,
+        last_hash,
     })
+}
+
+/// Writes prepared appends through the group writer, together when there are several,
+/// and answers each one's outcome in order.
+pub(super) async fn write(
+    store: &Store,
+    group: &Group,
+    prepared: Vec<Prepared>,
+) -> Vec<Result<AppendOutcome, StoreError>> {
+    let mut heads = Vec::with_capacity(prepared.len());
+    let mut items = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        heads.push((p.item.stream.clone(), p.last_version, p.last_hash));
+        items.push(p.item);
+    }
+    let stored = group.write(items).await;
+    stored
+        .into_iter()
+        .zip(heads)
+        .map(|(outcome, (stream, version, hash))| {
+            let (first_position, last_position) = outcome?;
+            store.remember_head(&stream, version, &hash);
+            Ok(AppendOutcome {
+                first_position,
+                last_position,
+                version,
+            })
+        })
+        .collect()
 }
 
 pub(super) async fn read_stream(

@@ -12,8 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::row::{decode_event, SQLITE_COLUMNS};
 use super::{
-    chain, AppendOutcome, PreparedEvent, RecordedEvent, SnapshotWrite, StoreConfig, StoreError,
-    StoredSnapshot, StreamRef,
+    chain, Append, AppendOutcome, RecordedEvent, StoreConfig, StoreError, StoredSnapshot, StreamRef,
 };
 
 pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -24,7 +23,7 @@ pub(super) struct SqliteBackend {
     pub(super) write: SqlitePool,
     pub(super) read: SqlitePool,
     /// Appends go through the group writer task, which owns their transactions.
-    appends: mpsc::UnboundedSender<AppendJob>,
+    appends: mpsc::UnboundedSender<Vec<AppendJob>>,
 }
 
 impl SqliteBackend {
@@ -68,27 +67,26 @@ impl SqliteBackend {
 
     /// Appends through the group writer: concurrent appends of this process are
     /// written in one transaction (one commit, one fsync), each keeping its own outcome.
+    /// Appends given together are always in the same group.
     pub(super) async fn append(
         &self,
-        stream: &StreamRef,
-        expected: i64,
-        rows: Vec<PreparedEvent>,
-        snapshot: Option<SnapshotWrite>,
-        command_id: Option<uuid::Uuid>,
-    ) -> Result<AppendOutcome, StoreError> {
-        let (reply, outcome) = oneshot::channel();
-        let job = AppendJob {
-            append: Append {
-                stream: stream.clone(),
-                expected,
-                rows,
-                snapshot,
-                command_id,
-            },
-            reply,
-        };
-        self.appends.send(job).map_err(|_| writer_gone())?;
-        outcome.await.map_err(|_| writer_gone())?
+        appends: Vec<Append>,
+    ) -> Vec<Result<AppendOutcome, StoreError>> {
+        let mut jobs = Vec::with_capacity(appends.len());
+        let mut replies = Vec::with_capacity(appends.len());
+        for append in appends {
+            let (reply, outcome) = oneshot::channel();
+            jobs.push(AppendJob { append, reply });
+            replies.push(outcome);
+        }
+        if self.appends.send(jobs).is_err() {
+            return replies.iter().map(|_| Err(writer_gone())).collect();
+        }
+        let mut outcomes = Vec::with_capacity(replies.len());
+        for outcome in replies {
+            outcomes.push(outcome.await.unwrap_or_else(|_| Err(writer_gone())));
+        }
+        outcomes
     }
 
     pub(super) async fn read_stream(
@@ -193,15 +191,6 @@ impl SqliteBackend {
 /// Most appends written in one group transaction.
 const MAX_GROUP: usize = 256;
 
-/// One append's data.
-struct Append {
-    stream: StreamRef,
-    expected: i64,
-    rows: Vec<PreparedEvent>,
-    snapshot: Option<SnapshotWrite>,
-    command_id: Option<uuid::Uuid>,
-}
-
 /// An append waiting for the group writer, with where its outcome goes.
 struct AppendJob {
     append: Append,
@@ -219,12 +208,12 @@ fn writer_gone() -> StoreError {
 /// stores nothing of it; the others commit. Appends whose caller has gone (a cancelled
 /// request) are dropped before the group is written: nothing unacknowledged is stored
 /// unless it was already being written.
-async fn group_writer(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<AppendJob>) {
+async fn group_writer(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Vec<AppendJob>>) {
     while let Some(first) = jobs.recv().await {
-        let mut group = vec![first];
+        let mut group = first;
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
-                Ok(job) => group.push(job),
+                Ok(more) => group.extend(more),
                 Err(_) => break,
             }
         }
