@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::cli::DEFAULT_DATABASE_URL;
 
+mod checkout;
 mod commands;
 mod export;
 mod http;
@@ -26,6 +27,7 @@ mod projections;
 mod relay;
 mod search;
 mod views;
+pub use checkout::CheckoutArgs;
 pub use commands::CommandsArgs;
 pub use export::ExportBenchArgs;
 pub use http::HttpArgs;
@@ -52,6 +54,8 @@ pub enum BenchCommand {
     Views(ViewsArgs),
     /// Export: `commerce export` to each format vs reading the same range alone.
     Export(ExportBenchArgs),
+    /// Checkout saga: virtual customers from cart to delivered order vs bare appends.
+    Checkout(CheckoutArgs),
 }
 
 #[derive(Debug, Args)]
@@ -64,11 +68,15 @@ pub struct AppendArgs {
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
     /// Concurrent writers, each on its own stream.
-    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 8, 32])]
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 8, 32, 128])]
     pub writers: Vec<usize>,
     /// Events per command (one append each).
     #[arg(long, value_delimiter = ',', default_values_t = [1usize, 5])]
     pub events_per_command: Vec<usize>,
+    /// PostgreSQL: the store's group-commit calls in flight at once
+    /// (`StoreConfig::append_writers`).
+    #[arg(long, default_value_t = StoreConfig::default().append_writers)]
+    pub append_writers: usize,
     /// Print only the JSON line (with every cell), no table.
     #[arg(long)]
     pub json: bool,
@@ -84,6 +92,7 @@ pub async fn run(command: BenchCommand) -> Result<(), String> {
         BenchCommand::Search(args) => search::search(args).await,
         BenchCommand::Views(args) => views::views(args).await,
         BenchCommand::Export(args) => export::export_bench(args).await,
+        BenchCommand::Checkout(args) => checkout::checkout(args).await,
     }
 }
 
@@ -155,9 +164,17 @@ fn serialized(stream: &str, first_sequence: usize, count: usize) -> Vec<Serializ
         .collect()
 }
 
+/// What one measurement found: events per second and the 99th percentile of the time
+/// one call took.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    events_per_s: f64,
+    p99_ms: f64,
+}
+
 /// Runs `writers` concurrent loops of `append(writer, next_sequence)` for `seconds`
-/// and returns events per second.
-async fn measure<F, Fut>(writers: usize, seconds: f64, append: F) -> Result<f64, String>
+/// and returns the rate and the calls' p99 latency.
+async fn measure<F, Fut>(writers: usize, seconds: f64, append: F) -> Result<Rate, String>
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<usize, String>> + Send,
@@ -171,19 +188,34 @@ where
         tasks.push(tokio::spawn(async move {
             let mut next = 1;
             let mut written = 0usize;
+            let mut took = Vec::new();
             while Instant::now() < deadline {
+                let call = Instant::now();
                 let n = append(w, next).await?;
+                took.push(call.elapsed());
                 next += n;
                 written += n;
             }
-            Ok::<usize, String>(written)
+            Ok::<_, String>((written, took))
         }));
     }
     let mut total = 0;
+    let mut took = Vec::new();
     for t in tasks {
-        total += t.await.map_err(|e| e.to_string())??;
+        let (written, times) = t.await.map_err(|e| e.to_string())??;
+        total += written;
+        took.extend(times);
     }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
+    let events_per_s = total as f64 / start.elapsed().as_secs_f64();
+    took.sort_unstable();
+    let p99 = took
+        .get((took.len() * 99 / 100).min(took.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default();
+    Ok(Rate {
+        events_per_s,
+        p99_ms: p99.as_secs_f64() * 1000.0,
+    })
 }
 
 /// Events per second of this store's `persist`, the path every aggregate command takes.
@@ -193,7 +225,7 @@ async fn measure_ours(
     seconds: f64,
     tag: String,
     epc: usize,
-) -> Result<f64, String> {
+) -> Result<Rate, String> {
     let store = store.clone();
     measure(writers, seconds, move |w, next| {
         let store = store.clone();
@@ -244,9 +276,9 @@ fn push_raw_rows<'a, DB: sqlx::Database>(
 struct Cell {
     events_per_command: usize,
     writers: usize,
-    raw: f64,
-    postgres_es: Option<f64>,
-    ours: f64,
+    raw: Rate,
+    postgres_es: Option<Rate>,
+    ours: Rate,
 }
 
 impl Cell {
@@ -254,11 +286,16 @@ impl Cell {
         json!({
             "events_per_command": self.events_per_command,
             "writers": self.writers,
-            "raw_events_per_s": self.raw.round(),
-            "postgres_es_events_per_s": self.postgres_es.map(f64::round),
-            "ours_events_per_s": self.ours.round(),
-            "ratio_vs_raw": round2(self.ours / self.raw),
-            "ratio_vs_postgres_es": self.postgres_es.map(|p| round2(self.ours / p)),
+            "raw_events_per_s": self.raw.events_per_s.round(),
+            "postgres_es_events_per_s": self.postgres_es.map(|p| p.events_per_s.round()),
+            "ours_events_per_s": self.ours.events_per_s.round(),
+            "ratio_vs_raw": round2(self.ours.events_per_s / self.raw.events_per_s),
+            "ratio_vs_postgres_es": self
+                .postgres_es
+                .map(|p| round2(self.ours.events_per_s / p.events_per_s)),
+            "raw_p99_ms": round2(self.raw.p99_ms),
+            "ours_p99_ms": round2(self.ours.p99_ms),
+            "p99_ratio_vs_raw": round2(self.ours.p99_ms / self.raw.p99_ms),
         })
     }
 }
@@ -303,12 +340,26 @@ async fn append(args: AppendArgs) -> Result<(), String> {
                 "{:>10} {:>8} {:>14.0} {:>16} {:>14.0} {:>9.2} {:>12}",
                 c.events_per_command,
                 c.writers,
-                c.raw,
-                c.postgres_es.map_or("-".into(), |p| format!("{p:.0}")),
-                c.ours,
-                c.ours / c.raw,
+                c.raw.events_per_s,
                 c.postgres_es
-                    .map_or("-".into(), |p| format!("{:.2}", c.ours / p)),
+                    .map_or("-".into(), |p| format!("{:.0}", p.events_per_s)),
+                c.ours.events_per_s,
+                c.ours.events_per_s / c.raw.events_per_s,
+                c.postgres_es.map_or("-".into(), |p| format!(
+                    "{:.2}",
+                    c.ours.events_per_s / p.events_per_s
+                )),
+            );
+        }
+        for c in cells.iter().filter(|c| c.writers == 32) {
+            println!(
+                "p99 append latency, {} events/cmd, 32 writers: raw {:.2} ms, postgres-es {}, ours {:.2} ms ({:.2} x raw)",
+                c.events_per_command,
+                c.raw.p99_ms,
+                c.postgres_es
+                    .map_or("-".into(), |p| format!("{:.2} ms", p.p99_ms)),
+                c.ours.p99_ms,
+                c.ours.p99_ms / c.raw.p99_ms,
             );
         }
     }
@@ -347,12 +398,17 @@ async fn bench_postgres(
             .map_err(|e| e.to_string())?
             .options([("search_path", schema.as_str())]);
         let pool = PgPoolOptions::new()
-            .max_connections(max_writers as u32 + 4)
+            // One connection per writer, within the server's default limit of 100 (with
+            // room for the store's own work): beyond it writers share connections, as
+            // any application's would. The same pool serves all three contenders.
+            .max_connections((max_writers as u32 + 4).min(64))
+            .acquire_timeout(Duration::from_secs(60))
             .connect_with(options)
             .await
             .map_err(|e| e.to_string())?;
         let config = StoreConfig {
             snapshot_every: 0,
+            append_writers: args.append_writers,
             ..StoreConfig::default()
         };
         let store = Store::from_pg_pool(pool.clone(), config, Arc::new(SystemClock));
