@@ -86,7 +86,7 @@ pub struct SagaArgs {
     pub carrier: CarrierKind,
     /// Seconds between the test carrier's scans of a parcel after its label is bought
     /// (in transit, out for delivery, delivered); 0 delivers at once.
-    #[arg(long, env = "COMMERCE_CARRIER_STEP_SECS", default_value_t = 60)]
+    #[arg(long, env = "COMMERCE_CARRIER_STEP_SECS", default_value_t = 5)]
     pub carrier_step_secs: u64,
 }
 
