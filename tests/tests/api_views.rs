@@ -688,8 +688,7 @@ async fn my_loyalty_shows_points_expiring_within_30_days(kind: BackendKind) {
 /// process and without one (the checkpoint table answers).
 async fn positions_beyond_the_log_are_refused_and_stalled_views_are_behind(kind: BackendKind) {
     // A long wait: the refusal must come without it.
-    let Some(shop) = shop(kind, |s| s.with_consistency_wait(Duration::from_secs(30))).await
-    else {
+    let Some(shop) = shop(kind, |s| s.with_consistency_wait(Duration::from_secs(30))).await else {
         return;
     };
     let server = &shop.server;
@@ -789,7 +788,9 @@ async fn positions_beyond_the_log_are_refused_and_stalled_views_are_behind(kind:
             .await;
         assert_problem(&r, 400, "invalid_consistency_position");
     }
-    let r = polling.get("/me/cart?min_position=soon", Some(&token)).await;
+    let r = polling
+        .get("/me/cart?min_position=soon", Some(&token))
+        .await;
     assert_problem(&r, 400, "invalid_query");
 }
 

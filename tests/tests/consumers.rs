@@ -1552,11 +1552,21 @@ async fn retention_prunes_stream_rows_below_the_horizon(kind: BackendKind) {
     let young = retention::prune(&store, now - chrono::Duration::days(1))
         .await
         .unwrap();
-    assert_eq!(young.streams, 0, "{kind:?}: rows younger than the retention stay");
-    assert_eq!(scalar(&store, horizon).await, 4, "{kind:?}: just before b/2");
+    assert_eq!(
+        young.streams, 0,
+        "{kind:?}: rows younger than the retention stay"
+    );
+    assert_eq!(
+        scalar(&store, horizon).await,
+        4,
+        "{kind:?}: just before b/2"
+    );
     let later = now + chrono::Duration::days(1);
     let pruned = retention::prune(&store, later).await.unwrap();
-    assert_eq!(pruned.streams, 2, "{kind:?}: a (at 3) and b (at 4); c is beyond");
+    assert_eq!(
+        pruned.streams, 2,
+        "{kind:?}: a (at 3) and b (at 4); c is beyond"
+    );
     assert_eq!(scalar(&store, rows).await, 1);
 
     // b/2 heals and b/3 follows; a and c go on; each once, in order.

@@ -610,15 +610,14 @@ async fn a_group_fails_only_its_refused_appends(kind: BackendKind) {
     let Some(store) = store(kind).await else {
         return;
     };
-    let request = |id: &str, expected: i64, events: Vec<NewEvent>, command: Option<Uuid>| {
-        AppendRequest {
+    let request =
+        |id: &str, expected: i64, events: Vec<NewEvent>, command: Option<Uuid>| AppendRequest {
             stream: StreamRef::new("counter", id),
             expected_version: expected,
             events,
             snapshot: None,
             command_id: command,
-        }
-    };
+        };
     let done = Uuid::now_v7();
     let taken = event(7);
     let first = store
@@ -694,7 +693,11 @@ async fn a_group_fails_only_its_refused_appends(kind: BackendKind) {
         ])
         .await;
     assert!(again[0].is_ok() && again[2].is_ok(), "{kind:?}: {again:?}");
-    assert!(matches!(again[1], Err(StoreError::InvalidAppend(_))), "{:?}", again[1]);
+    assert!(
+        matches!(again[1], Err(StoreError::InvalidAppend(_))),
+        "{:?}",
+        again[1]
+    );
     let reused = StreamRef::new("counter", "reused");
     assert!(store.read_stream(&reused, 0).await.unwrap().is_empty());
 
@@ -750,7 +753,10 @@ async fn aborted_appends_are_stored_whole_or_not_at_all(kind: BackendKind) {
         if acknowledged {
             assert_eq!(stored, 3, "{kind:?}: acknowledged append {n}");
         } else {
-            assert!(stored == 0 || stored == 3, "{kind:?}: append {n} stored {stored} of 3");
+            assert!(
+                stored == 0 || stored == 3,
+                "{kind:?}: append {n} stored {stored} of 3"
+            );
         }
     }
     // Let any write still in flight finish, then check the whole log.
@@ -761,7 +767,11 @@ async fn aborted_appends_are_stored_whole_or_not_at_all(kind: BackendKind) {
         .await
         .unwrap());
     let all = store.read_all(0, 1_000).await.unwrap();
-    assert_eq!(all.len() % 3, 1, "{kind:?}: whole appends plus the last one");
+    assert_eq!(
+        all.len() % 3,
+        1,
+        "{kind:?}: whole appends plus the last one"
+    );
     assert!(store.verify().await.unwrap().is_ok());
 }
 

@@ -316,12 +316,10 @@ async fn two_saga_workers_share_one_jetstream_consumer() {
         let failures = failures.clone();
         let store = store.clone();
         let baskets = baskets.clone();
-        let saga = saga.clone();
         async move {
             let reached = eventually(Duration::from_secs(60), || {
                 let runners = runners.clone();
                 let baskets = baskets.clone();
-                let saga = saga.clone();
                 async move {
                     // Both workers fire timers, as both processes would.
                     let (a, b) = tokio::join!(runners[0].fire_due(50), runners[1].fire_due(50));

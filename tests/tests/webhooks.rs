@@ -820,7 +820,11 @@ async fn a_replay_job_advances_in_batches_and_enqueues_each_event_once() {
             continue;
         };
         let sub = f
-            .subscribe("http://127.0.0.1:9/unused", &["order.*"], &WebhookSecret::generate())
+            .subscribe(
+                "http://127.0.0.1:9/unused",
+                &["order.*"],
+                &WebhookSecret::generate(),
+            )
             .await;
         let mut orders = 0;
         for n in 0..9 {
