@@ -353,11 +353,32 @@ async fn the_indexer_keeps_search_fresh_and_min_position_reads_your_writes(kind:
         assert_eq!(r.status, 200, "{}", r.text);
         assert!(skus(&r.body).contains(&sku), "{sku} missing: {}", r.text);
     }
-    // A position the log has not reached: the bounded wait ends in a problem naming the lag.
+    // A position the log has not reached: no command answered it, refused at once.
     let head = server.store.head_position().await.unwrap();
     let r = server
         .get(
             &format!("/products/search?min_position={}", head + 1_000),
+            None,
+        )
+        .await;
+    assert_problem(&r, 400, "position_beyond_log");
+    // A written position the index has not reached (its indexer is stopped): the bounded
+    // wait ends in a problem naming the lag.
+    let _ = stop.send(());
+    task.await.unwrap();
+    let position = create_product(
+        &server,
+        &staff,
+        "LAMP-LATE",
+        "Late Lamp",
+        "lighting",
+        "Lumen",
+        3100,
+    )
+    .await;
+    let r = server
+        .get(
+            &format!("/products/search?q=lamp&min_position={position}"),
             None,
         )
         .await;
@@ -367,8 +388,6 @@ async fn the_indexer_keeps_search_fresh_and_min_position_reads_your_writes(kind:
         "{}",
         r.text
     );
-    let _ = stop.send(());
-    task.await.unwrap();
 }
 
 async fn staff_search_orders_by_customer_name_sku_and_status(kind: BackendKind) {
