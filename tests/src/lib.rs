@@ -154,3 +154,55 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A relay configuration of its own for one test: a JetStream stream, subject prefix and
+/// relay name no other test uses, with short waits.
+pub fn scratch_relay_config() -> infra::relay::RelayConfig {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let id = &id[id.len() - 12..];
+    infra::relay::RelayConfig {
+        name: format!("relay-{id}"),
+        stream: format!("TEST_{id}"),
+        subject_prefix: format!("t{id}.commerce"),
+        max_age: Duration::from_secs(3600),
+        checkpoint_interval: Duration::from_millis(50),
+        lock_retry: Duration::from_millis(50),
+        retry_backoff: Duration::from_millis(100),
+        ..infra::relay::RelayConfig::default()
+    }
+}
+
+/// Every command id recorded in the log's metadata, with the stream it appended to and
+/// the versions it appended, once the log's gap-safe head has reached its last event.
+/// A command appended twice shows as a second stream (a panic here) or as a gap between
+/// its versions.
+pub async fn appends_by_command(
+    store: &Store,
+) -> std::collections::BTreeMap<String, (String, Vec<i64>)> {
+    let last = store.last_position().await.unwrap();
+    assert!(store
+        .wait_for_position(last, Duration::from_secs(60))
+        .await
+        .unwrap());
+    let mut commands = std::collections::BTreeMap::<String, (String, Vec<i64>)>::new();
+    let mut after = 0;
+    while after < last {
+        let page = store.read_all(after, 1_000).await.unwrap();
+        assert!(!page.is_empty(), "the log ends before {last}");
+        for event in &page {
+            let metadata: infra::store::EventMetadata =
+                serde_json::from_str(&event.metadata_text).unwrap();
+            after = event.position;
+            let Some(id) = metadata.get(infra::command::COMMAND_ID) else {
+                continue;
+            };
+            let stream = format!("{}/{}", event.stream_type, event.stream_id);
+            let entry = commands
+                .entry(id.clone())
+                .or_insert_with(|| (stream.clone(), Vec::new()));
+            assert_eq!(entry.0, stream, "command {id} appended to two streams");
+            entry.1.push(event.version);
+        }
+    }
+    commands
+}

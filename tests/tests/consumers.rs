@@ -11,7 +11,7 @@ use infra::consumer::{
     DeadLetterStream, Handler, HandlerError, Ordering, Tx, TxConn,
 };
 use infra::feed::Envelope;
-use infra::relay::{Relay, RelayConfig};
+use infra::relay::Relay;
 use infra::store::{NewEvent, StoreConfig, StreamRef};
 use infra::{Store, SystemClock};
 use serde_json::json;
@@ -452,14 +452,7 @@ async fn runtimes_sharing_a_jetstream_consumer_split_the_work_in_stream_order() 
     };
     let id = Uuid::now_v7().simple().to_string();
     let id = &id[id.len() - 12..];
-    let relay_config = RelayConfig {
-        name: format!("relay-{id}"),
-        stream: format!("TEST_{id}"),
-        subject_prefix: format!("t{id}.commerce"),
-        max_age: Duration::from_secs(3600),
-        checkpoint_interval: Duration::from_millis(50),
-        ..RelayConfig::default()
-    };
+    let relay_config = tests::scratch_relay_config();
     let relay = Relay::new(store.clone(), client.clone(), relay_config.clone()).unwrap();
     let relay_task = tokio::spawn(async move { relay.run(std::future::pending()).await });
 
@@ -760,13 +753,7 @@ async fn a_malformed_jetstream_message_is_dropped_and_the_consumer_goes_on() {
     };
     let id = Uuid::now_v7().simple().to_string();
     let id = &id[id.len() - 12..];
-    let relay_config = RelayConfig {
-        name: format!("relay-{id}"),
-        stream: format!("TEST_{id}"),
-        subject_prefix: format!("t{id}.commerce"),
-        max_age: Duration::from_secs(3600),
-        ..RelayConfig::default()
-    };
+    let relay_config = tests::scratch_relay_config();
     let relay = Relay::new(store.clone(), client.clone(), relay_config.clone()).unwrap();
     let relay_task = tokio::spawn(async move { relay.run(std::future::pending()).await });
     append(&store, "a", 1, &[]).await;
@@ -778,7 +765,10 @@ async fn a_malformed_jetstream_message_is_dropped_and_the_consumer_goes_on() {
     .await
     .expect("the relay published the first event");
     context
-        .publish(format!("t{id}.commerce.order.Noted"), "not an event".into())
+        .publish(
+            format!("{}.order.Noted", relay_config.subject_prefix),
+            "not an event".into(),
+        )
         .await
         .unwrap()
         .await
@@ -1130,14 +1120,7 @@ async fn a_slow_handler_keeps_its_jetstream_messages(kind: BackendKind) {
     };
     let id = Uuid::now_v7().simple().to_string();
     let id = &id[id.len() - 12..];
-    let relay_config = RelayConfig {
-        name: format!("relay-{id}"),
-        stream: format!("TEST_{id}"),
-        subject_prefix: format!("t{id}.commerce"),
-        max_age: Duration::from_secs(3600),
-        checkpoint_interval: Duration::from_millis(50),
-        ..RelayConfig::default()
-    };
+    let relay_config = tests::scratch_relay_config();
     let relay = Relay::new(store.clone(), client.clone(), relay_config.clone()).unwrap();
     let relay_task = tokio::spawn(async move { relay.run(std::future::pending()).await });
 

@@ -18,18 +18,17 @@ use aggregates::stock::{ReceiveStock, Stock, StockCommand};
 use aggregates::{Decider, Quantity, WarehouseId};
 use async_nats::jetstream;
 use infra::clock::Clock;
-use infra::command::{CommandContext, Commands, COMMAND_ID};
+use infra::command::{CommandContext, Commands};
 use infra::consumer::Consumer;
-use infra::relay::{message, RelayConfig};
+use infra::relay::message;
 use infra::saga::SagaHandler;
-use infra::store::{EventMetadata, Store, StoreConfig};
+use infra::store::{Store, StoreConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sagas::checkout::{payment_id, CheckoutState, Phase};
 use sagas::ports::test_payment::{self, TestPaymentProvider};
 use tests::saga::{check_out_basket, consumer_config, events_of, runner, spawn, Basket, Warehouse};
 use tests::{eventually, fresh_store, nats, test_clock, BackendKind};
-use uuid::Uuid;
 
 const ORDERS: usize = 16;
 const SEED: u64 = 0x5EED_0D0B;
@@ -99,31 +98,6 @@ async fn publish_twice_shuffled(
     }
 }
 
-/// Every command id in the log with the stream and versions it appended.
-async fn appends_by_command(store: &Store) -> BTreeMap<String, (String, Vec<i64>)> {
-    let mut commands: BTreeMap<String, (String, Vec<i64>)> = BTreeMap::new();
-    let mut after = 0;
-    loop {
-        let page = store.read_all(after, 1_000).await.unwrap();
-        let Some(last) = page.last() else {
-            return commands;
-        };
-        after = last.position;
-        for event in &page {
-            let metadata: EventMetadata = serde_json::from_str(&event.metadata_text).unwrap();
-            let Some(id) = metadata.get(COMMAND_ID) else {
-                continue;
-            };
-            let stream = format!("{}/{}", event.stream_type, event.stream_id);
-            let entry = commands
-                .entry(id.clone())
-                .or_insert_with(|| (stream.clone(), Vec::new()));
-            assert_eq!(entry.0, stream, "command {id} appended to two streams");
-            entry.1.push(event.version);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_event_twice_and_orders_interleaved_end_as_a_calm_run() {
     let clock = test_clock();
@@ -139,15 +113,7 @@ async fn every_event_twice_and_orders_interleaved_end_as_a_calm_run() {
     let Some(client) = nats().await else {
         return;
     };
-    let id = Uuid::now_v7().simple().to_string();
-    let id = &id[id.len() - 12..];
-    let config = RelayConfig {
-        name: format!("relay-{id}"),
-        stream: format!("TEST_{id}"),
-        subject_prefix: format!("t{id}.commerce"),
-        max_age: Duration::from_secs(3600),
-        ..RelayConfig::default()
-    };
+    let config = tests::scratch_relay_config();
     let js = jetstream::new(client.clone());
     js.create_stream(config.stream_config()).await.unwrap();
     let (stop_publishing, stop) = tokio::sync::oneshot::channel();
@@ -333,7 +299,7 @@ async fn every_event_twice_and_orders_interleaved_end_as_a_calm_run() {
     }
     assert_eq!(tee.levels.reserved, 0, "{:?}", tee.levels);
     assert_eq!(tee.levels.on_hand, 40 - sold, "{:?}", tee.levels);
-    for (command, (stream, versions)) in appends_by_command(&store).await {
+    for (command, (stream, versions)) in tests::appends_by_command(&store).await {
         assert!(
             versions.windows(2).all(|w| w[1] == w[0] + 1),
             "command {command} appended twice on {stream}: {versions:?}"

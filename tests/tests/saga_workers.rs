@@ -8,7 +8,7 @@
 //! every order at the step it had reached. When a wait runs out, the report says whether
 //! that is what happened (head behind the last position, the oldest open transaction).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,9 +21,9 @@ use infra::command::{CommandContext, Commands};
 use infra::consumer::{Consumer, Handler, HandlerError, Tx};
 use infra::feed::Envelope;
 use infra::on_db;
-use infra::relay::{Relay, RelayConfig};
+use infra::relay::Relay;
 use infra::saga::{SagaHandler, SagaRunner};
-use infra::store::{EventMetadata, Store, StoreConfig};
+use infra::store::{Store, StoreConfig};
 use sagas::checkout::{payment_id, CheckoutSaga, CheckoutState, Phase};
 use sagas::ports::test_carrier::TestCarrier;
 use sagas::ports::test_payment::{self, TestPaymentProvider};
@@ -95,36 +95,6 @@ async fn log_heads(store: &Store) -> (i64, i64, Option<(String, String)>) {
     (head, last, oldest)
 }
 
-/// Every command id in the log, with the stream and the versions it appended: a command
-/// appended twice would show on two streams or with a gap between its versions.
-async fn appends_by_command(store: &Store) -> BTreeMap<String, (String, Vec<i64>)> {
-    let last = store.last_position().await.unwrap();
-    assert!(store
-        .wait_for_position(last, Duration::from_secs(60))
-        .await
-        .unwrap());
-    let mut commands: BTreeMap<String, (String, Vec<i64>)> = BTreeMap::new();
-    let mut after = 0;
-    while after < last {
-        let page = store.read_all(after, 1_000).await.unwrap();
-        assert!(!page.is_empty(), "the log ends before {last}");
-        for event in &page {
-            let metadata: EventMetadata = serde_json::from_str(&event.metadata_text).unwrap();
-            let Some(id) = metadata.get(infra::command::COMMAND_ID) else {
-                continue;
-            };
-            let stream = format!("{}/{}", event.stream_type, event.stream_id);
-            let entry = commands
-                .entry(id.clone())
-                .or_insert_with(|| (stream.clone(), Vec::new()));
-            assert_eq!(entry.0, stream, "command {id} appended to two streams");
-            entry.1.push(event.version);
-            after = event.position;
-        }
-    }
-    commands
-}
-
 /// Captured and refunded on a payment stream.
 fn payment_figures(events: &[PaymentEvent]) -> (i64, i64, bool) {
     let (mut captured, mut refunded, mut open) = (0, 0, false);
@@ -185,16 +155,7 @@ async fn two_saga_workers_share_one_jetstream_consumer() {
     let Some(client) = nats().await else {
         return;
     };
-    let id = Uuid::now_v7().simple().to_string();
-    let id = &id[id.len() - 12..];
-    let relay_config = RelayConfig {
-        name: format!("relay-{id}"),
-        stream: format!("TEST_{id}"),
-        subject_prefix: format!("t{id}.commerce"),
-        max_age: Duration::from_secs(3600),
-        checkpoint_interval: Duration::from_millis(50),
-        ..RelayConfig::default()
-    };
+    let relay_config = tests::scratch_relay_config();
     let relay = Relay::new(store.clone(), client.clone(), relay_config.clone()).unwrap();
     let relay_task = tokio::spawn(async move { relay.run(std::future::pending()).await });
 
@@ -487,7 +448,7 @@ async fn two_saga_workers_share_one_jetstream_consumer() {
     assert_never_oversold(&store, "SOLO").await;
     // No command was appended twice: each command id is one append, on one stream, of
     // consecutive versions.
-    let appends = appends_by_command(&store).await;
+    let appends = tests::appends_by_command(&store).await;
     assert!(
         appends.len() > baskets.len() * 10,
         "{} commands",
