@@ -63,6 +63,7 @@ pub fn consumer_config() -> ConsumerConfig {
         claim_timeout: Duration::from_secs(60),
         ack_wait: None,
         lease_retry: Duration::from_millis(50),
+        concurrency: 1,
     }
 }
 
