@@ -43,10 +43,10 @@ where
         let store = self.commands.store();
         let now = store.clock().now();
         let due = store::claim_due(store.db(), S::NAME, now, now + CLAIM, limit).await?;
-        let mut sagas: Vec<Vec<&DueTimer>> = Vec::new();
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        for timer in &due {
-            let at = *index.entry(timer.saga_id.as_str()).or_insert_with(|| {
+        let mut sagas: Vec<Vec<DueTimer>> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for timer in due {
+            let at = *index.entry(timer.saga_id.clone()).or_insert_with(|| {
                 sagas.push(Vec::new());
                 sagas.len() - 1
             });
@@ -65,10 +65,10 @@ where
     }
 
     /// Fires `timers` (of one saga) one after another; returns how many fired.
-    async fn fire_all(&self, timers: Vec<&DueTimer>) -> Result<usize, SagaError> {
+    async fn fire_all(&self, timers: Vec<DueTimer>) -> Result<usize, SagaError> {
         let store = self.commands.store();
         let mut fired = 0;
-        for timer in timers {
+        for timer in &timers {
             match self.fire(timer).await {
                 Ok(true) => fired += 1,
                 Ok(false) => store::release(store.db(), S::NAME, timer).await?,
