@@ -355,9 +355,26 @@ async fn an_unfinished_earlier_event_survives_a_crash(kind: BackendKind) {
         .position;
     let consumer = Consumer::new(store.clone(), lanes.clone(), config(4)).unwrap();
     let running = spawn_leased(consumer);
-    // Everything but stream s0 (held at its first event) gets handled.
+    // Everything but stream s0 (held at its first event) gets handled and settled, so
+    // only s0/1 is in flight when the runner dies.
     let others = (STREAMS - 1) * PER_STREAM as usize;
     wait_handled(&lanes, others).await;
+    let settled = eventually(Duration::from_secs(10), || async {
+        let sql = format!(
+            "SELECT COUNT(*) FROM consumer_streams WHERE consumer = 'lanes-crash' \
+             AND version = {PER_STREAM}"
+        );
+        let streams: i64 = match store.pg_pool() {
+            Some(pool) => sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap(),
+            None => sqlx::query_scalar(&sql)
+                .fetch_one(store.sqlite_pool().unwrap())
+                .await
+                .unwrap(),
+        };
+        (streams == STREAMS as i64 - 1).then_some(())
+    })
+    .await;
+    assert!(settled.is_some(), "every stream but s0 settled");
     assert!(
         lanes.handled().iter().all(|(stream, ..)| stream != "s0"),
         "s0 waits behind its held first event"
@@ -433,6 +450,16 @@ async fn jetstream_runtimes_with_lanes_keep_each_stream_in_order() {
     };
     let relay = Relay::new(store.clone(), client.clone(), relay_config.clone()).unwrap();
     let relay_task = tokio::spawn(async move { relay.run(std::future::pending()).await });
+    let context = jetstream::new(client.clone());
+    eventually(Duration::from_secs(10), || async {
+        context
+            .get_stream(&relay_config.stream)
+            .await
+            .ok()
+            .map(drop)
+    })
+    .await
+    .expect("the relay created its stream");
     let lanes = Lanes::new(&format!("lanes-js-{id}"), Ordering::PerStream, false);
     {
         let mut seen = lanes.seen.lock().unwrap();
@@ -474,7 +501,5 @@ async fn jetstream_runtimes_with_lanes_keep_each_stream_in_order() {
         assert_eq!(seen.overlaps, 0, "two events of one stream ran at once");
         assert!(seen.peak > 1, "deliveries ran at once");
     }
-    let _ = jetstream::new(client)
-        .delete_stream(&relay_config.stream)
-        .await;
+    let _ = context.delete_stream(&relay_config.stream).await;
 }

@@ -352,6 +352,8 @@ struct Runs {
     marks: Arc<Watermark>,
     /// The highest position the runner stored besides its settles.
     advanced: i64,
+    /// Set on shutdown: retries waiting out their delay give up.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Runs {
@@ -363,6 +365,7 @@ impl Runs {
             busy: HashSet::new(),
             marks: Arc::new(Watermark::default()),
             advanced: 0,
+            stopping: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -638,13 +641,51 @@ impl<H: Handler> Consumer<H> {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ConsumerError> {
         let mut runs = Runs::new(self.config.concurrency);
-        let result = self
+        let mut result = self
             .dispatch(&mut feed, lease.as_deref_mut(), shutdown, &mut runs)
             .await;
-        // Whatever is still in flight stops here, before the lease goes: its effects roll
-        // back with its transaction and the event comes again.
+        if result.is_ok() {
+            // Shutdown: what has not started goes back to the feed; what runs finishes
+            // and is acknowledged (a retry waiting out its delay stops waiting).
+            result = self.drain(&mut feed, &mut runs).await;
+        }
+        // After an error, whatever is still in flight stops here, before the lease goes:
+        // its effects roll back with its transaction and the event comes again.
         runs.tasks.shutdown().await;
         result
+    }
+
+    /// Ends a runner on shutdown; see [`Consumer::run_with`].
+    async fn drain<F: Feed>(&self, feed: &mut F, runs: &mut Runs) -> Result<(), ConsumerError> {
+        let _ = runs.stopping.send(true);
+        for waiting in runs.waiting.drain(..) {
+            feed.release(&waiting.delivery, Duration::ZERO).await?;
+        }
+        while let Some(joined) = runs.tasks.join_next().await {
+            let run = match joined {
+                Ok(run) => run,
+                Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                Err(_) => continue,
+            };
+            match run.outcome? {
+                Outcome::Done => {
+                    feed.ack(&run.delivery).await?;
+                    if run.delivery.in_log_order() {
+                        runs.marks.finished(run.delivery.envelope.position);
+                    }
+                }
+                // Not handled: it stays unfinished, below the stored position's reach.
+                Outcome::Later(delay) => {
+                    feed.release(&run.delivery, delay).await?;
+                }
+            }
+        }
+        if runs.limit > 1 {
+            if let Some(mark) = runs.marks.caught_up(runs.advanced) {
+                ledger::advance(&self.store, &self.name, mark).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The runner's loop: takes deliveries from `feed` while fewer than
@@ -788,6 +829,7 @@ impl<H: Handler> Consumer<H> {
     fn spawn(&self, runs: &mut Runs, waiting: Waiting, fence: Option<i32>) {
         let consumer = self.clone();
         let marks = runs.marks.clone();
+        let mut stopping = runs.stopping.subscribe();
         runs.tasks.spawn(async move {
             let Waiting {
                 delivery,
@@ -797,7 +839,16 @@ impl<H: Handler> Consumer<H> {
                 ..
             } = waiting;
             if let Some(delay) = delay {
-                tokio::time::sleep(delay).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stopping.wait_for(|stopping| *stopping) => {
+                        return Run {
+                            delivery,
+                            keys,
+                            outcome: Ok(Outcome::Later(delay)),
+                        };
+                    }
+                }
                 // As the runner did before handling one delivery at a time: work the dead
                 // letters that may be what this one waits for.
                 if let Err(err) = consumer.maintain_fenced(fence, marks.cap()).await {
