@@ -44,6 +44,13 @@
 //!
 //! Every event the runtime settles, parks or dead-letters also moves the consumer's
 //! position (`consumers.position`), from which [`Consumer::local_feed`] resumes.
+//!
+//! A runner handles up to [`ConsumerConfig::concurrency`] deliveries at once, each on
+//! its own task, in *lanes*: a delivery waits (in memory, in arrival order) while an
+//! earlier one of its stream (ordered handlers) or of its [`Handler::lane`] is in flight.
+//! On the local feed the stored position then moves only up to just below the earliest
+//! delivery still in flight (a low watermark), so a crash never skips an unfinished
+//! event; JetStream acknowledges each message on its own.
 
 mod dead_letter_stream;
 mod handler;
