@@ -644,13 +644,11 @@ impl<H: Handler> Consumer<H> {
     async fn run_with<F: Feed>(
         &self,
         mut feed: F,
-        mut lease: Option<&mut Lease>,
+        lease: Option<&mut Lease>,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ConsumerError> {
         let mut runs = Runs::new(self.config.concurrency);
-        let mut result = self
-            .dispatch(&mut feed, lease.as_deref_mut(), shutdown, &mut runs)
-            .await;
+        let mut result = self.dispatch(&mut feed, lease, shutdown, &mut runs).await;
         if result.is_ok() {
             // Shutdown: what has not started goes back to the feed; what runs finishes
             // and is acknowledged (a retry waiting out its delay stops waiting).
