@@ -369,12 +369,14 @@ impl Engine {
         let runner = self.checkout_runner(args);
         self.run_consumer(
             Arc::new(infra::saga::SagaHandler(runner.clone())),
-            ConsumerConfig::default(),
+            saga_consumer_config(),
         )?;
         let timers = runner.clone();
         let stop = self.stopped();
         self.spawn("saga timers", async move {
-            timers.run_timers(SAGA_TIMERS_EVERY, stop).await;
+            timers
+                .run_timers_concurrently(SAGA_TIMERS_EVERY, SAGA_CONCURRENCY, stop)
+                .await;
         });
         Ok(runner)
     }
@@ -411,7 +413,7 @@ impl Engine {
     pub fn run_saga_consumer(&mut self, runner: Arc<CheckoutRunner>) -> Result<(), CliError> {
         self.run_consumer(
             Arc::new(infra::saga::SagaHandler(runner)),
-            ConsumerConfig::default(),
+            saga_consumer_config(),
         )
     }
 
@@ -419,7 +421,9 @@ impl Engine {
     pub fn run_saga_timers(&mut self, runner: Arc<CheckoutRunner>) {
         let stop = self.stopped();
         self.spawn("saga timers", async move {
-            runner.run_timers(SAGA_TIMERS_EVERY, stop).await;
+            runner
+                .run_timers_concurrently(SAGA_TIMERS_EVERY, SAGA_CONCURRENCY, stop)
+                .await;
         });
     }
 
@@ -460,6 +464,19 @@ pub type CheckoutRunner = infra::saga::SagaRunner<
 pub const GAUGE_EVERY: Duration = Duration::from_secs(5);
 /// How often the saga timer worker looks for due timers.
 pub const SAGA_TIMERS_EVERY: Duration = Duration::from_secs(1);
+
+/// Saga steps (of different sagas) one saga runtime runs at once, and sagas whose timers
+/// a timer worker fires at once: steps wait on round trips, not on CPU.
+pub const SAGA_CONCURRENCY: usize = 8;
+
+/// The saga consumer's settings: the defaults, with [`SAGA_CONCURRENCY`] deliveries in
+/// flight (in lanes: one step per saga, one event per stream at a time).
+fn saga_consumer_config() -> ConsumerConfig {
+    ConsumerConfig {
+        concurrency: SAGA_CONCURRENCY,
+        ..ConsumerConfig::default()
+    }
+}
 /// How often expired `Idempotency-Key` responses are deleted.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(300);
 

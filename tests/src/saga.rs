@@ -63,6 +63,8 @@ pub fn consumer_config() -> ConsumerConfig {
         claim_timeout: Duration::from_secs(60),
         ack_wait: None,
         lease_retry: Duration::from_millis(50),
+        // Steps of different sagas in flight at once, as `commerce serve` runs them.
+        concurrency: 8,
     }
 }
 

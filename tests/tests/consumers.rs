@@ -147,6 +147,7 @@ fn fast_config() -> ConsumerConfig {
         claim_timeout: Duration::from_secs(60),
         ack_wait: None,
         lease_retry: Duration::from_millis(50),
+        concurrency: 1,
     }
 }
 

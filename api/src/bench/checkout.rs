@@ -67,6 +67,11 @@ pub struct CheckoutArgs {
     /// Saga runtimes sharing the durable consumer (distributed only).
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Deliveries each saga runtime and the warehouse handle at once, and sagas whose
+    /// timers each timer worker fires at once (`ConsumerConfig::concurrency`; 1: one at
+    /// a time, as before lanes).
+    #[arg(long, default_value_t = 16)]
+    pub saga_concurrency: usize,
     /// Print only the JSON line.
     #[arg(long)]
     pub json: bool,
@@ -95,6 +100,11 @@ impl Handler for Warehouse {
 
     fn ordering(&self) -> Ordering {
         Ordering::Unordered
+    }
+
+    /// One shipment's commands one after another.
+    fn lane(&self, envelope: &Envelope) -> Option<String> {
+        Some(envelope.stream_id.clone())
     }
 
     fn wants(&self, envelope: &Envelope) -> bool {
@@ -128,8 +138,9 @@ impl Handler for Warehouse {
     }
 }
 
-fn consumer_config() -> ConsumerConfig {
+fn consumer_config(concurrency: usize) -> ConsumerConfig {
     ConsumerConfig {
+        concurrency,
         backoff_initial: Duration::from_millis(5),
         backoff_max: Duration::from_millis(100),
         not_next_delay: Duration::from_millis(5),
@@ -158,6 +169,10 @@ pub async fn checkout(args: CheckoutArgs) -> Result<(), String> {
             } else {
                 String::new()
             }
+        );
+        println!(
+            "saga concurrency    {:>10} deliveries at once per runtime",
+            args.saga_concurrency
         );
         println!(
             "delivered orders/s {:>10.1}   (all {} delivered in {:.1} s)",
@@ -193,6 +208,7 @@ pub async fn checkout(args: CheckoutArgs) -> Result<(), String> {
             "orders": args.orders,
             "concurrency": args.concurrency,
             "workers": if args.nats_url.is_some() { args.workers } else { 1 },
+            "saga_concurrency": args.saga_concurrency,
             "seconds": round2(figures.seconds),
             "events": figures.events,
             "baseline_events_per_s": figures.baseline_events_per_s.round(),
@@ -211,8 +227,11 @@ pub async fn checkout(args: CheckoutArgs) -> Result<(), String> {
 /// Runs the benchmark on a fresh store and removes it; returns the figures and the
 /// backend's name.
 async fn measure(args: &CheckoutArgs) -> Result<(Figures, &'static str), String> {
-    if args.orders == 0 || args.concurrency == 0 || args.workers == 0 {
-        return Err("--orders, --concurrency and --workers need at least 1".into());
+    if args.orders == 0 || args.concurrency == 0 || args.workers == 0 || args.saga_concurrency == 0
+    {
+        return Err(
+            "--orders, --concurrency, --workers and --saga-concurrency need at least 1".into(),
+        );
     }
     if args.nats_url.is_some() && args.database_url.starts_with("sqlite:") {
         return Err(
@@ -291,7 +310,7 @@ async fn run(store: &Store, args: &CheckoutArgs, run_id: &str) -> Result<Figures
             let saga = Consumer::new(
                 store.clone(),
                 Arc::new(SagaHandler(runner)),
-                consumer_config(),
+                consumer_config(args.saga_concurrency),
             )
             .map_err(|e| e.to_string())?;
             let stop = until_stopped();
@@ -326,7 +345,7 @@ async fn run(store: &Store, args: &CheckoutArgs, run_id: &str) -> Result<Figures
                 let saga = Consumer::new(
                     store.clone(),
                     Arc::new(SagaHandler(runner)),
-                    consumer_config(),
+                    consumer_config(args.saga_concurrency),
                 )
                 .map_err(|e| e.to_string())?;
                 let connection = connect_nats(url).await?;
@@ -343,18 +362,21 @@ async fn run(store: &Store, args: &CheckoutArgs, run_id: &str) -> Result<Figures
             }
         }
     }
+    let saga_concurrency = args.saga_concurrency;
     for runner in &runners {
         let runner = runner.clone();
         let stop = until_stopped();
         tasks.push(tokio::spawn(async move {
-            runner.run_timers(Duration::from_millis(10), stop).await;
+            runner
+                .run_timers_concurrently(Duration::from_millis(10), saga_concurrency, stop)
+                .await;
         }));
     }
     let commands = Commands::new(store.clone());
     let warehouse = Consumer::new(
         store.clone(),
         Arc::new(Warehouse(commands.clone())),
-        consumer_config(),
+        consumer_config(args.saga_concurrency),
     )
     .map_err(|e| e.to_string())?;
     {
@@ -696,6 +718,7 @@ mod tests {
             orders: 6,
             concurrency: 3,
             workers: 1,
+            saga_concurrency: 4,
             json: true,
         };
         let (figures, backend) = tokio::time::timeout(Duration::from_secs(60), measure(&args))
@@ -727,6 +750,7 @@ mod tests {
             orders: 1,
             concurrency: 1,
             workers: 1,
+            saga_concurrency: 4,
             json: true,
         };
         let error = measure(&args).await.err().expect("refused");

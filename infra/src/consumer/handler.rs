@@ -52,6 +52,17 @@ pub trait Handler: Send + Sync + 'static {
         true
     }
 
+    /// The lane of `envelope`: when the runtime handles several deliveries at once
+    /// ([`ConsumerConfig::concurrency`](super::ConsumerConfig::concurrency)), two
+    /// deliveries with the same lane never run at the same time, and the later one waits
+    /// for the earlier one in arrival order (as the events of one stream do for an
+    /// ordered handler). `None` (the default): no lane beyond the stream's. A saga returns
+    /// its saga id, so two steps of one saga never race for its row.
+    fn lane(&self, envelope: &Envelope) -> Option<String> {
+        let _ = envelope;
+        None
+    }
+
     /// Applies one event, writing an effect in the store's database through `tx` (see
     /// the trait docs). `Err` rolls `tx` back and is retried with backoff; a
     /// [permanent](HandlerError::permanent) error, or too many failures, sends the event

@@ -189,9 +189,13 @@ const CLEAR_FAILURES: &str = "DELETE FROM consumer_failures WHERE consumer = $1 
 
 /// Records `envelope` as done for the consumer (handled, not wanted, or discarded) in
 /// `tx`, the transaction the handler may have written its effect in, and commits it: the
-/// stream's settled version (ordered) or the inbox (unordered), the consumer's position,
-/// and the end of its failure count. With a `fence`, first checks that this runner still
-/// holds its lease, so a runner that lost it cannot settle (its effect rolls back).
+/// stream's settled version (ordered) or the inbox (unordered), the consumer's position
+/// (moved up to `advance_to`, never down: the highest position at or below which the
+/// runner has finished every event, which is not the event's own when earlier ones are
+/// still in flight), and the end of its failure count. With a `fence`, first checks that
+/// this runner still holds its lease, so a runner that lost it cannot settle (its effect
+/// rolls back).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn settle(
     store: &Store,
     mut tx: Tx<'_>,
@@ -199,6 +203,7 @@ pub(super) async fn settle(
     consumer: &str,
     ordered: bool,
     envelope: &Envelope,
+    advance_to: i64,
     had_failures: bool,
 ) -> Result<(), ConsumerError> {
     let now = store.clock().now();
@@ -234,7 +239,7 @@ pub(super) async fn settle(
         }
         sqlx::query(ADVANCE_CONSUMER)
             .bind(consumer)
-            .bind(envelope.position)
+            .bind(advance_to)
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -247,6 +252,25 @@ pub(super) async fn settle(
         }
     });
     tx.commit().await?;
+    Ok(())
+}
+
+/// Moves the consumer's position up to `position` (never down): every event at or below
+/// it is finished.
+pub(super) async fn advance(
+    store: &Store,
+    consumer: &str,
+    position: i64,
+) -> Result<(), ConsumerError> {
+    let now = store.clock().now();
+    on_db!(store.db(), pool => {
+        sqlx::query(ADVANCE_CONSUMER)
+            .bind(consumer)
+            .bind(position)
+            .bind(now)
+            .execute(pool)
+            .await?;
+    });
     Ok(())
 }
 
@@ -275,12 +299,14 @@ pub(super) async fn record_failure(
 }
 
 /// Stores `envelope` as a dead letter (`Dead`) or as parked behind one (`Parked`), and
-/// moves the consumer's position past it (the feed need not deliver it again). A second
-/// call for the same event changes nothing.
+/// moves the consumer's position up to `advance_to` (past the event when nothing earlier
+/// is in flight: the feed need not deliver it again). A second call for the same event
+/// changes nothing.
 pub(super) async fn set_aside(
     store: &Store,
     consumer: &str,
     envelope: &Envelope,
+    advance_to: i64,
     status: DeadLetterStatus,
     attempts: i32,
     error: Option<&str>,
@@ -310,7 +336,7 @@ pub(super) async fn set_aside(
         .await?;
         sqlx::query(ADVANCE_CONSUMER)
             .bind(consumer)
-            .bind(envelope.position)
+            .bind(advance_to)
             .bind(now)
             .execute(&mut *tx)
             .await?;

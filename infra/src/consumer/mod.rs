@@ -44,6 +44,13 @@
 //!
 //! Every event the runtime settles, parks or dead-letters also moves the consumer's
 //! position (`consumers.position`), from which [`Consumer::local_feed`] resumes.
+//!
+//! A runner handles up to [`ConsumerConfig::concurrency`] deliveries at once, each on
+//! its own task, in *lanes*: a delivery waits (in memory, in arrival order) while an
+//! earlier one of its stream (ordered handlers) or of its [`Handler::lane`] is in flight.
+//! On the local feed the stored position then moves only up to just below the earliest
+//! delivery still in flight (a low watermark), so a crash never skips an unfinished
+//! event; JetStream acknowledges each message on its own.
 
 mod dead_letter_stream;
 mod handler;
@@ -53,6 +60,7 @@ mod ledger;
 pub mod retention;
 mod tx;
 
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +102,12 @@ pub struct ConsumerConfig {
     /// How often a runner waiting for the consumer's [lease](Consumer::run_local) tries
     /// to take it (how soon it takes over after the holder died).
     pub lease_retry: Duration,
+    /// Deliveries one runner handles at once (at least 1). Above 1, deliveries run in
+    /// *lanes*: one waits, in arrival order, while an earlier delivery of the same stream
+    /// (ordered handlers) or of the same [`Handler::lane`] is in flight. Only for handlers
+    /// whose effects on different lanes may be stored in any order (sagas keyed by saga
+    /// id, projections whose rows are per stream). 1 (the default): one at a time.
+    pub concurrency: usize,
 }
 
 impl Default for ConsumerConfig {
@@ -108,6 +122,7 @@ impl Default for ConsumerConfig {
             claim_timeout: Duration::from_secs(60),
             ack_wait: None,
             lease_retry: Duration::from_secs(1),
+            concurrency: 1,
         }
     }
 }
@@ -316,6 +331,117 @@ enum Outcome {
     Later(Duration),
 }
 
+/// A delivery not started yet (or to be retried in place after `delay`).
+struct Waiting {
+    delivery: Delivery,
+    /// Its lanes (see [`Handler::lane`]).
+    keys: Vec<String>,
+    retried: bool,
+    delay: Option<Duration>,
+    /// Since when it waits (or was last reported in progress).
+    since: tokio::time::Instant,
+}
+
+/// A delivery whose task ended.
+struct Run {
+    delivery: Delivery,
+    keys: Vec<String>,
+    outcome: Result<Outcome, ConsumerError>,
+}
+
+/// What one runner has in flight.
+struct Runs {
+    limit: usize,
+    tasks: tokio::task::JoinSet<Run>,
+    waiting: VecDeque<Waiting>,
+    /// Lanes of the deliveries running (or retried in place).
+    busy: HashSet<String>,
+    marks: Arc<Watermark>,
+    /// The highest position the runner stored besides its settles.
+    advanced: i64,
+    /// Set on shutdown: retries waiting out their delay give up.
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+impl Runs {
+    fn new(concurrency: usize) -> Self {
+        Self {
+            limit: concurrency.max(1),
+            tasks: tokio::task::JoinSet::new(),
+            waiting: VecDeque::new(),
+            busy: HashSet::new(),
+            marks: Arc::new(Watermark::default()),
+            advanced: 0,
+            stopping: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// Whether the runner takes another delivery: a task slot is free, and not too many
+    /// wait for busy lanes already.
+    fn room(&self) -> bool {
+        self.tasks.len() < self.limit && self.waiting.len() < self.limit * 4
+    }
+}
+
+/// The low watermark of a runner on the local feed: the consumer's stored position may
+/// only move up to the highest position at or below which every delivery is finished,
+/// or a crash would skip an earlier event still in flight (the feed resumes after the
+/// stored position). Deliveries finish out of order when several run at once.
+#[derive(Debug, Default)]
+struct Watermark(std::sync::Mutex<Marks>);
+
+#[derive(Debug, Default)]
+struct Marks {
+    /// Whether any in-order delivery was handed out.
+    seen: bool,
+    /// Positions handed out and not finished.
+    unfinished: BTreeSet<i64>,
+    /// The highest position handed out.
+    highest: i64,
+}
+
+impl Watermark {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Marks> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn handed_out(&self, position: i64) {
+        let mut marks = self.lock();
+        marks.seen = true;
+        marks.unfinished.insert(position);
+        marks.highest = marks.highest.max(position);
+    }
+
+    fn finished(&self, position: i64) {
+        self.lock().unfinished.remove(&position);
+    }
+
+    /// How far the settle of `position` may move the stored position: below the lowest
+    /// other unfinished delivery, or to the highest handed out when there is none.
+    fn settling(&self, position: i64) -> i64 {
+        let marks = self.lock();
+        match marks.unfinished.iter().find(|p| **p != position) {
+            Some(lowest) => lowest - 1,
+            None => marks.highest,
+        }
+    }
+
+    /// The position at or below which everything is finished, when the runner reads an
+    /// in-order feed (`None` otherwise: nothing caps a settle).
+    fn cap(&self) -> Option<i64> {
+        let marks = self.lock();
+        marks.seen.then(|| match marks.unfinished.first() {
+            Some(lowest) => lowest - 1,
+            None => marks.highest,
+        })
+    }
+
+    /// [`Watermark::cap`] when it is above `stored`.
+    fn caught_up(&self, stored: i64) -> Option<i64> {
+        self.cap().filter(|mark| *mark > stored)
+    }
+}
+
 /// Where an event stands in its stream for an ordered consumer.
 enum Place {
     /// Settled already.
@@ -518,24 +644,129 @@ impl<H: Handler> Consumer<H> {
     async fn run_with<F: Feed>(
         &self,
         mut feed: F,
+        lease: Option<&mut Lease>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ConsumerError> {
+        let mut runs = Runs::new(self.config.concurrency);
+        let mut result = self.dispatch(&mut feed, lease, shutdown, &mut runs).await;
+        if result.is_ok() {
+            // Shutdown: what has not started goes back to the feed; what runs finishes
+            // and is acknowledged (a retry waiting out its delay stops waiting).
+            result = self.drain(&mut feed, &mut runs).await;
+        }
+        // After an error, whatever is still in flight stops here, before the lease goes:
+        // its effects roll back with its transaction and the event comes again.
+        runs.tasks.shutdown().await;
+        result
+    }
+
+    /// Ends a runner on shutdown; see [`Consumer::run_with`].
+    async fn drain<F: Feed>(&self, feed: &mut F, runs: &mut Runs) -> Result<(), ConsumerError> {
+        let _ = runs.stopping.send(true);
+        for waiting in runs.waiting.drain(..) {
+            feed.release(&waiting.delivery, Duration::ZERO).await?;
+        }
+        while let Some(joined) = runs.tasks.join_next().await {
+            let run = match joined {
+                Ok(run) => run,
+                Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                Err(_) => continue,
+            };
+            match run.outcome? {
+                Outcome::Done => {
+                    feed.ack(&run.delivery).await?;
+                    if run.delivery.in_log_order() {
+                        runs.marks.finished(run.delivery.envelope.position);
+                    }
+                }
+                // Not handled: it stays unfinished, below the stored position's reach.
+                Outcome::Later(delay) => {
+                    feed.release(&run.delivery, delay).await?;
+                }
+            }
+        }
+        if runs.limit > 1 {
+            if let Some(mark) = runs.marks.caught_up(runs.advanced) {
+                ledger::advance(&self.store, &self.name, mark).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The runner's loop: takes deliveries from `feed` while fewer than
+    /// [`ConsumerConfig::concurrency`] are in flight, starts each when its lanes are free,
+    /// and acknowledges (or hands back) each as it finishes.
+    async fn dispatch<F: Feed>(
+        &self,
+        feed: &mut F,
         mut lease: Option<&mut Lease>,
         shutdown: impl Future<Output = ()> + Send,
+        runs: &mut Runs,
     ) -> Result<(), ConsumerError> {
         let mut shutdown = std::pin::pin!(shutdown);
         let fence = lease.as_ref().and_then(|lease| lease.fence());
         let mut tick = tokio::time::interval(self.config.maintenance_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.start_free(runs, fence);
             tokio::select! {
                 biased;
                 _ = shutdown.as_mut() => return Ok(()),
+                Some(joined) = runs.tasks.join_next(), if !runs.tasks.is_empty() => {
+                    let run = match joined {
+                        Ok(run) => run,
+                        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                        Err(err) => return Err(ConsumerError::Corrupt(format!("delivery task ended: {err}"))),
+                    };
+                    match run.outcome? {
+                        Outcome::Done => {
+                            feed.ack(&run.delivery).await?;
+                            self.finish(runs, &run.delivery, &run.keys);
+                        }
+                        Outcome::Later(delay) => {
+                            if feed.release(&run.delivery, delay).await? {
+                                self.finish(runs, &run.delivery, &run.keys);
+                            } else {
+                                // The local feed does not deliver it again: retry it in
+                                // place, keeping its lanes (and the position) held.
+                                self.spawn(runs, Waiting {
+                                    delivery: run.delivery,
+                                    keys: run.keys,
+                                    retried: true,
+                                    delay: Some(delay),
+                                    since: tokio::time::Instant::now(),
+                                }, fence);
+                            }
+                        }
+                    }
+                }
                 _ = tick.tick() => {
                     if let Some(lease) = lease.as_mut() {
                         lease.check(&self.name).await?;
                     }
-                    self.maintain_fenced(fence).await?;
+                    self.maintain_fenced(fence, runs.marks.cap()).await?;
+                    // Settles finishing out of order leave the stored position behind what
+                    // is finished (each moves it only below the others in flight): store
+                    // it now and then. One at a time, each settle stores its own.
+                    if runs.limit > 1 {
+                        if let Some(mark) = runs.marks.caught_up(runs.advanced) {
+                            ledger::advance(&self.store, &self.name, mark).await?;
+                            runs.advanced = mark;
+                        }
+                    }
+                    // Deliveries waiting for a lane are not handed to another runner meanwhile.
+                    for waiting in &mut runs.waiting {
+                        if let Some(every) = waiting.delivery.keep_alive() {
+                            if waiting.since.elapsed() >= every {
+                                if let Err(err) = waiting.delivery.in_progress().await {
+                                    tracing::warn!(consumer = %self.name, position = waiting.delivery.envelope.position, error = %err, "could not extend the ack wait");
+                                }
+                                waiting.since = tokio::time::Instant::now();
+                            }
+                        }
+                    }
                 }
-                delivery = feed.next() => {
+                delivery = feed.next(), if runs.room() => {
                     let delivery = match delivery {
                         Ok(delivery) => delivery,
                         Err(FeedError::Malformed { sequence, reason }) => {
@@ -544,40 +775,130 @@ impl<H: Handler> Consumer<H> {
                         }
                         Err(err) => return Err(err.into()),
                     };
-                    let (mut done, mut retried) = (false, false);
-                    while !done {
-                        match self.process(&delivery, retried, fence).await? {
-                            Outcome::Done => {
-                                feed.ack(&delivery).await?;
-                                done = true;
-                            }
-                            Outcome::Later(delay) => {
-                                if feed.release(&delivery, delay).await? {
-                                    done = true;
-                                } else {
-                                    tokio::select! {
-                                        _ = shutdown.as_mut() => return Ok(()),
-                                        _ = tokio::time::sleep(delay) => {}
-                                    }
-                                    self.maintain_fenced(fence).await?;
-                                    retried = true;
-                                }
-                            }
-                        }
+                    if delivery.in_log_order() {
+                        runs.marks.handed_out(delivery.envelope.position);
                     }
+                    let keys = self.lanes(&delivery.envelope);
+                    runs.waiting.push_back(Waiting {
+                        delivery,
+                        keys,
+                        retried: false,
+                        delay: None,
+                        since: tokio::time::Instant::now(),
+                    });
                 }
             }
         }
     }
 
+    /// The lanes of a delivery: its stream (ordered handlers) and the handler's lane.
+    fn lanes(&self, envelope: &Envelope) -> Vec<String> {
+        let mut keys = Vec::with_capacity(2);
+        if self.ordered {
+            keys.push(format!(
+                "stream\0{}\0{}",
+                envelope.stream_type, envelope.stream_id
+            ));
+        }
+        if let Some(lane) = self.handler.lane(envelope) {
+            keys.push(format!("lane\0{lane}"));
+        }
+        keys
+    }
+
+    /// Starts the waiting deliveries whose lanes are free, in arrival order: one never
+    /// overtakes an earlier waiting delivery that shares a lane with it.
+    fn start_free(&self, runs: &mut Runs, fence: Option<i32>) {
+        let mut held_back: HashSet<String> = HashSet::new();
+        let mut i = 0;
+        while i < runs.waiting.len() && runs.tasks.len() < runs.limit {
+            let blocked = runs.waiting[i]
+                .keys
+                .iter()
+                .any(|k| runs.busy.contains(k) || held_back.contains(k));
+            if blocked {
+                held_back.extend(runs.waiting[i].keys.iter().cloned());
+                i += 1;
+                continue;
+            }
+            let Some(waiting) = runs.waiting.remove(i) else {
+                break;
+            };
+            runs.busy.extend(waiting.keys.iter().cloned());
+            self.spawn(runs, waiting, fence);
+        }
+    }
+
+    /// Runs one delivery on its own task (so every delivery in flight makes progress
+    /// while the runner acknowledges, maintains or waits for the feed).
+    fn spawn(&self, runs: &mut Runs, waiting: Waiting, fence: Option<i32>) {
+        let consumer = self.clone();
+        let marks = runs.marks.clone();
+        let mut stopping = runs.stopping.subscribe();
+        runs.tasks.spawn(async move {
+            let Waiting {
+                delivery,
+                keys,
+                retried,
+                delay,
+                ..
+            } = waiting;
+            if let Some(delay) = delay {
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stopping.wait_for(|stopping| *stopping) => {
+                        return Run {
+                            delivery,
+                            keys,
+                            outcome: Ok(Outcome::Later(delay)),
+                        };
+                    }
+                }
+                // As the runner did before handling one delivery at a time: work the dead
+                // letters that may be what this one waits for.
+                if let Err(err) = consumer.maintain_fenced(fence, marks.cap()).await {
+                    return Run {
+                        delivery,
+                        keys,
+                        outcome: Err(err),
+                    };
+                }
+            }
+            let outcome = consumer.process(&delivery, retried, fence, &marks).await;
+            Run {
+                delivery,
+                keys,
+                outcome,
+            }
+        });
+    }
+
+    /// Frees a finished delivery's lanes and its place below the position.
+    fn finish(&self, runs: &mut Runs, delivery: &Delivery, keys: &[String]) {
+        for key in keys {
+            runs.busy.remove(key);
+        }
+        if delivery.in_log_order() {
+            runs.marks.finished(delivery.envelope.position);
+        }
+    }
     /// Decides and carries out what to do with one delivery.
     async fn process(
         &self,
         delivery: &Delivery,
         retried: bool,
         fence: Option<i32>,
+        marks: &Watermark,
     ) -> Result<Outcome, ConsumerError> {
         let envelope = &delivery.envelope;
+        // How far settling (or setting aside) this event may move the stored position.
+        let advance_to = || {
+            if delivery.in_log_order() {
+                marks.settling(envelope.position)
+            } else {
+                envelope.position
+            }
+        };
         let stream = StreamRef::new(&envelope.stream_type, &envelope.stream_id);
         if self.ordered {
             match self.place(envelope, &stream).await? {
@@ -588,6 +909,7 @@ impl<H: Handler> Consumer<H> {
                             &self.store,
                             &self.name,
                             envelope,
+                            advance_to(),
                             DeadLetterStatus::Parked,
                             0,
                             None,
@@ -628,6 +950,7 @@ impl<H: Handler> Consumer<H> {
                     &self.name,
                     self.ordered,
                     envelope,
+                    advance_to(),
                     retried || delivery.attempt > 1,
                 )
                 .await?;
@@ -649,6 +972,7 @@ impl<H: Handler> Consumer<H> {
                         &self.store,
                         &self.name,
                         envelope,
+                        advance_to(),
                         DeadLetterStatus::Dead,
                         failures,
                         Some(&error.message),
@@ -738,10 +1062,16 @@ impl<H: Handler> Consumer<H> {
     /// Works the dead letters this consumer can act on now: operators' retry requests,
     /// abandoned claims, and parked events whose stream is clear.
     pub async fn maintain(&self) -> Result<(), ConsumerError> {
-        self.maintain_fenced(None).await
+        self.maintain_fenced(None, None).await
     }
 
-    async fn maintain_fenced(&self, fence: Option<i32>) -> Result<(), ConsumerError> {
+    /// With a `cap` (a runner on the local feed), a dead letter's settle moves the stored
+    /// position no further than the cap, below the runner's deliveries in flight.
+    async fn maintain_fenced(
+        &self,
+        fence: Option<i32>,
+        cap: Option<i64>,
+    ) -> Result<(), ConsumerError> {
         loop {
             let now = self.store.clock().now();
             let stale =
@@ -750,7 +1080,7 @@ impl<H: Handler> Consumer<H> {
             else {
                 return Ok(());
             };
-            self.work(letter, previous, fence).await?;
+            self.work(letter, previous, fence, cap).await?;
         }
     }
 
@@ -760,6 +1090,7 @@ impl<H: Handler> Consumer<H> {
         letter: DeadLetter,
         previous: DeadLetterStatus,
         fence: Option<i32>,
+        cap: Option<i64>,
     ) -> Result<(), ConsumerError> {
         let envelope = &letter.envelope;
         let settled = if self.ordered {
@@ -807,6 +1138,7 @@ impl<H: Handler> Consumer<H> {
                     &self.name,
                     self.ordered,
                     envelope,
+                    cap.map_or(envelope.position, |cap| cap.min(envelope.position)),
                     true,
                 )
                 .await?;

@@ -72,6 +72,13 @@ impl Delivery {
         self.keep_alive
     }
 
+    /// Whether this delivery comes from a feed that hands events out once each, in log
+    /// position order (the local feed), so a consumer's stored position is its resume
+    /// point; JetStream deliveries are tracked by their acks instead.
+    pub fn in_log_order(&self) -> bool {
+        matches!(self.receipt, Receipt::Local)
+    }
+
     /// Tells the feed this delivery is still being worked on, so it is not handed to
     /// another consumer meanwhile (JetStream: "in progress" resets the ack wait).
     pub async fn in_progress(&self) -> Result<(), FeedError> {

@@ -63,6 +63,18 @@ where
         }
     }
 
+    /// The saga the event belongs to: with a concurrent runtime, two steps of one saga
+    /// never run at once (they would conflict on the saga row and run again).
+    fn lane(&self, envelope: &Envelope) -> Option<String> {
+        match typed(envelope) {
+            Some(Ok(e)) => match self.0.saga.route(&e) {
+                Route::Start(id) | Route::Continue(id) => Some(id),
+                Route::Ignore => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Runs the step's commands and calls first (they are idempotent by derived id),
     /// then stores the state, the last event and the timers in the runtime's
     /// transaction, so the event is settled exactly when its step is stored.

@@ -1,6 +1,9 @@
 //! The timer worker: fires due saga timers, driven by the injectable clock.
 
+use std::collections::HashMap;
 use std::time::Duration;
+
+use futures_util::StreamExt;
 
 use sagas::ports::{Carrier, PaymentProvider};
 use sagas::{Input, ProcessManager, TimerFired};
@@ -26,11 +29,46 @@ where
     /// timer whose step fails, or whose saga changed meanwhile, is released and fires
     /// again on a later call.
     pub async fn fire_due(&self, limit: i64) -> Result<usize, SagaError> {
+        self.fire_due_concurrently(limit, 1).await
+    }
+
+    /// [`fire_due`](Self::fire_due), firing the timers of up to `concurrency` sagas at
+    /// once (the timers of one saga one after another, in due order, so they do not
+    /// collide on its row).
+    pub async fn fire_due_concurrently(
+        &self,
+        limit: i64,
+        concurrency: usize,
+    ) -> Result<usize, SagaError> {
         let store = self.commands.store();
         let now = store.clock().now();
         let due = store::claim_due(store.db(), S::NAME, now, now + CLAIM, limit).await?;
+        let mut sagas: Vec<Vec<DueTimer>> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for timer in due {
+            let at = *index.entry(timer.saga_id.clone()).or_insert_with(|| {
+                sagas.push(Vec::new());
+                sagas.len() - 1
+            });
+            sagas[at].push(timer);
+        }
+        let fired: Vec<Result<usize, SagaError>> = futures_util::stream::iter(sagas)
+            .map(|timers| self.fire_all(timers))
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        let mut total = 0;
+        for result in fired {
+            total += result?;
+        }
+        Ok(total)
+    }
+
+    /// Fires `timers` (of one saga) one after another; returns how many fired.
+    async fn fire_all(&self, timers: Vec<DueTimer>) -> Result<usize, SagaError> {
+        let store = self.commands.store();
         let mut fired = 0;
-        for timer in &due {
+        for timer in &timers {
             match self.fire(timer).await {
                 Ok(true) => fired += 1,
                 Ok(false) => store::release(store.db(), S::NAME, timer).await?,
@@ -124,10 +162,21 @@ where
         every: Duration,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) {
+        self.run_timers_concurrently(every, 1, shutdown).await
+    }
+
+    /// [`run_timers`](Self::run_timers), firing the timers of up to `concurrency` sagas at
+    /// once (see [`fire_due_concurrently`](Self::fire_due_concurrently)).
+    pub async fn run_timers_concurrently(
+        &self,
+        every: Duration,
+        concurrency: usize,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             loop {
-                match self.fire_due(100).await {
+                match self.fire_due_concurrently(100, concurrency).await {
                     Ok(100) => continue,
                     Ok(_) => break,
                     Err(error) => {
