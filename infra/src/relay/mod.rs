@@ -43,8 +43,11 @@
 //! session starts after [`RelayConfig::retry_backoff`].
 
 mod lease;
+mod log;
 pub mod message;
 mod reader;
+
+pub use log::read_encoded;
 
 use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
@@ -384,7 +387,8 @@ impl Relay {
         let max_payload = self.nats.server_info().max_payload;
         // Dropping `_reader` (any end of this session) stops the read-ahead task.
         let (mut outgoing, _reader) = reader::spawn(
-            self.store.subscribe(acked),
+            self.store.clone(),
+            acked,
             config.name.clone(),
             config.subject_prefix.clone(),
             config.read_ahead,
