@@ -574,7 +574,7 @@ mod tests {
         while seconds < 253_402_300_799 {
             times.push(Utc.timestamp_opt(seconds, nanos).unwrap());
             seconds += 86_400 * 367 + 3_661 * 7 + 13;
-            nanos = (nanos * 7 + 123_457) % 1_000_000_000;
+            nanos = ((u64::from(nanos) * 7 + 123_457) % 1_000_000_000) as u32;
         }
         for time in times {
             assert_eq!(

@@ -402,14 +402,27 @@ impl Relay {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         loop {
-            // Publish what is at hand, up to the in-flight limit.
+            // Publish what is at hand, up to the in-flight limit, taking the next chunk
+            // as soon as one is ready: with acks coming back all the time the select
+            // below would otherwise handle acks first and let the pipeline drain.
             while in_flight.len() < config.max_in_flight {
+                let next = match ready.next() {
+                    Some(next) => Some(next),
+                    None => match outgoing.try_recv() {
+                        Ok(chunk) => {
+                            ready = chunk.into_iter();
+                            ready.next()
+                        }
+                        // Empty or closed: the select below waits or reports it.
+                        Err(_) => None,
+                    },
+                };
                 let Some(Outgoing {
                     position,
                     subject,
                     message,
                     size,
-                }) = ready.next()
+                }) = next
                 else {
                     break;
                 };
