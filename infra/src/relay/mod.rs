@@ -30,9 +30,12 @@
 //!   two *processes* on one SQLite file would both publish, and only the duplicate
 //!   window would keep the stream clean.
 //!
-//! Throughput: a reader task follows the log (the tail reads the next batch while the
-//! current one is handed out) and encodes events ahead of the publisher into a bounded
-//! buffer ([`RelayConfig::read_ahead`]); the publisher keeps up to
+//! Throughput: a reader task reads the log and encodes events ahead of the publisher into
+//! a bounded buffer ([`RelayConfig::read_ahead`]). Behind on a backlog it reads the log
+//! itself with a lean query (only the columns a message needs, decoded straight into the
+//! message, the next batch read while this one is handed out; [`read_encoded`]); caught
+//! up, it follows the store's gap-safe tail, which waits for appends. The publisher
+//! takes the next chunk as soon as one is ready and keeps up to
 //! [`RelayConfig::max_in_flight`] publishes awaiting their ack; checkpoint stores run
 //! alongside publishing, one at a time, and never for longer than one tick unchecked.
 //! None of this changes what is published or in which order: one task publishes, in
