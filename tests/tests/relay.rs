@@ -1046,9 +1046,9 @@ async fn the_lean_log_read_encodes_what_the_full_read_does(kind: BackendKind) {
                 .collect::<Vec<_>>()
         }
     };
-    let everything = infra::relay::read_encoded(&store, prefix, 0, head + 1)
-        .await
-        .unwrap();
+    // One reader for every read, as the relay reads (on SQLite its own connection).
+    let mut reader = infra::relay::LogReader::new(&store);
+    let everything = reader.read_encoded(prefix, 0, head + 1).await.unwrap();
     assert!(everything.len() > 900, "{} events", everything.len());
     assert_eq!(everything, full(0, head + 1).await);
     for (after, limit) in [
@@ -1059,9 +1059,7 @@ async fn the_lean_log_read_encodes_what_the_full_read_does(kind: BackendKind) {
         (head, 10),
     ] {
         assert_eq!(
-            infra::relay::read_encoded(&store, prefix, after, limit)
-                .await
-                .unwrap(),
+            reader.read_encoded(prefix, after, limit).await.unwrap(),
             full(after, limit).await,
             "after {after}, limit {limit}"
         );

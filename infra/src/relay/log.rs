@@ -9,7 +9,8 @@
 //! [`message::encode`] encodes them; `tests/tests/relay.rs` compares the two.
 
 use chrono::{DateTime, Utc};
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{ColumnIndex, ConnectOptions, Decode, Row, Type};
 use uuid::Uuid;
 
 use super::message::{self, Encoded, Fields};
@@ -25,32 +26,69 @@ const SQLITE_READ: &str = "SELECT position, event_id, stream_type, stream_id, ve
      event_type, schema_version, payload, metadata, correlation_id, causation_id, recorded_at \
      FROM events WHERE position > ? ORDER BY position LIMIT ?";
 
-/// Up to `limit` events after `after_position`, in position order, encoded for subject
-/// prefix `prefix`: what the relay publishes for them.
-pub async fn read_encoded(
-    store: &Store,
-    prefix: &str,
-    after_position: i64,
-    limit: i64,
-) -> Result<Vec<Encoded>, sqlx::Error> {
-    if let Some(pool) = store.pg_pool() {
-        let rows = sqlx::query(PG_READ)
-            .bind(after_position)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-        rows.iter().map(|row| encode_row(prefix, row)).collect()
-    } else if let Some(pool) = store.sqlite_pool() {
+/// Reads the log for the relay: on PostgreSQL through the store's pool, on SQLite
+/// through a connection of its own (opened on first use, reopened after a failure)
+/// whose row buffer holds a whole batch, so sqlx's worker thread steps through a batch
+/// without handing rows over one handful at a time (the pool's connections buffer 50).
+pub struct LogReader {
+    store: Store,
+    sqlite: Option<SqliteConnection>,
+}
+
+impl LogReader {
+    pub fn new(store: &Store) -> Self {
+        LogReader {
+            store: store.clone(),
+            sqlite: None,
+        }
+    }
+
+    /// The store's pause before a failed read is tried again.
+    pub(super) fn idle_poll(&self) -> std::time::Duration {
+        self.store.config().idle_poll
+    }
+
+    /// Up to `limit` events after `after_position`, in position order, encoded for
+    /// subject prefix `prefix`: what the relay publishes for them.
+    pub async fn read_encoded(
+        &mut self,
+        prefix: &str,
+        after_position: i64,
+        limit: i64,
+    ) -> Result<Vec<Encoded>, sqlx::Error> {
+        if let Some(pool) = self.store.pg_pool() {
+            let rows = sqlx::query(PG_READ)
+                .bind(after_position)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            return rows.iter().map(|row| encode_row(prefix, row)).collect();
+        }
+        let pool = self
+            .store
+            .sqlite_pool()
+            .expect("a store is on PostgreSQL or SQLite");
+        let connection = match &mut self.sqlite {
+            Some(connection) => connection,
+            None => {
+                let options = (*pool.connect_options())
+                    .clone()
+                    .row_buffer_size(SQLITE_ROW_BUFFER);
+                self.sqlite.insert(options.connect().await?)
+            }
+        };
         let rows = sqlx::query(SQLITE_READ)
             .bind(after_position)
             .bind(limit)
-            .fetch_all(pool)
-            .await?;
+            .fetch_all(&mut *connection)
+            .await
+            .inspect_err(|_| self.sqlite = None)?;
         rows.iter().map(|row| encode_row(prefix, row)).collect()
-    } else {
-        unreachable!("a store is on PostgreSQL or SQLite")
     }
 }
+
+/// Rows sqlx's SQLite worker may read ahead of the relay: one batch of the reader.
+const SQLITE_ROW_BUFFER: usize = super::reader::LOG_BATCH as usize;
 
 fn encode_row<'r, R>(prefix: &str, row: &'r R) -> Result<Encoded, sqlx::Error>
 where

@@ -33,7 +33,7 @@
 //! Throughput: a reader task reads the log and encodes events ahead of the publisher into
 //! a bounded buffer ([`RelayConfig::read_ahead`]). Behind on a backlog it reads the log
 //! itself with a lean query (only the columns a message needs, decoded straight into the
-//! message, the next batch read while this one is handed out; [`read_encoded`]); caught
+//! message, the next batch read while this one is handed out; [`LogReader`]); caught
 //! up, it follows the store's gap-safe tail, which waits for appends. The publisher
 //! takes the next chunk as soon as one is ready and keeps up to
 //! [`RelayConfig::max_in_flight`] publishes awaiting their ack; checkpoint stores run
@@ -50,7 +50,7 @@ mod log;
 pub mod message;
 mod reader;
 
-pub use log::read_encoded;
+pub use log::LogReader;
 
 use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};

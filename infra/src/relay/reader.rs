@@ -5,7 +5,7 @@
 //!
 //! Two ways of reading, one at a time, each continuing from the last position the other
 //! handed out: while there is a backlog the reader reads it itself in large batches with
-//! [`log::read_encoded`] (the next batch is read while this one is handed out); once a
+//! [`LogReader`] (the next batch is read while this one is handed out); once a
 //! batch comes back short it follows the store's live tail ([`Store::subscribe`], which
 //! waits for appends), until the tail hands out a whole batch without waiting, which
 //! means a backlog again.
@@ -15,7 +15,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::log;
+use super::log::LogReader;
 use super::message::{self, Encoded};
 use crate::store::Store;
 
@@ -73,8 +73,9 @@ pub(super) fn spawn(
     let (tx, rx) = mpsc::channel(read_ahead.div_ceil(CHUNK));
     let task = tokio::spawn(async move {
         let mut position = after;
+        let mut log = LogReader::new(&store);
         loop {
-            let Some(caught_up) = catch_up(&store, position, &relay, &prefix, &tx).await else {
+            let Some(caught_up) = catch_up(&mut log, position, &relay, &prefix, &tx).await else {
                 return;
             };
             let Some(behind) = follow(&store, caught_up, &relay, &prefix, &tx).await else {
@@ -90,14 +91,14 @@ pub(super) fn spawn(
 /// short, reading each next batch while the current one is handed out. Returns the
 /// last position handed out, or `None` once the channel is closed.
 async fn catch_up(
-    store: &Store,
+    log: &mut LogReader,
     position: i64,
     relay: &str,
     prefix: &str,
     tx: &mpsc::Sender<Vec<Outgoing>>,
 ) -> Option<i64> {
     let mut position = position;
-    let mut batch = read(store, prefix, position, relay).await;
+    let mut batch = read(log, prefix, position, relay).await;
     loop {
         let full = batch.len() as i64 >= LOG_BATCH;
         if let Some(last) = batch.last() {
@@ -107,7 +108,7 @@ async fn catch_up(
         if !full {
             return handed_out.await.then_some(position);
         }
-        let (handed_out, next) = tokio::join!(handed_out, read(store, prefix, position, relay));
+        let (handed_out, next) = tokio::join!(handed_out, read(log, prefix, position, relay));
         if !handed_out {
             return None;
         }
@@ -116,13 +117,13 @@ async fn catch_up(
 }
 
 /// One batch after `after`, read again from the same position until a read succeeds.
-async fn read(store: &Store, prefix: &str, after: i64, relay: &str) -> Vec<Outgoing> {
+async fn read(log: &mut LogReader, prefix: &str, after: i64, relay: &str) -> Vec<Outgoing> {
     loop {
-        match log::read_encoded(store, prefix, after, LOG_BATCH).await {
+        match log.read_encoded(prefix, after, LOG_BATCH).await {
             Ok(batch) => return batch.into_iter().map(Outgoing::from).collect(),
             Err(err) => {
                 tracing::warn!(relay = %relay, error = %err, "log read failed");
-                tokio::time::sleep(store.config().idle_poll).await;
+                tokio::time::sleep(log.idle_poll()).await;
             }
         }
     }
