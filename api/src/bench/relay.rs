@@ -414,6 +414,71 @@ struct Round {
     raw: f64,
     published: f64,
     checkpointed: f64,
+    /// CPU time of this process and of nats-server during the raw and the relay phase.
+    raw_cpu: Cpu,
+    relay_cpu: Cpu,
+}
+
+/// CPU seconds (user and system) used by this process and by the local nats-server
+/// (when one runs on this machine) between two readings.
+#[derive(Clone, Copy)]
+struct Cpu {
+    process: Option<f64>,
+    nats: Option<f64>,
+}
+
+impl Cpu {
+    fn now(nats_pid: Option<u32>) -> Self {
+        Cpu {
+            process: cpu_seconds("self"),
+            nats: nats_pid.and_then(|pid| cpu_seconds(&pid.to_string())),
+        }
+    }
+
+    fn since(self, start: Cpu) -> Cpu {
+        let delta = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
+        Cpu {
+            process: delta(self.process, start.process),
+            nats: delta(self.nats, start.nats),
+        }
+    }
+}
+
+/// CPU seconds (user + system, all threads) of process `pid` (`self` for this one) from
+/// `/proc/<pid>/stat`, in clock ticks of 1/100 s (Linux's fixed `USER_HZ`); `None` where
+/// there is no such file.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it start with the state.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the line, so 11 and 12 from the state.
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The process id of a nats-server running on this machine, if there is one.
+fn nats_server_pid() -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            (comm.trim_end() == "nats-server").then_some(pid)
+        })
+}
+
+/// Microseconds of CPU per event: the median over rounds of `pick`, when every round has it.
+fn cpu_per_event(
+    rounds: &[Round],
+    events: f64,
+    pick: impl Fn(&Round) -> Option<f64>,
+) -> Option<f64> {
+    let values: Option<Vec<f64>> = rounds
+        .iter()
+        .map(|r| pick(r).map(|s| s * 1e6 / events))
+        .collect();
+    values.map(median).map(|v| (v * 10.0).round() / 10.0)
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
@@ -446,6 +511,7 @@ pub async fn relay(args: RelayArgs) -> Result<(), String> {
     let nats = connect_nats(&args.nats_url).await?;
     // Stream state is read on a connection of its own, not queued behind publishes.
     let monitor = async_nats::jetstream::new(connect_nats(&args.nats_url).await?);
+    let nats_pid = nats_server_pid();
     let run_id = Uuid::now_v7().simple().to_string();
     let (store, scratch) = fresh_store(&args.database_url, &run_id).await?;
 
@@ -467,19 +533,25 @@ pub async fn relay(args: RelayArgs) -> Result<(), String> {
                 .map(|e| message::encode(&raw_config.subject_prefix, e.clone()))
                 .collect();
             // On a runtime worker, as the relay publishes from one.
+            let cpu_start = Cpu::now(nats_pid);
             let raw = tokio::spawn(raw_publish(nats.clone(), raw_config.clone(), messages))
                 .await
                 .unwrap_or_else(|e| Err(format!("raw publish task: {e}")));
+            let raw_cpu = Cpu::now(nats_pid).since(cpu_start);
             let _ = monitor.delete_stream(&raw_config.stream).await;
             let raw = raw?;
+            let cpu_start = Cpu::now(nats_pid);
             let relayed =
                 relay_run(&store, &nats, &monitor, &relay_config, count, last_position).await;
+            let relay_cpu = Cpu::now(nats_pid).since(cpu_start);
             let _ = monitor.delete_stream(&relay_config.stream).await;
             let (published, checkpointed) = relayed?;
             rounds.push(Round {
                 raw,
                 published,
                 checkpointed,
+                raw_cpu,
+                relay_cpu,
             });
         }
         Ok::<_, String>(payload_bytes)
@@ -504,17 +576,26 @@ pub async fn relay(args: RelayArgs) -> Result<(), String> {
             args.events, args.streams, args.max_in_flight, args.rounds
         );
         println!(
-            "{:>6} {:>14} {:>14} {:>10} {:>18}",
-            "round", "raw ev/s", "relay ev/s", "relay/raw", "checkpoint ev/s"
+            "{:>6} {:>14} {:>14} {:>10} {:>18} {:>22} {:>22}",
+            "round",
+            "raw ev/s",
+            "relay ev/s",
+            "relay/raw",
+            "checkpoint ev/s",
+            "cpu us/ev raw/relay",
+            "nats us/ev raw/relay"
         );
+        let us = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{:.1}", s * 1e6 / n));
         for (i, r) in rounds.iter().enumerate() {
             println!(
-                "{:>6} {:>14.0} {:>14.0} {:>10.2} {:>18.0}",
+                "{:>6} {:>14.0} {:>14.0} {:>10.2} {:>18.0} {:>22} {:>22}",
                 i + 1,
                 n / r.raw,
                 n / r.published,
                 r.raw / r.published,
-                n / r.checkpointed
+                n / r.checkpointed,
+                format!("{} / {}", us(r.raw_cpu.process), us(r.relay_cpu.process)),
+                format!("{} / {}", us(r.raw_cpu.nats), us(r.relay_cpu.nats)),
             );
         }
         println!(
@@ -537,6 +618,10 @@ pub async fn relay(args: RelayArgs) -> Result<(), String> {
         "relay_events_per_s": relay_per_s.round(),
         "relay_checkpoint_events_per_s": checkpoint_per_s.round(),
         "ratio_vs_raw": round2(relay_per_s / raw_per_s),
+        "raw_cpu_us_per_event": cpu_per_event(&rounds, n, |r| r.raw_cpu.process),
+        "relay_cpu_us_per_event": cpu_per_event(&rounds, n, |r| r.relay_cpu.process),
+        "nats_raw_cpu_us_per_event": cpu_per_event(&rounds, n, |r| r.raw_cpu.nats),
+        "nats_relay_cpu_us_per_event": cpu_per_event(&rounds, n, |r| r.relay_cpu.nats),
     });
     println!("{summary}");
     Ok(())

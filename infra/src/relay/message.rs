@@ -114,6 +114,9 @@ pub fn cloud_event_type(stream_type: &str, event_type: &str, schema_version: i32
 /// end are written as `%XX` per UTF-8 byte; everything else passes unchanged, so ordinary
 /// ids read the same on the wire. Readers must decode with [`header_text`].
 pub fn header_safe(value: String) -> String {
+    if plainly_safe(&value) {
+        return value;
+    }
     let last = value.chars().count().saturating_sub(1);
     let needs = |(i, c): (usize, char)| {
         c == '%' || c.is_control() || ((i == 0 || i == last) && c.is_whitespace())
@@ -138,6 +141,18 @@ pub fn header_safe(value: String) -> String {
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Whether [`header_safe`] leaves `value` unchanged, decided on bytes for the common
+/// case of ASCII text (`false` for any non-ASCII text, which takes the full check): no
+/// `%`, no control character, no space at either end (the other ASCII whitespace
+/// characters are controls).
+fn plainly_safe(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    value.is_ascii()
+        && !bytes.iter().any(|&b| b == b'%' || b < 0x20 || b == 0x7f)
+        && bytes.first() != Some(&b' ')
+        && bytes.last() != Some(&b' ')
+}
 
 /// A header value that [`header_safe`] escaped cannot be read back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -191,17 +206,57 @@ const H_METADATA: HeaderName = HeaderName::from_static(METADATA);
 /// Builds the subject and message of one event, exactly as the relay publishes it.
 /// Takes the event by value: its payload and metadata texts move into the message.
 pub fn encode(prefix: &str, event: RecordedEvent) -> (String, Publish) {
-    let (subject, message, _) = encode_sized(prefix, event);
-    (subject, message)
+    encode_event(prefix, event).into_message()
 }
 
-/// [`encode`], with the message's size as the NATS server counts it against its
-/// `max_payload` (header block and body).
-pub fn encode_sized(prefix: &str, event: RecordedEvent) -> (String, Publish, usize) {
-    let (subject, headers, payload) = encode_parts(prefix, event);
-    let size = header_block_len(&headers) + payload.len();
-    let message = Publish::build().headers(headers).payload(payload.into());
-    (subject, message, size)
+/// [`encode`], in parts: what the relay publishes for `event`.
+pub fn encode_event(prefix: &str, event: RecordedEvent) -> Encoded {
+    encode_fields(
+        prefix,
+        Fields {
+            position: event.position,
+            event_id: event.event_id,
+            stream_type: &event.stream_type,
+            stream_id: &event.stream_id,
+            version: event.version,
+            event_type: &event.event_type,
+            schema_version: event.schema_version,
+            payload: event.payload_text,
+            metadata: event.metadata_text,
+            correlation_id: event.correlation_id,
+            causation_id: event.causation_id,
+            recorded_at: event.recorded_at,
+        },
+    )
+}
+
+/// One event's message before it is handed to async-nats: comparable, unlike
+/// [`Publish`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// The event's position in the log.
+    pub position: i64,
+    /// The NATS subject.
+    pub subject: String,
+    pub headers: HeaderMap,
+    /// The body: the stored payload text.
+    pub payload: String,
+}
+
+impl Encoded {
+    /// The message's size as the NATS server counts it against its `max_payload`
+    /// (header block and body).
+    pub fn size(&self) -> usize {
+        header_block_len(&self.headers) + self.payload.len()
+    }
+
+    /// The subject and the message to publish.
+    pub fn into_message(self) -> (String, Publish) {
+        let message = Publish::build()
+            .headers(self.headers)
+            .payload(self.payload.into());
+        (self.subject, message)
+    }
 }
 
 /// Bytes of the header block NATS sends before the body: `NATS/1.0\r\n`, one
@@ -223,9 +278,26 @@ fn header_block_len(headers: &HeaderMap) -> usize {
     "NATS/1.0\r\n".len() + lines + 2
 }
 
+/// What the wire format takes from an event: everything but the actor (it is in the
+/// metadata) and the hash chain. The names borrow from wherever the event was read.
+pub(super) struct Fields<'a> {
+    pub(super) position: i64,
+    pub(super) event_id: uuid::Uuid,
+    pub(super) stream_type: &'a str,
+    pub(super) stream_id: &'a str,
+    pub(super) version: i64,
+    pub(super) event_type: &'a str,
+    pub(super) schema_version: i32,
+    pub(super) payload: String,
+    pub(super) metadata: String,
+    pub(super) correlation_id: Option<uuid::Uuid>,
+    pub(super) causation_id: Option<uuid::Uuid>,
+    pub(super) recorded_at: DateTime<Utc>,
+}
+
 /// The subject, headers and body of one event's message.
-fn encode_parts(prefix: &str, event: RecordedEvent) -> (String, HeaderMap, String) {
-    let subject = subject(prefix, &event.stream_type, &event.event_type);
+pub(super) fn encode_fields(prefix: &str, event: Fields<'_>) -> Encoded {
+    let subject = subject(prefix, event.stream_type, event.event_type);
     let id = event
         .event_id
         .hyphenated()
@@ -237,23 +309,18 @@ fn encode_parts(prefix: &str, event: RecordedEvent) -> (String, HeaderMap, Strin
     headers.insert(H_ID, id);
     headers.insert(
         H_SOURCE,
-        header_safe(source(&event.stream_type, &event.stream_id)),
+        header_safe(source(event.stream_type, event.stream_id)),
     );
     headers.insert(
         H_TYPE,
         header_safe(cloud_event_type(
-            &event.stream_type,
-            &event.event_type,
+            event.stream_type,
+            event.event_type,
             event.schema_version,
         )),
     );
-    headers.insert(H_SUBJECT, header_safe(event.stream_id));
-    headers.insert(
-        H_TIME,
-        event
-            .recorded_at
-            .to_rfc3339_opts(SecondsFormat::Micros, true),
-    );
+    headers.insert(H_SUBJECT, header_safe(event.stream_id.to_owned()));
+    headers.insert(H_TIME, rfc3339_micros(&event.recorded_at));
     headers.insert(H_POSITION, event.position.to_string());
     headers.insert(H_STREAM_VERSION, event.version.to_string());
     if let Some(id) = event.correlation_id {
@@ -265,8 +332,53 @@ fn encode_parts(prefix: &str, event: RecordedEvent) -> (String, HeaderMap, Strin
     headers.insert(H_CONTENT_TYPE, "application/json");
     // serde_json's compact output escapes control characters inside strings, so the
     // stored metadata text holds no raw line break; escape anyway for safety.
-    headers.insert(H_METADATA, header_safe(event.metadata_text));
-    (subject, headers, event.payload_text)
+    headers.insert(H_METADATA, header_safe(event.metadata));
+    Encoded {
+        position: event.position,
+        subject,
+        headers,
+        payload: event.payload,
+    }
+}
+
+/// `time` as RFC 3339 in UTC with microseconds (`2026-12-02T04:27:09.123456Z`), exactly
+/// as chrono's `to_rfc3339_opts(SecondsFormat::Micros, true)` writes it, without
+/// chrono's formatting machinery for the years 0 to 9999 (chrono writes the others and
+/// leap seconds).
+pub fn rfc3339_micros(time: &DateTime<Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    let year = time.year();
+    let nanos = time.nanosecond();
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return time.to_rfc3339_opts(SecondsFormat::Micros, true);
+    }
+    let mut out = [0u8; 27];
+    let mut put = |at: usize, value: u32, digits: usize| {
+        let mut value = value;
+        for i in (at..at + digits).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, year as u32, 4);
+    put(5, time.month(), 2);
+    put(8, time.day(), 2);
+    put(11, time.hour(), 2);
+    put(14, time.minute(), 2);
+    put(17, time.second(), 2);
+    put(20, nanos / 1_000, 6);
+    for (at, sep) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+    ] {
+        out[at] = sep;
+    }
+    out[26] = b'Z';
+    String::from_utf8(out.to_vec()).expect("ASCII digits and separators")
 }
 
 /// A message that is not an event as [`encode`] writes it.
@@ -376,7 +488,12 @@ mod tests {
         };
         let id = event.event_id.to_string();
         let correlation = event.correlation_id.map(|u| u.to_string());
-        let (subject, headers, payload) = encode_parts("p", event);
+        let Encoded {
+            subject,
+            headers,
+            payload,
+            ..
+        } = encode_event("p", event);
         assert_eq!(subject, "p.cart.ItemAdded");
         assert_eq!(payload, r#"{"sku":"A"}"#);
         let header = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
@@ -440,6 +557,62 @@ mod tests {
     }
 
     #[test]
+    fn times_are_written_as_chrono_writes_them() {
+        use chrono::TimeZone;
+        let mut times = vec![
+            Utc::now(),
+            Utc.timestamp_opt(0, 0).unwrap(),
+            Utc.timestamp_opt(-62_167_219_200, 5_000).unwrap(), // 0000-01-01
+            Utc.timestamp_opt(253_402_300_799, 999_999_999).unwrap(), // 9999-12-31
+            Utc.timestamp_opt(253_402_300_800, 0).unwrap(),     // 10000-01-01
+            Utc.timestamp_opt(-62_167_219_201, 0).unwrap(),     // year -1
+            Utc.timestamp_opt(1_483_228_799, 1_500_000_000).unwrap(), // leap second
+        ];
+        // A spread of instants over the years 1 to 9999 and every sub-second digit.
+        let mut seconds: i64 = -62_135_596_800;
+        let mut nanos: u32 = 1;
+        while seconds < 253_402_300_799 {
+            times.push(Utc.timestamp_opt(seconds, nanos).unwrap());
+            seconds += 86_400 * 367 + 3_661 * 7 + 13;
+            nanos = ((u64::from(nanos) * 7 + 123_457) % 1_000_000_000) as u32;
+        }
+        for time in times {
+            assert_eq!(
+                rfc3339_micros(&time),
+                time.to_rfc3339_opts(SecondsFormat::Micros, true),
+                "{time:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_byte_check_agrees_with_the_full_escape() {
+        let mut values = awkward_ids();
+        values.extend(
+            [
+                r#"{"actor":"me","n":1}"#,
+                "/commerce/cart/c-1",
+                "a b",
+                " a",
+                "a ",
+                "\u{b}x",
+            ]
+            .map(String::from),
+        );
+        for value in values {
+            if plainly_safe(&value) {
+                let last = value.chars().count().saturating_sub(1);
+                assert!(
+                    !value.chars().enumerate().any(|(i, c)| c == '%'
+                        || c.is_control()
+                        || ((i == 0 || i == last) && c.is_whitespace())),
+                    "{value:?} passed the byte check but needs escaping"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn malformed_escapes_are_refused() {
         for bad in ["%", "%4", "a%G0", "%FF", "%C3"] {
             assert!(header_text(bad).is_err(), "{bad:?}");
@@ -467,7 +640,9 @@ mod tests {
                 prev_hash: None,
             };
             let event_id = event.event_id;
-            let (_, headers, payload) = encode_parts("p", event);
+            let Encoded {
+                headers, payload, ..
+            } = encode_event("p", event);
             let envelope = decode(&headers, payload.as_bytes()).unwrap();
             assert_eq!(envelope.stream_id, id);
             assert_eq!(envelope.stream_type, "cart");

@@ -30,9 +30,12 @@
 //!   two *processes* on one SQLite file would both publish, and only the duplicate
 //!   window would keep the stream clean.
 //!
-//! Throughput: a reader task follows the log (the tail reads the next batch while the
-//! current one is handed out) and encodes events ahead of the publisher into a bounded
-//! buffer ([`RelayConfig::read_ahead`]); the publisher keeps up to
+//! Throughput: a reader task reads the log and encodes events ahead of the publisher into
+//! a bounded buffer ([`RelayConfig::read_ahead`]). Behind on a backlog it reads the log
+//! itself with a lean query (only the columns a message needs, decoded straight into the
+//! message, the next batch read while this one is handed out; [`LogReader`]); caught
+//! up, it follows the store's gap-safe tail, which waits for appends. The publisher
+//! takes the next chunk as soon as one is ready and keeps up to
 //! [`RelayConfig::max_in_flight`] publishes awaiting their ack; checkpoint stores run
 //! alongside publishing, one at a time, and never for longer than one tick unchecked.
 //! None of this changes what is published or in which order: one task publishes, in
@@ -43,8 +46,11 @@
 //! session starts after [`RelayConfig::retry_backoff`].
 
 mod lease;
+mod log;
 pub mod message;
 mod reader;
+
+pub use log::LogReader;
 
 use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
@@ -384,7 +390,8 @@ impl Relay {
         let max_payload = self.nats.server_info().max_payload;
         // Dropping `_reader` (any end of this session) stops the read-ahead task.
         let (mut outgoing, _reader) = reader::spawn(
-            self.store.subscribe(acked),
+            self.store.clone(),
+            acked,
             config.name.clone(),
             config.subject_prefix.clone(),
             config.read_ahead,
@@ -398,14 +405,27 @@ impl Relay {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         loop {
-            // Publish what is at hand, up to the in-flight limit.
+            // Publish what is at hand, up to the in-flight limit, taking the next chunk
+            // as soon as one is ready: with acks coming back all the time the select
+            // below would otherwise handle acks first and let the pipeline drain.
             while in_flight.len() < config.max_in_flight {
+                let next = match ready.next() {
+                    Some(next) => Some(next),
+                    None => match outgoing.try_recv() {
+                        Ok(chunk) => {
+                            ready = chunk.into_iter();
+                            ready.next()
+                        }
+                        // Empty or closed: the select below waits or reports it.
+                        Err(_) => None,
+                    },
+                };
                 let Some(Outgoing {
                     position,
                     subject,
                     message,
                     size,
-                }) = ready.next()
+                }) = next
                 else {
                     break;
                 };
