@@ -77,6 +77,10 @@ pub struct AppendArgs {
     /// (`StoreConfig::append_writers`).
     #[arg(long, default_value_t = StoreConfig::default().append_writers)]
     pub append_writers: usize,
+    /// PostgreSQL: yields a writer grants its callers before writing a short group
+    /// (`StoreConfig::append_gather_yields`).
+    #[arg(long, default_value_t = StoreConfig::default().append_gather_yields)]
+    pub append_gather_yields: u32,
     /// Print only the JSON line (with every cell), no table.
     #[arg(long)]
     pub json: bool,
@@ -279,6 +283,16 @@ struct Cell {
     raw: Rate,
     postgres_es: Option<Rate>,
     ours: Rate,
+    /// PostgreSQL: appends per group-commit call during ours' measurement.
+    appends_per_call: Option<f64>,
+}
+
+/// Appends per group-commit call between two readings of [`Store::append_groups`].
+fn group_size(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> Option<f64> {
+    let (calls, appends) = after?;
+    let (calls_before, appends_before) = before.unwrap_or_default();
+    let calls = calls.checked_sub(calls_before).filter(|c| *c > 0)?;
+    Some(appends.saturating_sub(appends_before) as f64 / calls as f64)
 }
 
 impl Cell {
@@ -296,6 +310,7 @@ impl Cell {
             "raw_p99_ms": round2(self.raw.p99_ms),
             "ours_p99_ms": round2(self.ours.p99_ms),
             "p99_ratio_vs_raw": round2(self.ours.p99_ms / self.raw.p99_ms),
+            "ours_appends_per_call": self.appends_per_call.map(|n| (n * 10.0).round() / 10.0),
         })
     }
 }
@@ -361,6 +376,12 @@ async fn append(args: AppendArgs) -> Result<(), String> {
                 c.ours.p99_ms,
                 c.ours.p99_ms / c.raw.p99_ms,
             );
+            if let Some(n) = c.appends_per_call {
+                println!(
+                    "group commit, {} events/cmd, 32 writers: {n:.1} appends per call",
+                    c.events_per_command
+                );
+            }
         }
     }
     // The headline cell: 32 writers, 5 events per command (or the largest measured).
@@ -409,6 +430,7 @@ async fn bench_postgres(
         let config = StoreConfig {
             snapshot_every: 0,
             append_writers: args.append_writers,
+            append_gather_yields: args.append_gather_yields,
             ..StoreConfig::default()
         };
         let store = Store::from_pg_pool(pool.clone(), config, Arc::new(SystemClock));
@@ -473,13 +495,16 @@ async fn bench_postgres(
                     })
                     .await?
                 };
+                let groups_before = store.append_groups();
                 let ours = measure_ours(&store, writers, args.seconds, tag, epc).await?;
+                let groups = group_size(groups_before, store.append_groups());
                 cells.push(Cell {
                     events_per_command: epc,
                     writers,
                     raw,
                     postgres_es: Some(postgres_es),
                     ours,
+                    appends_per_call: groups,
                 });
             }
         }
@@ -561,6 +586,7 @@ async fn bench_sqlite(args: &AppendArgs, path: &str, run_id: &str) -> Result<Vec
                     raw,
                     postgres_es: None,
                     ours,
+                    appends_per_call: None,
                 });
             }
         }

@@ -77,6 +77,10 @@ pub struct StoreConfig {
     /// PostgreSQL: group-commit calls in flight at once (docs/adr/0005-group-commit.md).
     /// Each holds a connection while its group is written.
     pub append_writers: usize,
+    /// PostgreSQL: how many times a writer that found fewer appends queued than a full
+    /// group lets the callers it just answered run before it writes (each a
+    /// `yield_now`, no timer: a lone writer loses microseconds, never a fixed delay).
+    pub append_gather_yields: u32,
 }
 
 impl Default for StoreConfig {
@@ -90,6 +94,7 @@ impl Default for StoreConfig {
             max_append_bytes: 4 * 1024 * 1024,
             max_connections: 16,
             append_writers: 2,
+            append_gather_yields: 2,
         }
     }
 }
@@ -582,7 +587,11 @@ impl Store {
                     tokio::spawn(postgres::notify_appends(pool.clone(), self.appended_rx()));
                 });
                 let group = self.inner.pg_group.get_or_init(|| {
-                    pg_group::Group::start(pool.clone(), self.inner.config.append_writers)
+                    pg_group::Group::start(
+                        pool.clone(),
+                        self.inner.config.append_writers,
+                        self.inner.config.append_gather_yields,
+                    )
                 });
                 let mut ready = Vec::with_capacity(valid.len());
                 // Heads the earlier appends of this group leave, for a later one that
@@ -728,6 +737,12 @@ impl Store {
             .events_read
             .fetch_add(events.len() as u64, Ordering::Relaxed);
         Ok(events)
+    }
+
+    /// PostgreSQL: the group-commit calls this store has made and the appends they
+    /// carried (`None` on SQLite, or before the first append).
+    pub fn append_groups(&self) -> Option<(u64, u64)> {
+        self.inner.pg_group.get().map(|group| group.stats())
     }
 
     /// The highest position a tail may currently hand out (0 for an empty log).

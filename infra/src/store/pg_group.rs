@@ -15,6 +15,7 @@
 //! in the log, a payload PostgreSQL refuses), every append of the group is written again
 //! on its own, so one bad append never fails the others.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sqlx::PgPool;
@@ -49,6 +50,14 @@ struct Job {
 #[derive(Debug)]
 pub(super) struct Group {
     jobs: mpsc::UnboundedSender<Vec<Job>>,
+    stats: Arc<Stats>,
+}
+
+/// How many `append_batch` calls the writers made and how many appends they carried.
+#[derive(Debug, Default)]
+struct Stats {
+    calls: AtomicU64,
+    appends: AtomicU64,
 }
 
 impl std::fmt::Debug for Job {
@@ -88,13 +97,27 @@ impl BatchItem {
 impl Group {
     /// Starts `writers` writer tasks (at least one) on `pool`: calls in flight at once.
     /// More than one lets the database write one group while the next one gathers.
-    pub(super) fn start(pool: PgPool, writers: usize) -> Self {
+    pub(super) fn start(pool: PgPool, writers: usize, gather_yields: u32) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
         let queue = Arc::new(Mutex::new(queue));
+        let stats = Arc::new(Stats::default());
         for _ in 0..writers.max(1) {
-            tokio::spawn(writer(pool.clone(), queue.clone()));
+            tokio::spawn(writer(
+                pool.clone(),
+                queue.clone(),
+                stats.clone(),
+                gather_yields,
+            ));
         }
-        Self { jobs }
+        Self { jobs, stats }
+    }
+
+    /// Calls made so far and appends they carried.
+    pub(super) fn stats(&self) -> (u64, u64) {
+        (
+            self.stats.calls.load(Ordering::Relaxed),
+            self.stats.appends.load(Ordering::Relaxed),
+        )
     }
 
     /// Queues `items` together (they are written in one call) and waits for each outcome.
@@ -122,7 +145,12 @@ fn writer_gone() -> StoreError {
 }
 
 /// One writer task: gathers a group, writes it, answers each append.
-async fn writer(pool: PgPool, queue: Arc<Mutex<mpsc::UnboundedReceiver<Vec<Job>>>>) {
+async fn writer(
+    pool: PgPool,
+    queue: Arc<Mutex<mpsc::UnboundedReceiver<Vec<Job>>>>,
+    stats: Arc<Stats>,
+    gather_yields: u32,
+) {
     loop {
         let mut group = {
             let mut queue = queue.lock().await;
@@ -130,11 +158,19 @@ async fn writer(pool: PgPool, queue: Arc<Mutex<mpsc::UnboundedReceiver<Vec<Job>>
                 return;
             };
             let mut group = first;
-            while group.len() < MAX_GROUP {
-                match queue.try_recv() {
-                    Ok(more) => group.extend(more),
-                    Err(_) => break,
+            let mut yields = 0;
+            loop {
+                while group.len() < MAX_GROUP {
+                    match queue.try_recv() {
+                        Ok(more) => group.extend(more),
+                        Err(_) => break,
+                    }
                 }
+                if group.len() >= MAX_GROUP || yields >= gather_yields {
+                    break;
+                }
+                yields += 1;
+                tokio::task::yield_now().await;
             }
             group
         };
@@ -143,6 +179,10 @@ async fn writer(pool: PgPool, queue: Arc<Mutex<mpsc::UnboundedReceiver<Vec<Job>>
             continue;
         }
         metrics::histogram!("commerce_append_group_size").record(group.len() as f64);
+        stats.calls.fetch_add(1, Ordering::Relaxed);
+        stats
+            .appends
+            .fetch_add(group.len() as u64, Ordering::Relaxed);
         match call(&pool, &group).await {
             Ok(outcomes) => {
                 for (job, outcome) in group.into_iter().zip(outcomes) {
