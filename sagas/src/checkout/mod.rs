@@ -179,6 +179,7 @@ fn payment_order(e: &PaymentEvent) -> Option<String> {
         PaymentEvent::PaymentFraudReviewed(e) => e.order_id,
         PaymentEvent::PaymentActionRequired(e) => e.order_id,
         PaymentEvent::PaymentAuthorized(e) => e.order_id,
+        PaymentEvent::PaymentAuthorizationAdjusted(e) => e.order_id,
         PaymentEvent::PaymentDeclined(e) => e.order_id,
         PaymentEvent::PaymentCaptured(e) => e.order_id,
         PaymentEvent::PaymentVoided(e) => e.order_id,
@@ -191,6 +192,7 @@ fn payment_order(e: &PaymentEvent) -> Option<String> {
 fn stock_order(e: &StockEvent) -> Option<String> {
     match e {
         StockEvent::StockReserved(e) => Some(e.order_id.to_string()),
+        StockEvent::StockReservationChanged(e) => Some(e.order_id.to_string()),
         _ => None,
     }
 }
@@ -198,6 +200,7 @@ fn stock_order(e: &StockEvent) -> Option<String> {
 fn shipment_order(e: &ShipmentEvent) -> Option<String> {
     let id = match e {
         ShipmentEvent::ShipmentCreated(e) => e.order_id,
+        ShipmentEvent::ShipmentRevised(e) => e.order_id,
         ShipmentEvent::ShipmentPacked(e) => e.order_id,
         ShipmentEvent::ShipmentLabelCreated(e) => e.order_id,
         ShipmentEvent::ShipmentDispatched(e) => e.order_id,

@@ -7,20 +7,21 @@ use aggregates::loyalty::{
     CommitHeldPoints, EarnPoints, HoldPoints, LoyaltyCommand, ReturnHeldPoints, ReversePoints,
 };
 use aggregates::order::{
-    CancelOrder, CancellationReason, LineQuantity, NewOrderLine, OrderCommand, OrderEvent,
+    CancelOrder, CancellationReason, ChangeLineQuantity, LineQuantity, NewOrderLine, OrderCommand, OrderEvent,
     PlaceOrder, RecordDelivery, RecordPaymentCaptured, RecordRefund, RecordShipment,
 };
 use aggregates::payment::{
-    AssessFraud, AuthorizePayment, CapturePayment, DeclinePayment, FraudInputs, FraudOutcome,
+    AdjustAuthorization, AssessFraud, AuthorizePayment, CapturePayment, DeclinePayment, FraudInputs, FraudOutcome,
     InitiatePayment, PaymentCommand, PaymentEvent, RefundPayment, RequireAction,
 };
 use aggregates::promotion::{PromotionCommand, ReleaseRedemption, ReserveRedemption};
 use aggregates::shipment::{
-    CreateLabel, CreateShipment, DeliveryFailureReason, ReportDeliveryFailure, ShipmentCommand,
+    CreateLabel, CreateShipment, DeliveryFailureReason, ReportDeliveryFailure, ReviseShipment,
+    ShipmentCommand,
     ShipmentEvent, ShipmentLine, TrackingStatus, UpdateTracking,
 };
 use aggregates::stock::{
-    CommitReservation, ReceiveStock, ReleaseReservation, ReserveStock, StockCommand, StockEvent,
+    ChangeReservation, CommitReservation, ReceiveStock, ReleaseReservation, ReserveStock, StockCommand, StockEvent,
 };
 use aggregates::{Money, OrderId, ShipmentId, WarehouseId};
 use chrono::{DateTime, Utc};
@@ -64,7 +65,8 @@ pub(super) fn react(
         Input::Event(e) => match &e.event {
             DomainEvent::Order(e) => step.order_event(order_id, e),
             DomainEvent::Payment(e) => step.payment_event(order_id, e),
-            DomainEvent::Stock(StockEvent::StockReserved(_)) => step.after_reservation(order_id),
+            DomainEvent::Stock(StockEvent::StockReserved(_)) => step.reconcile(order_id),
+            DomainEvent::Stock(StockEvent::StockReservationChanged(_)) => step.reconcile(order_id),
             DomainEvent::Shipment(e) => step.shipment_event(order_id, e),
             // The checkout of an order placed before it reached the saga: now its
             // coupons and points are known.
@@ -134,7 +136,27 @@ impl Step<'_> {
                 self.reserve(order_id)
             }
             OrderEvent::OrderDraftFinalised(_) => self.reserve(order_id),
-            OrderEvent::OrderConfirmed(_) => self.plan_shipments(order_id),
+            OrderEvent::OrderConfirmed(_) => self.reconcile(order_id),
+            OrderEvent::OrderLineQuantityChanged(_) | OrderEvent::OrderShippingAddressChanged(_) => {
+                self.reconcile(order_id)
+            }
+            OrderEvent::OrderLineRemoved(e) => {
+                let release = Dispatch::new(
+                    format!("release:{}", e.sku),
+                    Target::Stock(
+                        e.sku.to_string(),
+                        StockCommand::ReleaseReservation(ReleaseReservation {
+                            order_id,
+                            at: self.now,
+                        }),
+                    ),
+                );
+                let mut r = self.reconcile(order_id);
+                if !self.state.is_closed() {
+                    r.commands.insert(0, release);
+                }
+                r
+            }
             OrderEvent::OrderCancelled(_) => self.compensate(order_id),
             OrderEvent::OrderDelivered(_) => self.delivered(order_id),
             OrderEvent::OrderReturnApproved(e) => self.return_label(e.return_id),
@@ -204,7 +226,11 @@ impl Step<'_> {
     /// The last line's stock is reserved: pay (or confirm when nothing is due).
     fn after_reservation(&self, order_id: OrderId) -> Reaction {
         let s = self.state;
-        if s.phase != Phase::Reserving || !s.fully_reserved() || s.payment.is_some() {
+        if s.phase != Phase::Reserving
+            || !s.fully_reserved()
+            || !s.stock_matches()
+            || s.payment.is_some()
+        {
             return Reaction::none();
         }
         let order = self.order();
@@ -231,8 +257,156 @@ impl Step<'_> {
         ))
     }
 
-    /// One shipment per warehouse the stock was allocated in.
+    /// Brings everything in line with the order after an edit (or a step that may follow
+    /// one): reservations to the lines' quantities first, then the authorization to the
+    /// new total, then the shipments to the reservations. Each stage waits for the one
+    /// before it to be reported, so a refusal stops the chain where it happened.
+    fn reconcile(&self, order_id: OrderId) -> Reaction {
+        let s = self.state;
+        if !matches!(s.phase, Phase::Reserving | Phase::Paying | Phase::Confirmed) {
+            return Reaction::none();
+        }
+        let mut r = Reaction::none();
+        for line in &self.order().lines {
+            match s.reserved_of(&line.sku) {
+                Some(q) if q != line.quantity => {
+                    r = r.command(Dispatch::new(
+                        format!("change-reservation:{}", line.sku),
+                        Target::Stock(
+                            line.sku.to_string(),
+                            StockCommand::ChangeReservation(ChangeReservation {
+                                order_id,
+                                quantity: line.quantity,
+                                at: self.now,
+                            }),
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if !r.commands.is_empty() {
+            return r;
+        }
+        match s.phase {
+            Phase::Reserving => self.after_reservation(order_id),
+            // The authorization under way is for the total at initiation; it is
+            // adjusted once the order is confirmed.
+            Phase::Paying => r,
+            _ if !s.payment_matches() => self.update_authorization(),
+            _ => self.plan_shipments(order_id),
+        }
+    }
+
+    /// The authorization to the order's new total (an edit changed it).
+    fn update_authorization(&self) -> Reaction {
+        let (Some(p), order) = (&self.state.payment, self.order()) else {
+            return Reaction::none();
+        };
+        let Some(reference) = p.reference.clone() else {
+            return Reaction::none();
+        };
+        Reaction::none().call(self.call(
+            "update-authorization",
+            PortRequest::Payment(PaymentRequest::UpdateAuthorization {
+                payment_id: p.payment_id,
+                reference,
+                amount: order.grand_total,
+            }),
+        ))
+    }
+
+    /// The provider would not raise the authorization: the edit is undone (every line
+    /// back to the quantity the authorization covers). A raised total with no line to
+    /// undo (a new address's tax) cannot be paid: the order is cancelled.
+    fn edit_declined(&self, order_id: OrderId) -> Reaction {
+        let mut r = Reaction::none();
+        for line in &self.order().lines {
+            match self.state.paid_lines.get(&line.sku) {
+                Some(paid) if *paid < line.quantity => {
+                    r = r.command(revert_line(order_id, line.sku.clone(), *paid, self.now));
+                }
+                _ => {}
+            }
+        }
+        if r.commands.is_empty() {
+            return r.command(self.cancel(order_id, CancellationReason::PaymentDeclined));
+        }
+        r
+    }
+
+    /// One shipment per warehouse the stock is allocated in: created when new, revised
+    /// when an edit changed its lines (emptied when nothing is left there).
     fn plan_shipments(&self, order_id: OrderId) -> Reaction {
+        let plan = self.shipment_plan();
+        let mut r = Reaction::none();
+        for (warehouse, lines) in &plan {
+            let shipment_id = shipment_id(order_id, warehouse);
+            match self.state.shipments.get(&shipment_id) {
+                None => {
+                    r = r.command(Dispatch::new(
+                        format!("ship-from:{warehouse}"),
+                        Target::Shipment(
+                            shipment_id.to_string(),
+                            ShipmentCommand::CreateShipment(CreateShipment {
+                                shipment_id,
+                                order_id,
+                                warehouse: warehouse.clone(),
+                                lines: lines.clone(),
+                                at: self.now,
+                            }),
+                        ),
+                    ));
+                }
+                Some(existing) if &existing.lines != lines => {
+                    r = r.command(self.revise(shipment_id, lines.clone()));
+                }
+                Some(_) => {}
+            }
+        }
+        for (id, existing) in &self.state.shipments {
+            if !plan.contains_key(&existing.warehouse) && !existing.lines.is_empty() {
+                r = r.command(self.revise(*id, Vec::new()));
+            }
+        }
+        r
+    }
+
+    /// A shipment created with lines an edit has changed since (its creation was
+    /// reported after the edit): revised to the plan.
+    fn revise_if_stale(&self, shipment_id: ShipmentId) -> Reaction {
+        let s = self.state;
+        if s.phase != Phase::Confirmed || !s.stock_matches() || !s.payment_matches() {
+            return Reaction::none();
+        }
+        let Some(existing) = s.shipments.get(&shipment_id) else {
+            return Reaction::none();
+        };
+        let planned = self
+            .shipment_plan()
+            .remove(&existing.warehouse)
+            .unwrap_or_default();
+        if planned == existing.lines {
+            return Reaction::none();
+        }
+        Reaction::none().command(self.revise(shipment_id, planned))
+    }
+
+    fn revise(&self, shipment_id: ShipmentId, lines: Vec<ShipmentLine>) -> Dispatch {
+        Dispatch::new(
+            format!("revise:{shipment_id}"),
+            Target::Shipment(
+                shipment_id.to_string(),
+                ShipmentCommand::ReviseShipment(ReviseShipment {
+                    lines,
+                    at: self.now,
+                }),
+            ),
+        )
+    }
+
+    /// The lines each warehouse ships: the stock allocated there, by SKU.
+    fn shipment_plan(&self) -> BTreeMap<WarehouseId, Vec<ShipmentLine>> {
         let mut by_warehouse: BTreeMap<WarehouseId, Vec<ShipmentLine>> = BTreeMap::new();
         for (sku, allocations) in &self.state.reserved {
             for a in allocations.iter().filter(|a| a.quantity.get() > 0) {
@@ -245,24 +419,7 @@ impl Step<'_> {
                     });
             }
         }
-        let mut r = Reaction::none();
-        for (warehouse, lines) in by_warehouse {
-            let shipment_id = shipment_id(order_id, &warehouse);
-            r = r.command(Dispatch::new(
-                format!("ship-from:{warehouse}"),
-                Target::Shipment(
-                    shipment_id.to_string(),
-                    ShipmentCommand::CreateShipment(CreateShipment {
-                        shipment_id,
-                        order_id,
-                        warehouse,
-                        lines,
-                        at: self.now,
-                    }),
-                ),
-            ));
-        }
-        r
+        by_warehouse
     }
 
     /// Stock, promotions and points go back; the payment is voided, or refunded when
@@ -526,6 +683,7 @@ impl Step<'_> {
                 }
             }
             PaymentEvent::PaymentAuthorized(e) => self.authorized(order_id, e.amount),
+            PaymentEvent::PaymentAuthorizationAdjusted(_) => self.reconcile(order_id),
             PaymentEvent::PaymentDeclined(_) => {
                 let r = Reaction::none().cancel_timer(timer::PAYMENT_STATUS);
                 if closed {
@@ -648,6 +806,7 @@ impl Step<'_> {
 
     fn shipment_event(&self, order_id: OrderId, e: &ShipmentEvent) -> Reaction {
         match e {
+            ShipmentEvent::ShipmentCreated(e) => self.revise_if_stale(e.shipment_id),
             ShipmentEvent::ShipmentPacked(e) => self.label(e.shipment_id),
             ShipmentEvent::ShipmentDispatched(e) => self.dispatched(order_id, e.shipment_id),
             ShipmentEvent::ShipmentDelivered(e) => Reaction::none()
@@ -757,9 +916,25 @@ impl Step<'_> {
             timer::tracking(&shipment_id),
             self.now + self.settings.tracking_poll,
         );
-        match self.capture(shipment_id, "capture") {
-            Some(call) => r.call(call),
-            None => r,
+        let capture = self.capture_or_wait(shipment_id, "capture");
+        r.commands.extend(capture.commands);
+        r.calls.extend(capture.calls);
+        r.timers.extend(capture.timers);
+        r
+    }
+
+    /// Captures the shipment's share, unless an edit's new total still waits for the
+    /// provider: the share would be of the wrong authorization, so it is tried later.
+    fn capture_or_wait(&self, shipment_id: ShipmentId, step: &str) -> Reaction {
+        if !self.state.payment_matches() {
+            return Reaction::none().timer(
+                timer::capture(&shipment_id),
+                self.now + self.settings.status_retry,
+            );
+        }
+        match self.capture(shipment_id, step) {
+            Some(call) => Reaction::none().call(call),
+            None => Reaction::none(),
         }
     }
 
@@ -841,10 +1016,7 @@ impl Step<'_> {
             return self.poll_tracking(id);
         }
         if let Some(id) = name.strip_prefix("capture:").and_then(|id| id.parse().ok()) {
-            return match self.capture(id, "capture-again") {
-                Some(call) => Reaction::none().call(call),
-                None => Reaction::none(),
-            };
+            return self.capture_or_wait(id, "capture-again");
         }
         Reaction::none()
     }
@@ -909,6 +1081,24 @@ impl Step<'_> {
         reply: &PaymentReply,
     ) -> Reaction {
         let r = Reaction::none();
+        if let PaymentRequest::UpdateAuthorization { .. } = request {
+            return match reply {
+                PaymentReply::Authorization(AuthorizationOutcome::Authorized { amount, .. }) => {
+                    self.payment_command(
+                        r,
+                        "adjust-authorization",
+                        PaymentCommand::AdjustAuthorization(AdjustAuthorization {
+                            amount: *amount,
+                            at: self.now,
+                        }),
+                    )
+                }
+                PaymentReply::Authorization(AuthorizationOutcome::Declined { .. }) => {
+                    self.edit_declined(order_id)
+                }
+                _ => r,
+            };
+        }
         match reply {
             PaymentReply::Authorization(outcome) => self.authorization(key, outcome),
             PaymentReply::Captured { amount } => self.payment_command(
@@ -1069,6 +1259,23 @@ impl Step<'_> {
             self.now + self.settings.tracking_poll,
         )
     }
+}
+
+/// Sets an edited line back to `quantity`: the edit's effect was refused (stock short,
+/// the provider declined the new total), so the order stays as it was.
+pub(super) fn revert_line(
+    order_id: OrderId,
+    sku: aggregates::Sku,
+    quantity: aggregates::Quantity,
+    at: DateTime<Utc>,
+) -> Dispatch {
+    Dispatch::new(
+        format!("revert:{sku}"),
+        order_target(
+            order_id,
+            OrderCommand::ChangeLineQuantity(ChangeLineQuantity { sku, quantity, at }),
+        ),
+    )
 }
 
 /// Cancels the order; one step name for every cause, so two causes in one step name the

@@ -152,6 +152,14 @@ pub struct CheckoutState {
     /// coupons and points to reserve are the checkout's, so reserving waits for it.
     #[serde(default)]
     pub placed_before_checkout: bool,
+    /// Units reserved per SKU (allocated and backordered), as the stock last reported.
+    /// An edited order line differing from it is re-reserved.
+    #[serde(default)]
+    pub reserved_quantity: BTreeMap<Sku, Quantity>,
+    /// Line quantities the payment's authorization covers: an increase the provider
+    /// declines is reverted to them.
+    #[serde(default)]
+    pub paid_lines: BTreeMap<Sku, Quantity>,
 }
 
 impl CheckoutState {
@@ -160,6 +168,41 @@ impl CheckoutState {
         self.order
             .as_ref()
             .is_some_and(|o| o.lines.iter().all(|l| self.reserved.contains_key(&l.sku)))
+    }
+
+    /// Units of `sku` reserved: as reported, else what its allocations hold.
+    pub fn reserved_of(&self, sku: &Sku) -> Option<Quantity> {
+        if let Some(q) = self.reserved_quantity.get(sku) {
+            return Some(*q);
+        }
+        self.reserved
+            .get(sku)
+            .map(|a| Quantity(a.iter().map(|a| a.quantity.get()).sum()))
+    }
+
+    /// Every reserved line holds the order's quantity and nothing removed is still held.
+    pub fn stock_matches(&self) -> bool {
+        let Some(order) = &self.order else {
+            return true;
+        };
+        order
+            .lines
+            .iter()
+            .all(|l| self.reserved_of(&l.sku).is_none_or(|q| q == l.quantity))
+            && self
+                .reserved
+                .keys()
+                .all(|sku| order.lines.iter().any(|l| &l.sku == sku))
+    }
+
+    /// The authorization covers the order's total (no edit waits for the provider).
+    pub fn payment_matches(&self) -> bool {
+        match (&self.order, &self.payment) {
+            (Some(o), Some(p)) if p.stage == PaymentStage::Authorized => {
+                p.authorized == o.grand_total
+            }
+            _ => true,
+        }
     }
 
     /// Cancelled, completed or never going further.
