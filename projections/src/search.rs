@@ -181,6 +181,8 @@ impl ProductDocument {
             StockEvent::StockAdjusted(e) => (&e.levels, e.at),
             StockEvent::StockReserved(e) => (&e.levels, e.at),
             StockEvent::StockReservationReleased(e) => (&e.levels, e.at),
+            StockEvent::StockReservationChanged(e) => (&e.levels, e.at),
+        StockEvent::StockReservationChanged(e) => (&e.levels, e.at),
             StockEvent::StockReservationCommitted(e) => (&e.levels, e.at),
             StockEvent::StockReservationExpired(e) => (&e.levels, e.at),
             StockEvent::StockBackorderFilled(e) => (&e.levels, e.at),

@@ -274,6 +274,11 @@ fn payment(e: &PaymentEvent) -> String {
             money(&e.captured_total),
             money(&e.capturable_remaining)
         ),
+        PaymentEvent::PaymentAuthorizationAdjusted(e) => format!(
+            "authorization moved from {} to {}",
+            money(&e.previous_authorized),
+            money(&e.authorized)
+        ),
         PaymentEvent::PaymentVoided(e) => {
             format!("voided: {} released", money(&e.released))
         }
@@ -313,6 +318,14 @@ fn stock(e: &StockEvent) -> String {
             } else {
                 String::new()
             }
+        ),
+        StockEvent::StockReservationChanged(e) => format!(
+            "reservation of order {} changed from {} to {}: {} held, {} backordered",
+            e.order_id,
+            e.previous_quantity.0,
+            e.quantity.0,
+            allocations(&e.allocation),
+            e.backordered.0
         ),
         StockEvent::StockReservationReleased(e) => format!(
             "reservation of order {} released: {} freed",
@@ -357,6 +370,14 @@ fn shipment(e: &ShipmentEvent) -> String {
             e.warehouse,
             e.order_id,
             shipment_lines(&e.lines)
+        ),
+        ShipmentEvent::ShipmentRevised(e) => format!(
+            "lines revised: {}",
+            e.lines
+                .iter()
+                .map(|l| format!("{} × {}", l.quantity.0, l.sku))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         ShipmentEvent::ShipmentPicked(_) => "picked".into(),
         ShipmentEvent::ShipmentPacked(_) => "packed".into(),

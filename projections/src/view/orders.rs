@@ -238,6 +238,9 @@ fn shipment(event: &ShipmentEvent, out: &mut Vec<Change>) {
                     .set("lines", json(&e.lines))
                     .set("updated_at", e.at)
             }
+            ShipmentEvent::ShipmentRevised(e) => {
+                shipment_row(e.shipment_id, e.at).set("lines", json(&e.lines))
+            }
             ShipmentEvent::ShipmentPicked(e) => shipment_row(e.shipment_id, e.at)
                 .set("status", shipment_status(ShipmentStatus::Picked)),
             ShipmentEvent::ShipmentPacked(e) => shipment_row(e.shipment_id, e.at)
