@@ -358,7 +358,7 @@ impl Step<'_> {
                         ),
                     ));
                 }
-                Some(existing) if &existing.lines != lines => {
+                Some(existing) if !same_lines(&existing.lines, lines) => {
                     r = r.command(self.revise(shipment_id, lines.clone()));
                 }
                 Some(_) => {}
@@ -386,7 +386,7 @@ impl Step<'_> {
             .shipment_plan()
             .remove(&existing.warehouse)
             .unwrap_or_default();
-        if planned == existing.lines {
+        if same_lines(&planned, &existing.lines) {
             return Reaction::none();
         }
         Reaction::none().command(self.revise(shipment_id, planned))
@@ -1259,6 +1259,17 @@ impl Step<'_> {
             self.now + self.settings.tracking_poll,
         )
     }
+}
+
+/// The same units per SKU, in whatever order.
+fn same_lines(a: &[ShipmentLine], b: &[ShipmentLine]) -> bool {
+    let units = |lines: &[ShipmentLine]| {
+        lines
+            .iter()
+            .map(|l| (l.sku.clone(), l.quantity))
+            .collect::<BTreeMap<_, _>>()
+    };
+    a.len() == b.len() && units(a) == units(b)
 }
 
 /// Sets an edited line back to `quantity`: the edit's effect was refused (stock short,

@@ -1350,3 +1350,249 @@ fn an_exchange_places_a_replacement_with_nothing_due_and_refunds_nothing() {
     assert_eq!(steps(&r), vec!["restock:TEE"]);
     assert!(r.calls.is_empty(), "no refund for an exchanged return");
 }
+
+// ---- order edits before fulfilment ----------------------------------------------------
+
+/// Totals of the usual order with `tee` T-shirts and `mugs` mugs (19 % tax on goods and
+/// 5.00 shipping).
+fn totals_with(tees: i64, mugs: i64) -> OrderTotals {
+    let subtotal = 2_000 * tees + 1_000 * mugs;
+    let tax = (subtotal + 500) * 19 / 100;
+    OrderTotals {
+        subtotal: eur(subtotal),
+        discount: eur(0),
+        shipping: eur(500),
+        tax: eur(tax),
+        points_value: eur(0),
+        grand_total: eur(subtotal + 500 + tax),
+        currency: Currency::EUR,
+    }
+}
+
+fn mugs_changed(from: u32, to: u32) -> OrderEvent {
+    let totals = totals_with(2, i64::from(to));
+    OrderEvent::OrderLineQuantityChanged(OrderLineQuantityChanged {
+        sku: mug(),
+        previous_quantity: Quantity(from),
+        line: line(mug(), to, 1_000),
+        grand_total_difference: totals
+            .grand_total
+            .checked_sub(totals_with(2, i64::from(from)).grand_total)
+            .unwrap(),
+        totals,
+        at: t0(),
+    })
+}
+
+fn mug_reservation_changed(from: u32, to: u32, allocation: &[(WarehouseId, u32)]) -> StockEvent {
+    StockEvent::StockReservationChanged(StockReservationChanged {
+        sku: mug(),
+        order_id: order_id(),
+        previous_quantity: Quantity(from),
+        quantity: Quantity(to),
+        allocation: allocation
+            .iter()
+            .map(|(w, q)| WarehouseAllocation {
+                warehouse: w.clone(),
+                quantity: Quantity(*q),
+            })
+            .collect(),
+        backordered: Quantity(0),
+        levels: StockLevels::default(),
+        at: t0(),
+    })
+}
+
+fn update_request(amount: i64) -> PortRequest {
+    PortRequest::Payment(PaymentRequest::UpdateAuthorization {
+        payment_id: pay_id(),
+        reference: "pi_1".into(),
+        amount: eur(amount),
+    })
+}
+
+fn adjusted(from: i64, to: i64) -> PaymentEvent {
+    PaymentEvent::PaymentAuthorizationAdjusted(PaymentAuthorizationAdjusted {
+        payment_id: pay_id(),
+        order_id: order_id(),
+        previous_authorized: eur(from),
+        authorized: eur(to),
+        at: t0(),
+    })
+}
+
+fn revised_lines(r: &Reaction, w: &WarehouseId) -> Option<Vec<(Sku, u32)>> {
+    let id = ship_id(w).to_string();
+    r.commands.iter().find_map(|d| match &d.target {
+        Target::Shipment(s, ShipmentCommand::ReviseShipment(c)) if *s == id => Some(
+            c.lines
+                .iter()
+                .map(|l| (l.sku.clone(), l.quantity.get()))
+                .collect(),
+        ),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_raised_quantity_is_reserved_then_authorized_then_shipped() {
+    let mut history = confirmed_history();
+    // 1. The edit: the difference is reserved first.
+    let r = when(&history, ev(20, mugs_changed(1, 2)));
+    assert_eq!(steps(&r), vec!["change-reservation:MUG"]);
+    assert!(matches!(
+        &r.commands[0].target,
+        Target::Stock(s, StockCommand::ChangeReservation(c)) if s == "MUG" && c.quantity == Quantity(2)
+    ));
+    assert!(r.calls.is_empty(), "no money moves before the stock is there");
+    history.push(ev(20, mugs_changed(1, 2)));
+
+    // 2. Reserved: the authorization is raised to the new total (77.35).
+    let changed = mug_reservation_changed(1, 2, &[(ber(), 2)]);
+    let r = when(&history, ev(21, changed.clone()));
+    assert!(r.commands.is_empty());
+    assert_eq!(r.calls.len(), 1);
+    assert_eq!(r.calls[0].request, update_request(7_735));
+    history.push(ev(21, changed));
+
+    // 3. The provider raised it: the payment records the new authorization.
+    let r = when(
+        &history,
+        reply(
+            30,
+            update_request(7_735),
+            authorization(AuthorizationOutcome::Authorized {
+                reference: "pi_1".into(),
+                amount: eur(7_735),
+            }),
+        ),
+    );
+    assert!(matches!(
+        &r.commands[0].target,
+        Target::Payment(_, PaymentCommand::AdjustAuthorization(c)) if c.amount == eur(7_735)
+    ));
+
+    // 4. Recorded: the Berlin parcel carries the second mug; Hamburg is unchanged.
+    let r = when(&history, ev(22, adjusted(6_545, 7_735)));
+    assert_eq!(
+        revised_lines(&r, &ber()),
+        Some(vec![(mug(), 2), (tee(), 1)])
+    );
+    assert_eq!(revised_lines(&r, &ham()), None);
+    history.push(ev(22, adjusted(6_545, 7_735)));
+    let state = given(&history);
+    assert!(state.stock_matches() && state.payment_matches());
+    assert_eq!(state.paid_lines.get(&mug()), Some(&Quantity(2)));
+}
+
+#[test]
+fn a_raise_the_stock_cannot_cover_puts_the_line_back() {
+    let saga = CheckoutSaga::default();
+    let mut history = confirmed_history();
+    history.push(ev(20, mugs_changed(1, 3)));
+    let state = given(&history);
+    let r = when(&confirmed_history(), ev(20, mugs_changed(1, 3)));
+    let short = DomainError::Stock(StockError::InsufficientStock {
+        requested: Quantity(2),
+        available: Quantity(1),
+        backorder_allowance: Quantity(0),
+    });
+    match saga.on_failure(&state, &r.commands[0], &short, t0()) {
+        OnFailure::Compensate(c) => {
+            assert_eq!(steps(&c), vec!["revert:MUG"]);
+            assert!(matches!(
+                &c.commands[0].target,
+                Target::Order(_, OrderCommand::ChangeLineQuantity(c))
+                    if c.sku == mug() && c.quantity == Quantity(1)
+            ));
+        }
+        other => panic!("expected the edit undone, got {other:?}"),
+    }
+    // The line back at 1 matches the reservation: nothing else to do.
+    history.push(ev(21, mugs_changed(3, 1)));
+    let state = given(&history);
+    assert!(state.stock_matches() && state.payment_matches());
+    let r = when(&history[..history.len() - 1], ev(21, mugs_changed(3, 1)));
+    assert_eq!(r, Reaction::none());
+}
+
+#[test]
+fn a_declined_raise_puts_the_line_back_and_releases_the_extra_stock() {
+    let mut history = confirmed_history();
+    history.push(ev(20, mugs_changed(1, 2)));
+    history.push(ev(21, mug_reservation_changed(1, 2, &[(ber(), 2)])));
+    let r = when(
+        &history,
+        reply(
+            30,
+            update_request(7_735),
+            authorization(AuthorizationOutcome::Declined {
+                code: "incremental_authorization_not_supported".into(),
+            }),
+        ),
+    );
+    assert_eq!(steps(&r), vec!["revert:MUG"]);
+    assert!(matches!(
+        &r.commands[0].target,
+        Target::Order(_, OrderCommand::ChangeLineQuantity(c)) if c.quantity == Quantity(1)
+    ));
+    // The line back at 1: the second mug's reservation goes.
+    let r = when(&history, ev(22, mugs_changed(2, 1)));
+    assert!(matches!(
+        &r.commands[0].target,
+        Target::Stock(_, StockCommand::ChangeReservation(c)) if c.quantity == Quantity(1)
+    ));
+    history.push(ev(22, mugs_changed(2, 1)));
+    // Released: the authorization already covers the total, the parcels never changed.
+    let r = when(&history, ev(23, mug_reservation_changed(2, 1, &[(ber(), 1)])));
+    assert_eq!(r, Reaction::none());
+}
+
+#[test]
+fn a_removed_line_releases_its_stock_lowers_the_authorization_and_empties_its_share() {
+    let mut history = confirmed_history();
+    let removed = OrderEvent::OrderLineRemoved(OrderLineRemoved {
+        sku: mug(),
+        removed_quantity: Quantity(1),
+        totals: totals_with(2, 0),
+        grand_total_difference: eur(-1_190),
+        at: t0(),
+    });
+    let r = when(&history, ev(20, removed.clone()));
+    assert_eq!(steps(&r), vec!["release:MUG"]);
+    assert_eq!(r.calls[0].request, update_request(5_355));
+    history.push(ev(20, removed));
+    let r = when(&history, ev(21, adjusted(6_545, 5_355)));
+    assert_eq!(revised_lines(&r, &ber()), Some(vec![(tee(), 1)]));
+}
+
+#[test]
+fn a_parcel_leaving_while_the_new_total_waits_for_the_provider_captures_later() {
+    let mut history = confirmed_history();
+    history.push(ev(20, mugs_changed(1, 2)));
+    history.push(ev(21, mug_reservation_changed(1, 2, &[(ber(), 2)])));
+    history.push(ev(22, label_created(&ham())));
+    let r = when(&history, ev(23, dispatched(&ham())));
+    assert_eq!(capture_of(&r), None);
+    assert!(r.timers.iter().any(|t| t.name == timer::capture(&ship_id(&ham()))));
+    // Once the authorization is adjusted, the retry captures the share of the new total.
+    history.push(ev(23, dispatched(&ham())));
+    history.push(ev(24, adjusted(6_545, 7_735)));
+    let r = when(&history, fire(&timer::capture(&ship_id(&ham()))));
+    assert!(capture_of(&r).is_some());
+}
+
+#[test]
+fn a_shipment_reported_after_an_edit_is_revised_to_the_plan() {
+    let history = confirmed_history();
+    let mut edited = history[..7].to_vec();
+    edited.push(ev(20, mugs_changed(1, 2)));
+    edited.push(ev(21, mug_reservation_changed(1, 2, &[(ber(), 2)])));
+    edited.push(ev(22, adjusted(6_545, 7_735)));
+    // Berlin's creation (with the old lines) reaches the saga only now.
+    let r = when(&edited, history[7].clone());
+    assert_eq!(
+        revised_lines(&r, &ber()),
+        Some(vec![(mug(), 2), (tee(), 1)])
+    );
+}
