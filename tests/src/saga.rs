@@ -583,6 +583,79 @@ impl Engine {
         assert!(reached.is_some(), "the engine never settled");
     }
 
+    /// Runs an order command as the order's customer would (`PUT /orders/{id}/lines/…`).
+    pub async fn edit(
+        &self,
+        id: OrderId,
+        command: OrderCommand,
+    ) -> Result<(), infra::command::CommandError> {
+        let ctx = CommandContext::new(format!("customer:{}", customer()));
+        self.commands
+            .execute::<Order>(&ctx, &id.to_string(), command)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn payment(&self, id: OrderId) -> aggregates::payment::Payment {
+        self.commands
+            .load::<aggregates::payment::Payment>(
+                &sagas::checkout::payment_id(id).to_string(),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+    }
+
+    pub async fn shipment(&self, id: OrderId, warehouse: &str) -> Option<Shipment> {
+        let shipment = sagas::checkout::shipment_id(id, &WarehouseId::new(warehouse));
+        self.commands
+            .load::<Shipment>(&shipment.to_string())
+            .await
+            .unwrap()
+            .map(|l| l.state)
+    }
+
+    /// Lets the warehouse work on a held order again: every shipment with something to
+    /// ship is picked and packed now (the saga buys the label, the warehouse hands the
+    /// parcel over).
+    pub async fn release_hold(&self, id: OrderId) {
+        self.held.lock().unwrap().remove(&id);
+        let saga = self.saga(id).await.expect("the saga exists");
+        for shipment_id in saga.shipments.keys() {
+            let shipment = self
+                .commands
+                .load::<Shipment>(&shipment_id.to_string())
+                .await
+                .unwrap()
+                .map(|l| l.state);
+            if shipment.is_none_or(|s| s.lines.is_empty()) {
+                continue;
+            }
+            for command in [
+                ShipmentCommand::PickShipment { at: self.clock.now() },
+                ShipmentCommand::PackShipment { at: self.clock.now() },
+            ] {
+                self.run::<Shipment>(&shipment_id.to_string(), command).await;
+            }
+        }
+    }
+
+    /// Moves the clock past the tracking poll until the order is delivered.
+    pub async fn deliver(&self, id: OrderId) {
+        self.wait("parcels dispatched", || async {
+            let Some(s) = self.saga(id).await else {
+                return false;
+            };
+            let parcels = s.shipments.values().filter(|p| !p.lines.is_empty()).count();
+            parcels > 0 && self.tracking_timers(id).await == parcels
+        })
+        .await;
+        self.clock.advance(chrono::Duration::minutes(31));
+        self.wait("delivered", || async { self.order(id).await.fully_delivered })
+            .await;
+    }
+
     pub async fn tracking_timers(&self, id: OrderId) -> usize {
         saga_store::timers_of(self.store.db(), CheckoutSaga::NAME, &id.to_string())
             .await

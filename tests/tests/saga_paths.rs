@@ -1,0 +1,247 @@
+//! The checkout saga's less travelled paths over the real runner, on both backends:
+//! orders edited before fulfilment (re-reserve the difference, move the authorization,
+//! revise the parcels; a short line or a declined raise undoes the edit). Each asserts
+//! the final state of every aggregate involved, the money at the provider and the stock.
+//!
+//! The seeded order: two T-shirts at 20.00 (Hamburg holds them) and a mug at 10.00
+//! (Berlin), 4.90 shipping, 19 % tax: 65.33. Its shipments are held in the warehouse
+//! until the edit has settled, as a customer edits before anything is picked.
+
+use aggregates::order::{ChangeLineQuantity, OrderCommand, OrderEvent, OrderStatus, RemoveLine};
+use aggregates::payment::PaymentStatus;
+use aggregates::shipment::ShipmentStatus;
+use aggregates::{OrderId, Quantity, Sku};
+use infra::clock::Clock;
+use sagas::checkout::{payment_id, Phase};
+use sagas::ports::test_payment;
+use tests::saga::{eur, events_of, sku, Engine};
+use tests::BackendKind;
+
+/// A seeded engine with the usual order confirmed and both shipments created, held.
+async fn confirmed_and_held(kind: BackendKind, token: &str) -> Option<(Engine, OrderId)> {
+    let engine = Engine::start(kind, false).await?;
+    engine.seed().await;
+    let id = OrderId::from_uuid(uuid::Uuid::from_u128(0x0D));
+    engine.held.lock().unwrap().insert(id);
+    assert_eq!(engine.check_out(token).await, id);
+    engine
+        .wait("confirmed with two shipments", || async {
+            engine
+                .saga(id)
+                .await
+                .is_some_and(|s| s.phase == Phase::Confirmed && s.shipments.len() == 2)
+        })
+        .await;
+    Some((engine, id))
+}
+
+fn change(code: &str, quantity: u32, engine: &Engine) -> OrderCommand {
+    OrderCommand::ChangeLineQuantity(ChangeLineQuantity {
+        sku: sku(code),
+        quantity: Quantity(quantity),
+        at: engine.clock.now(),
+    })
+}
+
+fn line_quantity(order: &aggregates::order::Order, code: &str) -> Option<u32> {
+    order
+        .details
+        .as_ref()
+        .and_then(|d| d.line(&sku(code)))
+        .map(|l| l.line.quantity.get())
+}
+
+fn shipment_units(shipment: &aggregates::shipment::Shipment) -> Vec<(Sku, u32)> {
+    let mut units: Vec<(Sku, u32)> = shipment
+        .lines
+        .iter()
+        .map(|l| (l.sku.clone(), l.quantity.get()))
+        .collect();
+    units.sort();
+    units
+}
+
+/// Two more mugs: reserved in Berlin, the authorization raised to the new total, the
+/// Berlin parcel revised; the order then ships, is captured in full and delivered.
+async fn a_raised_line_is_reserved_authorized_shipped_and_captured(kind: BackendKind) {
+    let Some((engine, id)) = confirmed_and_held(kind, test_payment::SUCCEEDS).await else {
+        return;
+    };
+    engine.edit(id, change("MUG", 3, &engine)).await.unwrap();
+    // 20.00 × 2 + 10.00 × 3 + 4.90 shipping, 19 % tax.
+    let total = eur(8_913);
+    assert_eq!(
+        engine.order(id).await.details.unwrap().totals.grand_total,
+        total
+    );
+    engine
+        .wait("the Berlin parcel carries three mugs", || async {
+            engine
+                .shipment(id, "BER-1")
+                .await
+                .is_some_and(|s| shipment_units(&s) == vec![(sku("MUG"), 3)])
+        })
+        .await;
+    let mug = engine.stock("MUG").await;
+    assert_eq!((mug.on_hand, mug.reserved), (3, 3));
+    let payment = engine.payment(id).await;
+    assert_eq!(payment.ledger.as_ref().unwrap().authorized, total);
+    let charge = engine.runner.payments().charge_of(payment_id(id)).unwrap();
+    assert_eq!(charge.authorized, total, "the provider raised the hold");
+
+    engine.release_hold(id).await;
+    engine.deliver(id).await;
+    engine
+        .wait("paid in full", || async {
+            engine.order(id).await.details.unwrap().paid == total
+        })
+        .await;
+    let charge = engine.runner.payments().charge_of(payment_id(id)).unwrap();
+    assert_eq!(charge.captured, total);
+    assert!(charge.refunded.is_zero() && !charge.voided);
+    let payment = engine.payment(id).await;
+    assert_eq!(payment.status, PaymentStatus::Authorized);
+    assert_eq!(payment.ledger.unwrap().captured, total);
+    let mug = engine.stock("MUG").await;
+    assert_eq!((mug.on_hand, mug.reserved), (0, 0));
+    let tee = engine.stock("TEE").await;
+    assert_eq!((tee.on_hand, tee.reserved), (4, 0));
+    let order = engine.order(id).await;
+    assert_eq!(line_quantity(&order, "MUG"), Some(3));
+    assert!(order.fully_delivered);
+    for warehouse in ["BER-1", "HAM-1"] {
+        let shipment = engine.shipment(id, warehouse).await.unwrap();
+        assert_eq!(shipment.status, ShipmentStatus::Delivered, "{warehouse}");
+    }
+    engine.stop().await;
+}
+
+/// Four mugs, with three in stock and no backorders: the stock refuses the raise and the
+/// saga puts the line back; nothing else moved.
+async fn a_raise_the_stock_cannot_cover_is_undone(kind: BackendKind) {
+    let Some((engine, id)) = confirmed_and_held(kind, test_payment::SUCCEEDS).await else {
+        return;
+    };
+    engine.edit(id, change("MUG", 4, &engine)).await.unwrap();
+    engine
+        .wait("the line is back at one mug", || async {
+            line_quantity(&engine.order(id).await, "MUG") == Some(1)
+        })
+        .await;
+    engine.settle(std::time::Duration::from_secs(60)).await;
+    let changes = events_of::<aggregates::order::Order>(&engine.store, &id.to_string())
+        .await
+        .into_iter()
+        .filter(|e| matches!(e, OrderEvent::OrderLineQuantityChanged(_)))
+        .count();
+    assert_eq!(changes, 2, "the edit and its undoing");
+    let order = engine.order(id).await;
+    assert_eq!(order.status, OrderStatus::Confirmed);
+    assert_eq!(order.details.unwrap().totals.grand_total, eur(6_533));
+    let mug = engine.stock("MUG").await;
+    assert_eq!((mug.on_hand, mug.reserved), (3, 1));
+    let charge = engine.runner.payments().charge_of(payment_id(id)).unwrap();
+    assert_eq!(charge.authorized, eur(6_533));
+    assert_eq!(
+        engine.payment(id).await.ledger.unwrap().authorized,
+        eur(6_533)
+    );
+    let berlin = engine.shipment(id, "BER-1").await.unwrap();
+    assert_eq!(shipment_units(&berlin), vec![(sku("MUG"), 1)]);
+    engine.stop().await;
+}
+
+/// A card that does not support incremental authorizations: the raise is reserved, the
+/// provider declines the higher total, the saga undoes the edit and the extra mug goes
+/// back on the shelf.
+async fn a_raise_the_provider_declines_is_undone_and_released(kind: BackendKind) {
+    let Some((engine, id)) = confirmed_and_held(kind, test_payment::NO_INCREMENT).await else {
+        return;
+    };
+    engine.edit(id, change("MUG", 2, &engine)).await.unwrap();
+    engine
+        .wait("the edit undone and its stock released", || async {
+            line_quantity(&engine.order(id).await, "MUG") == Some(1)
+                && engine.stock("MUG").await.reserved == 1
+        })
+        .await;
+    engine.settle(std::time::Duration::from_secs(60)).await;
+    let mug_events = events_of::<aggregates::stock::Stock>(&engine.store, "MUG").await;
+    let changed = mug_events
+        .iter()
+        .filter(|e| matches!(e, aggregates::stock::StockEvent::StockReservationChanged(_)))
+        .count();
+    assert_eq!(changed, 2, "raised, then lowered back");
+    let charge = engine.runner.payments().charge_of(payment_id(id)).unwrap();
+    assert_eq!(charge.authorized, eur(6_533));
+    assert!(charge.captured.is_zero());
+    let payment = engine.payment(id).await;
+    assert_eq!(payment.status, PaymentStatus::Authorized);
+    assert_eq!(payment.ledger.unwrap().authorized, eur(6_533));
+    let order = engine.order(id).await;
+    assert_eq!(order.details.unwrap().totals.grand_total, eur(6_533));
+    let berlin = engine.shipment(id, "BER-1").await.unwrap();
+    assert_eq!(shipment_units(&berlin), vec![(sku("MUG"), 1)]);
+    let mug = engine.stock("MUG").await;
+    assert_eq!((mug.on_hand, mug.reserved), (3, 1));
+    engine.stop().await;
+}
+
+/// The mug removed: its stock released, the authorization lowered, the Berlin parcel
+/// emptied; only Hamburg ships, and exactly the new total is captured.
+async fn a_removed_line_is_released_and_only_the_new_total_captured(kind: BackendKind) {
+    let Some((engine, id)) = confirmed_and_held(kind, test_payment::SUCCEEDS).await else {
+        return;
+    };
+    let remove = OrderCommand::RemoveLine(RemoveLine {
+        sku: sku("MUG"),
+        at: engine.clock.now(),
+    });
+    engine.edit(id, remove).await.unwrap();
+    // 20.00 × 2 + 4.90 shipping, 19 % tax.
+    let total = eur(5_343);
+    engine
+        .wait("the Berlin parcel emptied", || async {
+            engine
+                .shipment(id, "BER-1")
+                .await
+                .is_some_and(|s| s.lines.is_empty())
+        })
+        .await;
+    let mug = engine.stock("MUG").await;
+    assert_eq!((mug.on_hand, mug.reserved), (3, 0));
+    let charge = engine.runner.payments().charge_of(payment_id(id)).unwrap();
+    assert_eq!(charge.authorized, total);
+
+    engine.release_hold(id).await;
+    engine.deliver(id).await;
+    engine
+        .wait("paid", || async {
+            engine.order(id).await.details.unwrap().paid == total
+        })
+        .await;
+    let charge = engine.runner.payments().charge_of(payment_id(id)).unwrap();
+    assert_eq!(charge.captured, total);
+    assert!(charge.refunded.is_zero());
+    let payment = engine.payment(id).await.ledger.unwrap();
+    assert_eq!((payment.authorized, payment.captured), (total, total));
+    let tee = engine.stock("TEE").await;
+    assert_eq!((tee.on_hand, tee.reserved), (4, 0));
+    let mug = engine.stock("MUG").await;
+    assert_eq!((mug.on_hand, mug.reserved), (3, 0));
+    let berlin = engine.shipment(id, "BER-1").await.unwrap();
+    assert_eq!(berlin.status, ShipmentStatus::AwaitingPick);
+    let hamburg = engine.shipment(id, "HAM-1").await.unwrap();
+    assert_eq!(hamburg.status, ShipmentStatus::Delivered);
+    let order = engine.order(id).await;
+    assert_eq!(line_quantity(&order, "MUG"), None);
+    assert!(order.fully_delivered);
+    engine.stop().await;
+}
+
+tests::on_both_backends!(
+    a_raised_line_is_reserved_authorized_shipped_and_captured,
+    a_raise_the_stock_cannot_cover_is_undone,
+    a_raise_the_provider_declines_is_undone_and_released,
+    a_removed_line_is_released_and_only_the_new_total_captured,
+);
