@@ -193,6 +193,7 @@ problem_table! {
         OrderError::OverShipment { .. } => (422, "order_over_shipment", "More shipped than ordered"),
         OrderError::UnknownShipment(_) => (404, "order_shipment_not_found", "Shipment not part of the order"),
         OrderError::ShipmentAlreadyDelivered(_) => (409, "order_shipment_already_delivered", "Shipment already delivered"),
+        OrderError::ShipmentAlreadyReturned(_) => (409, "order_shipment_already_returned", "Shipment already returned to sender"),
         OrderError::EmptyReturn => (422, "return_empty", "Return without lines"),
         OrderError::DuplicateReturn(_) => (409, "return_already_requested", "Return already requested"),
         OrderError::ReturnExceedsDelivered { .. } => (422, "return_exceeds_delivered", "More returned than delivered"),

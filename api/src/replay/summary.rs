@@ -187,6 +187,11 @@ fn order(e: &OrderEvent) -> String {
         OrderEvent::OrderShipmentDelivered(e) => {
             format!("shipment {} delivered: {}", e.shipment_id, lines(&e.lines))
         }
+        OrderEvent::OrderShipmentReturnedToSender(e) => format!(
+            "shipment {} came back to the sender: {}",
+            e.shipment_id,
+            lines(&e.lines)
+        ),
         OrderEvent::OrderDelivered(_) => "every unit delivered".into(),
         OrderEvent::OrderReturnRequested(e) => format!(
             "return {} requested for {}: {}",

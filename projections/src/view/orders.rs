@@ -159,6 +159,8 @@ fn order(id: &str, event: &OrderEvent, out: &mut Vec<Change>) {
             };
             out.push(summary(id, e.at).set("fulfilment", fulfilment));
         }
+        // The shipment's row takes its status from the shipment's own event.
+        OrderEvent::OrderShipmentReturnedToSender(_) => {}
         OrderEvent::OrderShipmentDelivered(e) => {
             for total in &e.delivered_totals {
                 out.push(

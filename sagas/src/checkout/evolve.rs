@@ -294,6 +294,10 @@ fn shipment(state: &mut CheckoutState, e: &ShipmentEvent) {
         }
         ShipmentEvent::ShipmentTrackingUpdated(e) => scanned(state, e.shipment_id, e.at),
         ShipmentEvent::ShipmentDeliveryFailed(e) => scanned(state, e.shipment_id, e.at),
+        ShipmentEvent::ShipmentReturnedToSender(e) => {
+            ship_stage(state, e.shipment_id, ShipmentStage::ReturnedToSender);
+            scanned(state, e.shipment_id, e.at);
+        }
         _ => {}
     }
 }

@@ -4,7 +4,7 @@ use aggregates::loyalty::{LoyaltyCommand, LoyaltyError};
 use aggregates::order::{CancellationReason, OrderError};
 use aggregates::payment::PaymentError;
 use aggregates::promotion::PromotionCommand;
-use aggregates::shipment::ShipmentError;
+use aggregates::shipment::{ShipmentError, ShipmentStatus};
 use aggregates::stock::{StockCommand, StockError};
 use aggregates::DomainError;
 use chrono::{DateTime, Utc};
@@ -87,6 +87,7 @@ pub(super) fn on_failure(
                 | OrderError::NotDelivered
                 | OrderError::OpenReturn(_)
                 | OrderError::ShipmentAlreadyDelivered(_)
+                | OrderError::ShipmentAlreadyReturned(_)
                 | OrderError::DuplicateShipment(_),
             ),
         ) => OnFailure::Skip,
@@ -103,6 +104,7 @@ pub(super) fn on_failure(
             Target::Shipment(..),
             DomainError::Shipment(
                 ShipmentError::AlreadyCreated(_)
+                | ShipmentError::NoFailedDelivery(ShipmentStatus::ReturnedToSender)
                 | ShipmentError::NotPacked(_)
                 | ShipmentError::NotOnTheWay(_),
             ),

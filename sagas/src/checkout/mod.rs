@@ -207,6 +207,7 @@ fn shipment_order(e: &ShipmentEvent) -> Option<String> {
         ShipmentEvent::ShipmentDelivered(e) => e.order_id,
         ShipmentEvent::ShipmentTrackingUpdated(e) => e.order_id,
         ShipmentEvent::ShipmentDeliveryFailed(e) => e.order_id,
+        ShipmentEvent::ShipmentReturnedToSender(e) => e.order_id,
         _ => return None,
     };
     Some(id.to_string())

@@ -8,7 +8,8 @@ use aggregates::loyalty::{
 };
 use aggregates::order::{
     CancelOrder, CancellationReason, ChangeLineQuantity, LineQuantity, NewOrderLine, OrderCommand, OrderEvent,
-    PlaceOrder, RecordDelivery, RecordPaymentCaptured, RecordRefund, RecordShipment,
+    PlaceOrder, RecordDelivery, RecordPaymentCaptured, RecordRefund, RecordReturnToSender,
+    RecordShipment,
 };
 use aggregates::payment::{
     AdjustAuthorization, AssessFraud, AuthorizePayment, CapturePayment, DeclinePayment, FraudInputs, FraudOutcome,
@@ -722,7 +723,12 @@ impl Step<'_> {
                         }),
                     ),
                 ));
-                if return_id.is_none() {
+                let returned_parcel = self
+                    .state
+                    .shipments
+                    .keys()
+                    .any(|id| returned_parcel_refund_id(*id) == e.refund_id);
+                if return_id.is_none() && !returned_parcel {
                     return r;
                 }
                 r.command(Dispatch::new(
@@ -809,6 +815,9 @@ impl Step<'_> {
             ShipmentEvent::ShipmentCreated(e) => self.revise_if_stale(e.shipment_id),
             ShipmentEvent::ShipmentPacked(e) => self.label(e.shipment_id),
             ShipmentEvent::ShipmentDispatched(e) => self.dispatched(order_id, e.shipment_id),
+            ShipmentEvent::ShipmentReturnedToSender(e) => {
+                self.returned_to_sender(order_id, e.shipment_id)
+            }
             ShipmentEvent::ShipmentDelivered(e) => Reaction::none()
                 .cancel_timer(timer::tracking(&e.shipment_id))
                 .command(Dispatch::new(
@@ -823,6 +832,96 @@ impl Step<'_> {
                 )),
             _ => Reaction::none(),
         }
+    }
+
+    /// A parcel came back undelivered: the order records it, its goods go back on the
+    /// shelf they left, and what it captured is refunded (the refund reverses points in
+    /// proportion); a capture not made yet is never made.
+    fn returned_to_sender(&self, order_id: OrderId, shipment_id: ShipmentId) -> Reaction {
+        let s = self.state;
+        let Some(shipment) = s.shipments.get(&shipment_id) else {
+            return Reaction::none();
+        };
+        let mut r = Reaction::none()
+            .cancel_timer(timer::tracking(&shipment_id))
+            .cancel_timer(timer::capture(&shipment_id))
+            .command(Dispatch::new(
+                "record-returned",
+                order_target(
+                    order_id,
+                    OrderCommand::RecordReturnToSender(RecordReturnToSender {
+                        shipment_id,
+                        at: self.now,
+                    }),
+                ),
+            ));
+        for line in &shipment.lines {
+            // The reservation is committed (on-hand lowered) once every parcel carrying
+            // the SKU has left; only then are the returned units put back.
+            let committed = s
+                .shipments
+                .values()
+                .filter(|x| x.lines.iter().any(|l| l.sku == line.sku))
+                .all(|x| {
+                    matches!(
+                        x.stage,
+                        ShipmentStage::Dispatched
+                            | ShipmentStage::Delivered
+                            | ShipmentStage::ReturnedToSender
+                    )
+                });
+            if committed {
+                r = r.command(Dispatch::new(
+                    format!("restock-returned:{}", line.sku),
+                    Target::Stock(
+                        line.sku.to_string(),
+                        StockCommand::ReceiveStock(ReceiveStock {
+                            sku: line.sku.clone(),
+                            warehouse: shipment.warehouse.clone(),
+                            quantity: line.quantity,
+                            at: self.now,
+                        }),
+                    ),
+                ));
+            }
+        }
+        let Some(p) = &s.payment else {
+            return r;
+        };
+        let Some(reference) = p.reference.clone() else {
+            return r;
+        };
+        if shipment.captured {
+            let refundable = p.captured.checked_sub(p.refunded).unwrap_or(p.captured);
+            let share = capture_share(s, shipment_id).and_then(|m| m.min(refundable));
+            if let Some(amount) = share.ok().filter(Money::is_positive) {
+                return r.call(self.call(
+                    "refund-returned-parcel",
+                    PortRequest::Payment(PaymentRequest::Refund {
+                        payment_id: p.payment_id,
+                        reference,
+                        refund_id: returned_parcel_refund_id(shipment_id),
+                        amount,
+                    }),
+                ));
+            }
+            return r;
+        }
+        // Nothing captured and no parcel left to capture: the hold goes back at once.
+        let nothing_to_capture = s
+            .shipments
+            .values()
+            .all(|x| x.stage == ShipmentStage::ReturnedToSender);
+        if p.stage == PaymentStage::Authorized && p.captured.is_zero() && nothing_to_capture {
+            return r.call(self.call(
+                "void",
+                PortRequest::Payment(PaymentRequest::Void {
+                    payment_id: p.payment_id,
+                    reference,
+                }),
+            ));
+        }
+        r
     }
 
     fn label(&self, shipment_id: ShipmentId) -> Reaction {
@@ -939,6 +1038,10 @@ impl Step<'_> {
     }
 
     fn capture(&self, shipment_id: ShipmentId, step: &str) -> Option<PortCall> {
+        let shipment = self.state.shipments.get(&shipment_id)?;
+        if shipment.stage == ShipmentStage::ReturnedToSender {
+            return None;
+        }
         let p = self.state.payment.as_ref()?;
         let reference = p.reference.clone()?;
         let amount = capture_share(self.state, shipment_id).ok()?;
@@ -1248,10 +1351,14 @@ impl Step<'_> {
                     reason: DeliveryFailureReason::RecipientAbsent,
                     at: u.at,
                 }),
+                Scan::ReturnedToSender => {
+                    delivered = true;
+                    ShipmentCommand::ReturnToSender { at: u.at }
+                }
             };
             r = r.command(Dispatch::new(format!("scan:{i}"), target(command)));
         }
-        if delivered || s.stage == ShipmentStage::Delivered {
+        if delivered || matches!(s.stage, ShipmentStage::Delivered | ShipmentStage::ReturnedToSender) {
             return r;
         }
         r.timer(

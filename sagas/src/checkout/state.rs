@@ -99,6 +99,8 @@ pub enum ShipmentStage {
     Labelled,
     Dispatched,
     Delivered,
+    /// The carrier brought the parcel back undelivered.
+    ReturnedToSender,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,6 +226,14 @@ impl CheckoutState {
 /// The refund of return `return_id` (one per return).
 pub fn return_refund_id(return_id: ReturnId) -> aggregates::RefundId {
     aggregates::RefundId::from_uuid(crate::saga::entity_id("refund", &return_id.to_string()))
+}
+
+/// The refund of what a parcel that came back to the sender had captured.
+pub fn returned_parcel_refund_id(shipment_id: ShipmentId) -> aggregates::RefundId {
+    aggregates::RefundId::from_uuid(crate::saga::entity_id(
+        "refund-returned-parcel",
+        &shipment_id.to_string(),
+    ))
 }
 
 /// The refund of what was paid for an order cancelled after a capture.
