@@ -239,7 +239,90 @@ async fn a_removed_line_is_released_and_only_the_new_total_captured(kind: Backen
     engine.stop().await;
 }
 
+/// The Berlin parcel (the mug) fails at the door and comes back; Hamburg's T-shirts are
+/// delivered. The mug is back on Berlin's shelf, its captured share refunded, the order
+/// records the returned parcel, points are earned on what stayed paid, and the order
+/// completes when the return window closes.
+async fn a_parcel_returned_to_sender_is_restocked_refunded_and_recorded(kind: BackendKind) {
+    let Some((engine, id)) = confirmed_and_held(kind, test_payment::SUCCEEDS).await else {
+        return;
+    };
+    let berlin = sagas::checkout::shipment_id(id, &aggregates::WarehouseId::new("BER-1"));
+    engine.runner.carrier().send_back(berlin);
+    engine.release_hold(id).await;
+    engine.deliver(id).await;
+    engine
+        .wait("the returned parcel refunded and recorded", || async {
+            let order = engine.order(id).await;
+            order.returned_shipments.contains(&berlin)
+                && order.details.is_some_and(|d| d.refunded.is_positive())
+        })
+        .await;
+    engine
+        .wait("return window set", || async {
+            engine
+                .saga(id)
+                .await
+                .is_some_and(|s| s.phase == Phase::Delivered)
+        })
+        .await;
+    engine.clock.advance(chrono::Duration::days(31));
+    engine
+        .wait("completed", || async {
+            engine.order(id).await.status == OrderStatus::Completed
+        })
+        .await;
+
+    let order = engine.order(id).await;
+    let details = order.details.clone().unwrap();
+    let charge = engine.runner.payments().charge_of(payment_id(id)).unwrap();
+    assert_eq!(charge.captured, eur(6_533), "both parcels captured when they left");
+    // The mug is 10.00 of 50.00 goods: a fifth of 65.33.
+    assert!(
+        [eur(1_306), eur(1_307)].contains(&charge.refunded),
+        "{:?}",
+        charge.refunded
+    );
+    assert_eq!(details.paid, charge.captured);
+    assert_eq!(details.refunded, charge.refunded);
+    let ledger = engine.payment(id).await.ledger.unwrap();
+    assert_eq!((ledger.captured, ledger.refunded), (charge.captured, charge.refunded));
+    assert_eq!(
+        order.returned_to_sender.get(&sku("MUG")).map(|q| q.get()),
+        Some(1)
+    );
+    assert_eq!(order.delivered_of(&sku("TEE")).get(), 2);
+    assert_eq!(order.delivered_of(&sku("MUG")).get(), 0);
+    let mug = engine.stock("MUG").await;
+    assert_eq!((mug.on_hand, mug.reserved), (3, 0), "the mug is back on the shelf");
+    let tee = engine.stock("TEE").await;
+    assert_eq!((tee.on_hand, tee.reserved), (4, 0));
+    let berlin = engine.shipment(id, "BER-1").await.unwrap();
+    assert_eq!(berlin.status, ShipmentStatus::ReturnedToSender);
+    let hamburg = engine.shipment(id, "HAM-1").await.unwrap();
+    assert_eq!(hamburg.status, ShipmentStatus::Delivered);
+    let account = engine
+        .commands
+        .load::<aggregates::loyalty::LoyaltyAccount>(&tests::saga::customer().to_string())
+        .await
+        .unwrap()
+        .unwrap()
+        .state;
+    // Earned on what was paid, then reversed in proportion to the refund (or earned on
+    // the rest at once, when the refund came first): either way what is kept is the
+    // share of what stayed paid.
+    let net = charge.captured.checked_sub(charge.refunded).unwrap();
+    let earned = &account.orders[&id];
+    assert_eq!(
+        i64::try_from(earned.points - earned.points_due).unwrap(),
+        net.amount,
+        "points only on what stayed paid"
+    );
+    engine.stop().await;
+}
+
 tests::on_both_backends!(
+    a_parcel_returned_to_sender_is_restocked_refunded_and_recorded,
     a_raised_line_is_reserved_authorized_shipped_and_captured,
     a_raise_the_stock_cannot_cover_is_undone,
     a_raise_the_provider_declines_is_undone_and_released,

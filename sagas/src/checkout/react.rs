@@ -501,7 +501,13 @@ impl Step<'_> {
         let order = self.order();
         let r =
             Reaction::none().timer(timer::RETURN_WINDOW, self.now + self.settings.return_window);
-        let paid = order.paid.checked_sub(order.refunded).unwrap_or(order.paid);
+        // A refund the payment reported whose record on the order is still on its way
+        // counts already (its points reversal found nothing earned yet).
+        let refunded = match &self.state.payment {
+            Some(p) if p.refunded.amount > order.refunded.amount => p.refunded,
+            _ => order.refunded,
+        };
+        let paid = order.paid.checked_sub(refunded).unwrap_or(order.paid);
         if !paid.is_positive() {
             return r;
         }

@@ -1596,3 +1596,145 @@ fn a_shipment_reported_after_an_edit_is_revised_to_the_plan() {
         Some(vec![(mug(), 2), (tee(), 1)])
     );
 }
+
+// ---- parcels returned to sender -------------------------------------------------------
+
+fn capture_request(w: &WarehouseId, amount: i64) -> PortRequest {
+    PortRequest::Payment(PaymentRequest::Capture {
+        payment_id: pay_id(),
+        reference: "pi_1".into(),
+        amount: eur(amount),
+        purpose: ship_id(w).to_string(),
+    })
+}
+
+/// Both parcels left; Berlin's share (39.27) was captured.
+fn both_dispatched_berlin_captured() -> Vec<Input> {
+    let mut history = confirmed_history();
+    history.push(ev(10, label_created(&ber())));
+    history.push(ev(11, dispatched(&ber())));
+    history.push(ev(12, label_created(&ham())));
+    history.push(ev(13, dispatched(&ham())));
+    history.push(reply(
+        14,
+        capture_request(&ber(), 3_927),
+        PortReply::Payment(PaymentReply::Captured {
+            amount: eur(3_927),
+        }),
+    ));
+    history.push(ev(
+        15,
+        PaymentEvent::PaymentCaptured(PaymentCaptured {
+            payment_id: pay_id(),
+            order_id: order_id(),
+            amount: eur(3_927),
+            captured_total: eur(3_927),
+            capturable_remaining: eur(2_618),
+            at: t0(),
+        }),
+    ));
+    history
+}
+
+fn returned(w: &WarehouseId, lines: &[(Sku, u32)]) -> ShipmentEvent {
+    ShipmentEvent::ShipmentReturnedToSender(ShipmentReturnedToSender {
+        shipment_id: ship_id(w),
+        order_id: order_id(),
+        warehouse: w.clone(),
+        lines: lines
+            .iter()
+            .map(|(sku, q)| ShipmentLine {
+                sku: sku.clone(),
+                quantity: Quantity(*q),
+            })
+            .collect(),
+        failed_attempts: 1,
+        at: t0(),
+    })
+}
+
+#[test]
+fn a_failed_then_returned_scan_sends_the_parcel_back_and_stops_tracking() {
+    let history = both_dispatched_berlin_captured();
+    let updates = vec![
+        TrackingUpdate {
+            scan: Scan::Failed,
+            location: "door".into(),
+            at: t0() + Duration::minutes(1),
+        },
+        TrackingUpdate {
+            scan: Scan::ReturnedToSender,
+            location: "sender".into(),
+            at: t0() + Duration::minutes(2),
+        },
+    ];
+    let track = PortRequest::Carrier(CarrierRequest::Track {
+        shipment_id: ship_id(&ber()),
+        tracking_number: "TP-BER-1".into(),
+    });
+    let r = when(
+        &history,
+        reply(20, track, PortReply::Carrier(CarrierReply::Tracking(updates))),
+    );
+    assert!(matches!(
+        &r.commands[..],
+        [
+            Dispatch { target: Target::Shipment(_, ShipmentCommand::ReportDeliveryFailure(_)), .. },
+            Dispatch { target: Target::Shipment(_, ShipmentCommand::ReturnToSender { .. }), .. },
+        ]
+    ));
+    assert!(r.timers.is_empty(), "no more polling for a parcel that came back");
+}
+
+#[test]
+fn a_returned_captured_parcel_is_recorded_restocked_refunded_and_its_points_reversed() {
+    let history = both_dispatched_berlin_captured();
+    let r = when(
+        &history,
+        ev(21, returned(&ber(), &[(tee(), 1), (mug(), 1)])),
+    );
+    assert_eq!(
+        steps(&r),
+        vec!["record-returned", "restock-returned:TEE", "restock-returned:MUG"]
+    );
+    assert!(matches!(
+        &r.commands[2].target,
+        Target::Stock(_, StockCommand::ReceiveStock(c)) if c.warehouse == ber() && c.quantity == Quantity(1)
+    ));
+    assert!(r.cancel_timers.contains(&timer::tracking(&ship_id(&ber()))));
+    assert_eq!(r.calls.len(), 1);
+    assert!(matches!(
+        &r.calls[0].request,
+        PortRequest::Payment(PaymentRequest::Refund { amount, refund_id, .. })
+            if *amount == eur(3_927) && *refund_id == returned_parcel_refund_id(ship_id(&ber()))
+    ));
+    let mut history = history;
+    history.push(ev(21, returned(&ber(), &[(tee(), 1), (mug(), 1)])));
+    let refunded = PaymentEvent::PaymentRefunded(PaymentRefunded {
+        payment_id: pay_id(),
+        order_id: order_id(),
+        refund_id: returned_parcel_refund_id(ship_id(&ber())),
+        amount: eur(3_927),
+        refunded_total: eur(3_927),
+        refundable_remaining: eur(0),
+        at: t0(),
+    });
+    let r = when(&history, ev(22, refunded));
+    assert_eq!(steps(&r), vec!["record-refund", "reverse-points"]);
+    assert!(matches!(
+        &r.commands[0].target,
+        Target::Order(_, OrderCommand::RecordRefund(c)) if c.return_id.is_none()
+    ));
+}
+
+#[test]
+fn a_returned_parcel_not_yet_captured_is_never_captured() {
+    let mut history = both_dispatched_berlin_captured();
+    history.push(ev(21, returned(&ham(), &[(tee(), 1)])));
+    let r = when(&history[..history.len() - 1], history[history.len() - 1].clone());
+    assert_eq!(steps(&r), vec!["record-returned", "restock-returned:TEE"]);
+    assert!(r.calls.is_empty(), "nothing to refund, Berlin still owes its capture");
+    assert!(r.cancel_timers.contains(&timer::capture(&ship_id(&ham()))));
+    let r = when(&history, fire(&timer::capture(&ship_id(&ham()))));
+    assert_eq!(capture_of(&r), None);
+}
