@@ -656,6 +656,49 @@ impl Engine {
             .await;
     }
 
+    /// Delivers the order, then closes its return window: the order completes.
+    pub async fn complete(&self, id: OrderId) {
+        self.deliver(id).await;
+        self.wait("return window set", || async {
+            self.saga(id)
+                .await
+                .is_some_and(|s| s.phase == sagas::checkout::Phase::Delivered)
+        })
+        .await;
+        self.clock.advance(chrono::Duration::days(31));
+        self.wait("completed", || async {
+            self.order(id).await.status == aggregates::order::OrderStatus::Completed
+        })
+        .await;
+    }
+
+    /// Enrols `customer` with the API's referral code (its id in hex), referred by the
+    /// holder of `referred_by`.
+    pub async fn enroll(&self, customer: CustomerId, referred_by: Option<String>) {
+        let at = self.clock.now();
+        self.run::<LoyaltyAccount>(
+            &customer.to_string(),
+            LoyaltyCommand::EnrollAccount(EnrollAccount {
+                account_id: LoyaltyAccountId::from_uuid(customer.0),
+                customer_id: customer,
+                referral_code: customer.0.simple().to_string().to_ascii_uppercase(),
+                referred_by,
+                currency: Currency::EUR,
+                at,
+            }),
+        )
+        .await;
+    }
+
+    pub async fn account(&self, customer: CustomerId) -> LoyaltyAccount {
+        self.commands
+            .load::<LoyaltyAccount>(&customer.to_string())
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+    }
+
     pub async fn tracking_timers(&self, id: OrderId) -> usize {
         saga_store::timers_of(self.store.db(), CheckoutSaga::NAME, &id.to_string())
             .await

@@ -14,7 +14,7 @@ use aggregates::{OrderId, Quantity, Sku};
 use infra::clock::Clock;
 use sagas::checkout::{payment_id, Phase};
 use sagas::ports::test_payment;
-use tests::saga::{eur, events_of, sku, Engine};
+use tests::saga::{eur, events_of, sku, Basket, Engine};
 use tests::BackendKind;
 
 /// A seeded engine with the usual order confirmed and both shipments created, held.
@@ -321,7 +321,76 @@ async fn a_parcel_returned_to_sender_is_restocked_refunded_and_recorded(kind: Ba
     engine.stop().await;
 }
 
+/// A customer referred by another completes two orders: the referrer is rewarded once,
+/// for the first; a customer nobody referred rewards nobody.
+async fn a_referred_customer_s_first_completed_order_rewards_the_referrer_once(
+    kind: BackendKind,
+) {
+    let Some(engine) = Engine::start(kind, false).await else {
+        return;
+    };
+    engine.seed().await;
+    let referrer = aggregates::CustomerId::from_uuid(uuid::Uuid::now_v7());
+    engine.enroll(referrer, None).await;
+    let first = Basket::new(&[("MUG", 1, 1_000)], test_payment::SUCCEEDS);
+    let referred = first.customer;
+    let code = engine.account(referrer).await.referral_code;
+    engine.enroll(referred, Some(code)).await;
+
+    let first_id = engine.check_out_basket(&first).await;
+    engine.complete(first_id).await;
+    engine
+        .wait("the referrer rewarded", || async {
+            engine.account(referrer).await.referrals.contains(&referred)
+        })
+        .await;
+    let second = Basket {
+        customer: referred,
+        ..Basket::new(&[("MUG", 1, 1_000)], test_payment::SUCCEEDS)
+    };
+    let second_id = engine.check_out_basket(&second).await;
+    engine.complete(second_id).await;
+    engine.settle(std::time::Duration::from_secs(60)).await;
+
+    let account = engine.account(referrer).await;
+    let reward = sagas::checkout::CheckoutSettings::default().referral_points;
+    assert_eq!(account.balance, reward, "rewarded once");
+    assert_eq!(account.referrals.len(), 1);
+    let rewards = events_of::<aggregates::loyalty::LoyaltyAccount>(
+        &engine.store,
+        &referrer.to_string(),
+    )
+    .await
+    .into_iter()
+    .filter(|e| matches!(e, aggregates::loyalty::LoyaltyEvent::LoyaltyReferralRewarded(_)))
+    .count();
+    assert_eq!(rewards, 1);
+    let referred_account = engine.account(referred).await;
+    assert_eq!(referred_account.referral_qualified_by, Some(first_id));
+    // Both orders earned their own points on what was paid (10.00 + 4.90, 19 % tax).
+    for id in [first_id, second_id] {
+        assert_eq!(engine.order(id).await.status, OrderStatus::Completed);
+        assert_eq!(referred_account.orders[&id].points, 1_773);
+    }
+    let mug = engine.stock("MUG").await;
+    assert_eq!((mug.on_hand, mug.reserved), (1, 0));
+    // The seeded customer, referred by nobody, completes an order: no reward anywhere.
+    let id = engine.check_out(test_payment::SUCCEEDS).await;
+    engine.complete(id).await;
+    engine.settle(std::time::Duration::from_secs(60)).await;
+    assert_eq!(engine.account(referrer).await.balance, reward);
+    assert_eq!(
+        engine
+            .account(tests::saga::customer())
+            .await
+            .referral_qualified_by,
+        None
+    );
+    engine.stop().await;
+}
+
 tests::on_both_backends!(
+    a_referred_customer_s_first_completed_order_rewards_the_referrer_once,
     a_parcel_returned_to_sender_is_restocked_refunded_and_recorded,
     a_raised_line_is_reserved_authorized_shipped_and_captured,
     a_raise_the_stock_cannot_cover_is_undone,

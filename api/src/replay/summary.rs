@@ -459,6 +459,10 @@ fn loyalty(e: &LoyaltyEvent) -> String {
             e.to,
             money(&e.rolling_spend)
         ),
+        LoyaltyEvent::LoyaltyReferralQualified(e) => format!(
+            "first order {} completed: referrer {} is due its reward",
+            e.first_order_id, e.referred_by
+        ),
         LoyaltyEvent::LoyaltyReferralRewarded(e) => format!(
             "{} points for referring customer {} (balance {})",
             e.points, e.referred_customer, e.balance

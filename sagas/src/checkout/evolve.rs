@@ -21,6 +21,7 @@ pub(super) fn evolve(state: &mut CheckoutState, input: &Input) {
             DomainEvent::Payment(e) => payment(state, e),
             DomainEvent::Stock(e) => stock(state, e),
             DomainEvent::Shipment(e) => shipment(state, e),
+            DomainEvent::Loyalty(_) => {}
         },
         Input::Timer(t) => {
             if t.name == timer::RETURN_WINDOW {

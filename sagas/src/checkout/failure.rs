@@ -68,6 +68,8 @@ pub(super) fn on_failure(
             Target::Loyalty(..),
             DomainError::Loyalty(
                 LoyaltyError::NotEnrolled
+                | LoyaltyError::ReferralCodeNotOurs(_)
+                | LoyaltyError::SelfReferral
                 | LoyaltyError::HoldNotFound(_)
                 | LoyaltyError::HoldAlreadyCommitted(_)
                 | LoyaltyError::HoldAlreadyReturned(_)

@@ -32,6 +32,7 @@ mod state;
 mod tests;
 
 use aggregates::cart::CartEvent;
+use aggregates::loyalty::LoyaltyEvent;
 use aggregates::order::OrderEvent;
 use aggregates::payment::PaymentEvent;
 use aggregates::shipment::ShipmentEvent;
@@ -86,6 +87,8 @@ pub struct CheckoutSettings {
     pub return_window: Duration,
     /// Loyalty points per whole currency unit paid, before the tier multiplier.
     pub points_base_rate: u32,
+    /// Points the referrer earns when a customer they referred completes a first order.
+    pub referral_points: u64,
 }
 
 impl Default for CheckoutSettings {
@@ -100,6 +103,7 @@ impl Default for CheckoutSettings {
             capture_attempts: 3,
             return_window: Duration::days(i64::from(aggregates::order::DEFAULT_RETURN_WINDOW_DAYS)),
             points_base_rate: 100,
+            referral_points: 500,
         }
     }
 }
@@ -132,7 +136,10 @@ impl ProcessManager for CheckoutSaga {
             DomainEvent::Payment(e) => payment_order(e),
             DomainEvent::Stock(e) => stock_order(e),
             DomainEvent::Shipment(e) => shipment_order(e),
-            DomainEvent::Cart(_) => None,
+            DomainEvent::Loyalty(LoyaltyEvent::LoyaltyReferralQualified(e)) => {
+                Some(e.first_order_id.to_string())
+            }
+            DomainEvent::Cart(_) | DomainEvent::Loyalty(_) => None,
         };
         order.map_or(Route::Ignore, Route::Continue)
     }

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use aggregates::cart::CartEvent;
 use aggregates::loyalty::{
-    CommitHeldPoints, EarnPoints, HoldPoints, LoyaltyCommand, ReturnHeldPoints, ReversePoints,
+    CommitHeldPoints, EarnPoints, HoldPoints, LoyaltyCommand, LoyaltyEvent,
+    LoyaltyReferralQualified, QualifyReferral, ReturnHeldPoints, ReversePoints, RewardReferral,
 };
 use aggregates::order::{
     CancelOrder, CancellationReason, ChangeLineQuantity, LineQuantity, NewOrderLine, OrderCommand, OrderEvent,
@@ -69,6 +70,9 @@ pub(super) fn react(
             DomainEvent::Stock(StockEvent::StockReserved(_)) => step.reconcile(order_id),
             DomainEvent::Stock(StockEvent::StockReservationChanged(_)) => step.reconcile(order_id),
             DomainEvent::Shipment(e) => step.shipment_event(order_id, e),
+            DomainEvent::Loyalty(LoyaltyEvent::LoyaltyReferralQualified(e)) => {
+                step.reward_referrer(e)
+            }
             // The checkout of an order placed before it reached the saga: now its
             // coupons and points are known.
             DomainEvent::Cart(CartEvent::CartCheckedOut(_))
@@ -165,11 +169,49 @@ impl Step<'_> {
             OrderEvent::OrderExchangeRequested(e) => {
                 self.place_replacement(e.return_id, e.replacement_order_id)
             }
+            // The customer's account decides whether this is their first completed order
+            // and whether anyone referred them (`LoyaltyReferralQualified`).
+            OrderEvent::OrderCompleted(_) => Reaction::none().command(Dispatch::new(
+                "qualify-referral",
+                Target::Loyalty(
+                    self.customer(),
+                    LoyaltyCommand::QualifyReferral(QualifyReferral {
+                        order_id,
+                        at: self.now,
+                    }),
+                ),
+            )),
             OrderEvent::OrderRefundRecorded(_) | OrderEvent::OrderReturnRejected(_) => {
                 self.complete_if_settled(order_id)
             }
             _ => Reaction::none(),
         }
+    }
+
+    /// The referred customer's first order completed: the account whose referral code
+    /// they enrolled with (a referral code is its customer's id in hex) earns the
+    /// reward, once per referred customer (the account refuses a second reward and a
+    /// self-referral).
+    fn reward_referrer(&self, e: &LoyaltyReferralQualified) -> Reaction {
+        let Ok(referrer) = Uuid::try_parse(&e.referred_by) else {
+            return Reaction::none();
+        };
+        if referrer == e.customer_id.0 || self.settings.referral_points == 0 {
+            return Reaction::none();
+        }
+        Reaction::none().command(Dispatch::new(
+            "reward-referrer",
+            Target::Loyalty(
+                referrer.to_string(),
+                LoyaltyCommand::RewardReferral(RewardReferral {
+                    referred_customer: e.customer_id,
+                    referral_code: e.referred_by.clone(),
+                    first_order_id: e.first_order_id,
+                    points: self.settings.referral_points,
+                    at: self.now,
+                }),
+            ),
+        ))
     }
 
     /// Promotions, held points and stock for every line; the order must be paid before

@@ -1738,3 +1738,77 @@ fn a_returned_parcel_not_yet_captured_is_never_captured() {
     let r = when(&history, fire(&timer::capture(&ship_id(&ham()))));
     assert_eq!(capture_of(&r), None);
 }
+
+// ---- referral rewards -----------------------------------------------------------------
+
+fn qualified(referred_by: &str) -> aggregates::loyalty::LoyaltyEvent {
+    aggregates::loyalty::LoyaltyEvent::LoyaltyReferralQualified(
+        aggregates::loyalty::LoyaltyReferralQualified {
+            customer_id: customer(),
+            referred_by: referred_by.into(),
+            first_order_id: order_id(),
+            at: t0(),
+        },
+    )
+}
+
+#[test]
+fn a_completed_order_asks_the_customer_s_account_whether_it_qualifies_a_referrer() {
+    let completed = OrderEvent::OrderCompleted(OrderCompleted {
+        grand_total: eur(6_545),
+        paid: eur(6_545),
+        refunded: eur(0),
+        at: t0(),
+    });
+    let r = when(&delivered_history(), ev(30, completed));
+    assert_eq!(steps(&r), vec!["qualify-referral"]);
+    assert!(matches!(
+        &r.commands[0].target,
+        Target::Loyalty(id, LoyaltyCommand::QualifyReferral(c))
+            if *id == customer().to_string() && c.order_id == order_id()
+    ));
+}
+
+#[test]
+fn a_qualified_referral_rewards_the_referrer_named_by_the_code() {
+    let saga = CheckoutSaga::default();
+    let referrer = Uuid::from_u128(0xBEEF);
+    let code = referrer.simple().to_string().to_ascii_uppercase();
+    let input = ev(31, qualified(&code));
+    assert_eq!(
+        saga.route(match &input {
+            Input::Event(e) => e,
+            _ => unreachable!(),
+        }),
+        Route::Continue(order_id().to_string())
+    );
+    let r = when(&delivered_history(), input);
+    assert_eq!(steps(&r), vec!["reward-referrer"]);
+    match &r.commands[0].target {
+        Target::Loyalty(id, LoyaltyCommand::RewardReferral(c)) => {
+            assert_eq!(id, &referrer.to_string());
+            assert_eq!(c.referred_customer, customer());
+            assert_eq!(c.referral_code, code);
+            assert_eq!(c.first_order_id, order_id());
+            assert_eq!(c.points, CheckoutSettings::default().referral_points);
+        }
+        other => panic!("expected a reward, got {other:?}"),
+    }
+    // No self-referral, and a code that names no customer rewards nobody.
+    let own = customer().0.simple().to_string();
+    assert_eq!(
+        when(&delivered_history(), ev(32, qualified(&own))),
+        Reaction::none()
+    );
+    assert_eq!(
+        when(&delivered_history(), ev(33, qualified("ADA-2026"))),
+        Reaction::none()
+    );
+    // The account refuses a second reward or another's code: nothing to undo.
+    let refusal = DomainError::Loyalty(LoyaltyError::SelfReferral);
+    let state = given(&delivered_history());
+    assert_eq!(
+        saga.on_failure(&state, &r.commands[0], &refusal, t0()),
+        OnFailure::Skip
+    );
+}
