@@ -620,6 +620,13 @@ impl Engine {
     /// ship is picked and packed now (the saga buys the label, the warehouse hands the
     /// parcel over).
     pub async fn release_hold(&self, id: OrderId) {
+        // The warehouse must have passed over the held shipments first, or it would
+        // pick them itself once they are no longer held.
+        let last = self.store.last_position().await.unwrap();
+        self.wait("the warehouse caught up", || async {
+            consumer_position(&self.store, WAREHOUSE).await >= last
+        })
+        .await;
         self.held.lock().unwrap().remove(&id);
         let saga = self.saga(id).await.expect("the saga exists");
         for shipment_id in saga.shipments.keys() {

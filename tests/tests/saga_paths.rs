@@ -389,7 +389,98 @@ async fn a_referred_customer_s_first_completed_order_rewards_the_referrer_once(
     engine.stop().await;
 }
 
+/// Five mugs with three on the shelf and backorders allowed: the order is confirmed and
+/// paid in full, three mugs ship at once (and are captured), the other two once they
+/// arrive in Hamburg, in a parcel of their own that captures the rest.
+async fn a_backordered_line_is_confirmed_and_ships_when_stock_arrives(kind: BackendKind) {
+    let Some(engine) = Engine::start(kind, false).await else {
+        return;
+    };
+    engine.seed().await;
+    let at = engine.clock.now();
+    engine
+        .run::<aggregates::stock::Stock>(
+            "MUG",
+            aggregates::stock::StockCommand::SetBackorderLimit(
+                aggregates::stock::SetBackorderLimit {
+                    sku: sku("MUG"),
+                    limit: Quantity(5),
+                    at,
+                },
+            ),
+        )
+        .await;
+    let basket = Basket::new(&[("MUG", 5, 1_000)], test_payment::SUCCEEDS);
+    let id = engine.check_out_basket(&basket).await;
+    // 50.00 + 4.90 shipping, 19 % tax.
+    let total = eur(6_533);
+    engine
+        .wait("the first parcel on its way", || async {
+            engine.tracking_timers(id).await == 1
+        })
+        .await;
+    let order = engine.order(id).await;
+    assert_eq!(order.status, OrderStatus::Confirmed);
+    let mug = engine.stock("MUG").await;
+    assert_eq!(
+        (mug.on_hand, mug.reserved, mug.backordered.get(), mug.available),
+        (3, 3, 2, -2),
+        "the shipped units stay reserved until the backorder ships with them"
+    );
+    let charge = engine.runner.payments().charge_of(payment_id(id)).unwrap();
+    assert_eq!(charge.authorized, total);
+    engine
+        .wait("the first parcel captured", || async {
+            engine
+                .runner
+                .payments()
+                .charge_of(payment_id(id))
+                .is_some_and(|c| c.captured.is_positive())
+        })
+        .await;
+    // Three mugs of five: three fifths of 65.33.
+    let first = engine.runner.payments().charge_of(payment_id(id)).unwrap().captured;
+    assert!([eur(3_919), eur(3_920)].contains(&first), "{first:?}");
+
+    engine.receive("MUG", "HAM-1", 2).await;
+    engine
+        .wait("the backordered mugs on their way in a parcel of their own", || async {
+            engine.tracking_timers(id).await == 2
+        })
+        .await;
+    engine.deliver(id).await;
+    engine
+        .wait("paid in full", || async {
+            engine.order(id).await.details.unwrap().paid == total
+        })
+        .await;
+    let saga = engine.saga(id).await.unwrap();
+    assert_eq!(saga.shipments.len(), 2);
+    let hamburg = engine.shipment(id, "HAM-1").await.unwrap();
+    assert_eq!(shipment_units(&hamburg), vec![(sku("MUG"), 2)]);
+    assert_eq!(hamburg.status, ShipmentStatus::Delivered);
+    let berlin = engine.shipment(id, "BER-1").await.unwrap();
+    assert_eq!(shipment_units(&berlin), vec![(sku("MUG"), 3)]);
+    let charge = engine.runner.payments().charge_of(payment_id(id)).unwrap();
+    assert_eq!(charge.captured, total);
+    let ledger = engine.payment(id).await.ledger.unwrap();
+    assert_eq!((ledger.authorized, ledger.captured), (total, total));
+    engine
+        .wait("the reservation committed", || async {
+            engine.stock("MUG").await.reserved == 0
+        })
+        .await;
+    let mug = engine.stock("MUG").await;
+    assert_eq!(
+        (mug.on_hand, mug.reserved, mug.backordered.get(), mug.available),
+        (0, 0, 0, 0)
+    );
+    assert!(engine.order(id).await.fully_delivered);
+    engine.stop().await;
+}
+
 tests::on_both_backends!(
+    a_backordered_line_is_confirmed_and_ships_when_stock_arrives,
     a_referred_customer_s_first_completed_order_rewards_the_referrer_once,
     a_parcel_returned_to_sender_is_restocked_refunded_and_recorded,
     a_raised_line_is_reserved_authorized_shipped_and_captured,

@@ -247,6 +247,18 @@ fn stock(state: &mut CheckoutState, e: &StockEvent) {
             state.reserved.insert(e.sku.clone(), e.allocation.clone());
             state.reserved_quantity.insert(e.sku.clone(), e.quantity);
         }
+        StockEvent::StockBackorderFilled(e) => {
+            if let Some(held) = state.reserved.get_mut(&e.sku) {
+                for a in &e.allocation {
+                    match held.iter_mut().find(|h| h.warehouse == a.warehouse) {
+                        Some(h) => {
+                            h.quantity = aggregates::Quantity(h.quantity.get() + a.quantity.get())
+                        }
+                        None => held.push(a.clone()),
+                    }
+                }
+            }
+        }
         StockEvent::StockReservationChanged(e) => {
             // A change that arrives after the line was removed (or the order closed)
             // is released again; it must not resurrect the line.

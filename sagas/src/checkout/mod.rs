@@ -200,6 +200,7 @@ fn stock_order(e: &StockEvent) -> Option<String> {
     match e {
         StockEvent::StockReserved(e) => Some(e.order_id.to_string()),
         StockEvent::StockReservationChanged(e) => Some(e.order_id.to_string()),
+        StockEvent::StockBackorderFilled(e) => Some(e.order_id.to_string()),
         _ => None,
     }
 }

@@ -69,6 +69,8 @@ pub(super) fn react(
             DomainEvent::Payment(e) => step.payment_event(order_id, e),
             DomainEvent::Stock(StockEvent::StockReserved(_)) => step.reconcile(order_id),
             DomainEvent::Stock(StockEvent::StockReservationChanged(_)) => step.reconcile(order_id),
+            // Owed units were allocated: they ship in a later parcel.
+            DomainEvent::Stock(StockEvent::StockBackorderFilled(_)) => step.reconcile(order_id),
             DomainEvent::Shipment(e) => step.shipment_event(order_id, e),
             DomainEvent::Loyalty(LoyaltyEvent::LoyaltyReferralQualified(e)) => {
                 step.reward_referrer(e)
@@ -379,33 +381,74 @@ impl Step<'_> {
     }
 
     /// One shipment per warehouse the stock is allocated in: created when new, revised
-    /// when an edit changed its lines (emptied when nothing is left there).
+    /// when an edit changed its lines (emptied when nothing is left there). Units
+    /// allocated later (a backorder filled) join the warehouse's shipment while it waits
+    /// to be picked, else leave in a later shipment of their own.
     fn plan_shipments(&self, order_id: OrderId) -> Reaction {
         let plan = self.shipment_plan();
         let mut r = Reaction::none();
         for (warehouse, lines) in &plan {
-            let shipment_id = shipment_id(order_id, warehouse);
-            match self.state.shipments.get(&shipment_id) {
-                None => {
-                    r = r.command(Dispatch::new(
-                        format!("ship-from:{warehouse}"),
-                        Target::Shipment(
-                            shipment_id.to_string(),
-                            ShipmentCommand::CreateShipment(CreateShipment {
-                                shipment_id,
-                                order_id,
-                                warehouse: warehouse.clone(),
-                                lines: lines.clone(),
-                                at: self.now,
-                            }),
-                        ),
-                    ));
+            let primary = shipment_id(order_id, warehouse);
+            let Some(existing) = self.state.shipments.get(&primary) else {
+                r = r.command(Dispatch::new(
+                    format!("ship-from:{warehouse}"),
+                    Target::Shipment(
+                        primary.to_string(),
+                        ShipmentCommand::CreateShipment(CreateShipment {
+                            shipment_id: primary,
+                            order_id,
+                            warehouse: warehouse.clone(),
+                            lines: lines.clone(),
+                            at: self.now,
+                        }),
+                    ),
+                ));
+                continue;
+            };
+            let in_warehouse: Vec<(&ShipmentId, &ShipmentProgress)> = self
+                .state
+                .shipments
+                .iter()
+                .filter(|(_, x)| &x.warehouse == warehouse)
+                .collect();
+            let later: Vec<&ShipmentLine> = in_warehouse
+                .iter()
+                .filter(|(id, _)| **id != primary)
+                .flat_map(|(_, x)| x.lines.iter())
+                .collect();
+            if existing.stage == ShipmentStage::Created {
+                let target = units_less(lines, later);
+                if !same_lines(&existing.lines, &target) {
+                    r = r.command(self.revise(primary, target));
                 }
-                Some(existing) if !same_lines(&existing.lines, lines) => {
-                    r = r.command(self.revise(shipment_id, lines.clone()));
-                }
-                Some(_) => {}
+                continue;
             }
+            let extra = units_less(
+                lines,
+                later.into_iter().chain(existing.lines.iter()).collect(),
+            );
+            if extra.is_empty() {
+                continue;
+            }
+            // Numbered by the shipments the warehouse has: a step repeated before the
+            // new shipment is reported names the same one.
+            let later_id = ShipmentId::from_uuid(crate::saga::entity_id(
+                "shipment",
+                &format!("{order_id}/{warehouse}/{}", in_warehouse.len()),
+            ));
+            r = r.command(Dispatch::new(
+                format!("ship-later-from:{warehouse}"),
+                Target::Shipment(
+                    later_id.to_string(),
+                    ShipmentCommand::CreateShipment(CreateShipment {
+                        shipment_id: later_id,
+                        order_id,
+                        warehouse: warehouse.clone(),
+                        lines: extra,
+                        at: self.now,
+                    }),
+                ),
+            ));
         }
         for (id, existing) in &self.state.shipments {
             if !plan.contains_key(&existing.warehouse) && !existing.lines.is_empty() {
@@ -422,17 +465,10 @@ impl Step<'_> {
         if s.phase != Phase::Confirmed || !s.stock_matches() || !s.payment_matches() {
             return Reaction::none();
         }
-        let Some(existing) = s.shipments.get(&shipment_id) else {
-            return Reaction::none();
-        };
-        let planned = self
-            .shipment_plan()
-            .remove(&existing.warehouse)
-            .unwrap_or_default();
-        if same_lines(&planned, &existing.lines) {
-            return Reaction::none();
-        }
-        Reaction::none().command(self.revise(shipment_id, planned))
+        let step = format!("revise:{shipment_id}");
+        let mut r = self.plan_shipments(self.order_id());
+        r.commands.retain(|d| d.step == step);
+        r
     }
 
     fn revise(&self, shipment_id: ShipmentId, lines: Vec<ShipmentLine>) -> Dispatch {
@@ -1023,7 +1059,9 @@ impl Step<'_> {
                         ShipmentStage::Dispatched | ShipmentStage::Delivered
                     )
                 });
-            if all_left {
+            // A reservation with units still owed cannot be committed: the parcel that
+            // carries them commits it all.
+            if all_left && s.backordered_of(&line.sku) == 0 {
                 r = r.command(Dispatch::new(
                     format!("commit-stock:{}", line.sku),
                     Target::Stock(
@@ -1414,6 +1452,25 @@ impl Step<'_> {
             self.now + self.settings.tracking_poll,
         )
     }
+}
+
+/// `lines` less the units in `taken`, SKU by SKU (what is left to ship).
+fn units_less(lines: &[ShipmentLine], taken: Vec<&ShipmentLine>) -> Vec<ShipmentLine> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let gone: u32 = taken
+                .iter()
+                .filter(|t| t.sku == l.sku)
+                .map(|t| t.quantity.get())
+                .sum();
+            let left = l.quantity.get().saturating_sub(gone);
+            (left > 0).then(|| ShipmentLine {
+                sku: l.sku.clone(),
+                quantity: aggregates::Quantity(left),
+            })
+        })
+        .collect()
 }
 
 /// The same units per SKU, in whatever order.

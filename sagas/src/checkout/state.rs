@@ -182,6 +182,16 @@ impl CheckoutState {
             .map(|a| Quantity(a.iter().map(|a| a.quantity.get()).sum()))
     }
 
+    /// Units of `sku` reserved but not yet allocated to a warehouse (backordered).
+    pub fn backordered_of(&self, sku: &Sku) -> u32 {
+        let allocated: u32 = self
+            .reserved
+            .get(sku)
+            .map_or(0, |a| a.iter().map(|a| a.quantity.get()).sum());
+        self.reserved_of(sku)
+            .map_or(0, |q| q.get().saturating_sub(allocated))
+    }
+
     /// Every reserved line holds the order's quantity and nothing removed is still held.
     pub fn stock_matches(&self) -> bool {
         let Some(order) = &self.order else {

@@ -1812,3 +1812,111 @@ fn a_qualified_referral_rewards_the_referrer_named_by_the_code() {
         OnFailure::Skip
     );
 }
+
+// ---- backordered lines ----------------------------------------------------------------
+
+fn mug_backordered() -> StockEvent {
+    StockEvent::StockReserved(StockReserved {
+        sku: mug(),
+        order_id: order_id(),
+        quantity: Quantity(1),
+        allocation: vec![],
+        backordered: Quantity(1),
+        preferred_warehouses: vec![],
+        expires_at: t0() + Duration::minutes(30),
+        levels: StockLevels::default(),
+        at: t0(),
+    })
+}
+
+fn mug_filled(w: &WarehouseId) -> StockEvent {
+    StockEvent::StockBackorderFilled(StockBackorderFilled {
+        sku: mug(),
+        order_id: order_id(),
+        allocation: vec![WarehouseAllocation {
+            warehouse: w.clone(),
+            quantity: Quantity(1),
+        }],
+        still_backordered: Quantity(0),
+        levels: StockLevels::default(),
+        at: t0(),
+    })
+}
+
+/// The mug is backordered; the T-shirts wait in Hamburg (one parcel).
+fn backordered_history() -> Vec<Input> {
+    vec![
+        ev(1, placed("tok_visa")),
+        ev(2, reserved(tee(), &[(ham(), 2)])),
+        ev(3, mug_backordered()),
+        ev(4, initiated()),
+        ev(5, assessed(FraudOutcome::Passed)),
+        ev(6, authorized_event(6_545)),
+    ]
+}
+
+#[test]
+fn a_backordered_line_is_confirmed_and_ships_later_in_its_own_parcel() {
+    let mut history = backordered_history();
+    // Paid for everything; only what is on the shelf ships now.
+    let r = when(&history, ev(7, confirmed()));
+    assert_eq!(steps(&r), vec!["ship-from:HAM-1"]);
+    history.push(ev(7, confirmed()));
+    history.push(ev(8, shipment_created(ham(), &[(tee(), 2)])));
+    history.push(ev(9, label_created(&ham())));
+    let r = when(&history, ev(10, dispatched(&ham())));
+    assert_eq!(steps(&r), vec!["record-shipment", "commit-stock:TEE"]);
+    // The T-shirts are 40.00 of 50.00 goods: 80 % of 65.45 now, the rest with the mug.
+    assert_eq!(capture_of(&r), Some(eur(5_236)));
+    history.push(ev(10, dispatched(&ham())));
+
+    // The mug arrives in Hamburg after the first parcel left: a parcel of its own.
+    let r = when(&history, ev(11, mug_filled(&ham())));
+    assert_eq!(steps(&r), vec!["ship-later-from:HAM-1"]);
+    let Target::Shipment(later, ShipmentCommand::CreateShipment(c)) = &r.commands[0].target
+    else {
+        panic!("expected a shipment, got {:?}", r.commands[0]);
+    };
+    assert_ne!(*later, ship_id(&ham()).to_string());
+    assert_eq!(c.lines.len(), 1);
+    assert_eq!((c.lines[0].sku.clone(), c.lines[0].quantity), (mug(), Quantity(1)));
+    let later_id = c.shipment_id;
+    history.push(ev(11, mug_filled(&ham())));
+    history.push(ev(
+        12,
+        ShipmentEvent::ShipmentCreated(ShipmentCreated {
+            shipment_id: later_id,
+            order_id: order_id(),
+            warehouse: ham(),
+            lines: c.lines.clone(),
+            at: t0(),
+        }),
+    ));
+    let later_dispatched = |n| {
+        ev(
+            n,
+            ShipmentEvent::ShipmentDispatched(ShipmentDispatched {
+                shipment_id: later_id,
+                order_id: order_id(),
+                carrier_code: "test-post".into(),
+                tracking_number: "TP-later".into(),
+                at: t0(),
+            }),
+        )
+    };
+    let r = when(&history, later_dispatched(13));
+    assert_eq!(steps(&r), vec!["record-shipment", "commit-stock:MUG"]);
+    assert_eq!(capture_of(&r), Some(eur(1_309)));
+}
+
+#[test]
+fn a_backorder_filled_before_picking_joins_the_waiting_parcel() {
+    let mut history = backordered_history();
+    history.push(ev(7, confirmed()));
+    history.push(ev(8, shipment_created(ham(), &[(tee(), 2)])));
+    let r = when(&history, ev(9, mug_filled(&ham())));
+    assert_eq!(
+        revised_lines(&r, &ham()),
+        Some(vec![(mug(), 1), (tee(), 2)])
+    );
+}
