@@ -598,9 +598,7 @@ impl Engine {
 
     pub async fn payment(&self, id: OrderId) -> aggregates::payment::Payment {
         self.commands
-            .load::<aggregates::payment::Payment>(
-                &sagas::checkout::payment_id(id).to_string(),
-            )
+            .load::<aggregates::payment::Payment>(&sagas::checkout::payment_id(id).to_string())
             .await
             .unwrap()
             .unwrap()
@@ -640,10 +638,15 @@ impl Engine {
                 continue;
             }
             for command in [
-                ShipmentCommand::PickShipment { at: self.clock.now() },
-                ShipmentCommand::PackShipment { at: self.clock.now() },
+                ShipmentCommand::PickShipment {
+                    at: self.clock.now(),
+                },
+                ShipmentCommand::PackShipment {
+                    at: self.clock.now(),
+                },
             ] {
-                self.run::<Shipment>(&shipment_id.to_string(), command).await;
+                self.run::<Shipment>(&shipment_id.to_string(), command)
+                    .await;
             }
         }
     }
@@ -659,8 +662,10 @@ impl Engine {
         })
         .await;
         self.clock.advance(chrono::Duration::minutes(31));
-        self.wait("delivered", || async { self.order(id).await.fully_delivered })
-            .await;
+        self.wait("delivered", || async {
+            self.order(id).await.fully_delivered
+        })
+        .await;
     }
 
     /// Delivers the order, then closes its return window: the order completes.

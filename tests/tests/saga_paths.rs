@@ -276,7 +276,11 @@ async fn a_parcel_returned_to_sender_is_restocked_refunded_and_recorded(kind: Ba
     let order = engine.order(id).await;
     let details = order.details.clone().unwrap();
     let charge = engine.runner.payments().charge_of(payment_id(id)).unwrap();
-    assert_eq!(charge.captured, eur(6_533), "both parcels captured when they left");
+    assert_eq!(
+        charge.captured,
+        eur(6_533),
+        "both parcels captured when they left"
+    );
     // The mug is 10.00 of 50.00 goods: a fifth of 65.33.
     assert!(
         [eur(1_306), eur(1_307)].contains(&charge.refunded),
@@ -286,7 +290,10 @@ async fn a_parcel_returned_to_sender_is_restocked_refunded_and_recorded(kind: Ba
     assert_eq!(details.paid, charge.captured);
     assert_eq!(details.refunded, charge.refunded);
     let ledger = engine.payment(id).await.ledger.unwrap();
-    assert_eq!((ledger.captured, ledger.refunded), (charge.captured, charge.refunded));
+    assert_eq!(
+        (ledger.captured, ledger.refunded),
+        (charge.captured, charge.refunded)
+    );
     assert_eq!(
         order.returned_to_sender.get(&sku("MUG")).map(|q| q.get()),
         Some(1)
@@ -294,7 +301,11 @@ async fn a_parcel_returned_to_sender_is_restocked_refunded_and_recorded(kind: Ba
     assert_eq!(order.delivered_of(&sku("TEE")).get(), 2);
     assert_eq!(order.delivered_of(&sku("MUG")).get(), 0);
     let mug = engine.stock("MUG").await;
-    assert_eq!((mug.on_hand, mug.reserved), (3, 0), "the mug is back on the shelf");
+    assert_eq!(
+        (mug.on_hand, mug.reserved),
+        (3, 0),
+        "the mug is back on the shelf"
+    );
     let tee = engine.stock("TEE").await;
     assert_eq!((tee.on_hand, tee.reserved), (4, 0));
     let berlin = engine.shipment(id, "BER-1").await.unwrap();
@@ -323,9 +334,7 @@ async fn a_parcel_returned_to_sender_is_restocked_refunded_and_recorded(kind: Ba
 
 /// A customer referred by another completes two orders: the referrer is rewarded once,
 /// for the first; a customer nobody referred rewards nobody.
-async fn a_referred_customer_s_first_completed_order_rewards_the_referrer_once(
-    kind: BackendKind,
-) {
+async fn a_referred_customer_s_first_completed_order_rewards_the_referrer_once(kind: BackendKind) {
     let Some(engine) = Engine::start(kind, false).await else {
         return;
     };
@@ -356,14 +365,17 @@ async fn a_referred_customer_s_first_completed_order_rewards_the_referrer_once(
     let reward = sagas::checkout::CheckoutSettings::default().referral_points;
     assert_eq!(account.balance, reward, "rewarded once");
     assert_eq!(account.referrals.len(), 1);
-    let rewards = events_of::<aggregates::loyalty::LoyaltyAccount>(
-        &engine.store,
-        &referrer.to_string(),
-    )
-    .await
-    .into_iter()
-    .filter(|e| matches!(e, aggregates::loyalty::LoyaltyEvent::LoyaltyReferralRewarded(_)))
-    .count();
+    let rewards =
+        events_of::<aggregates::loyalty::LoyaltyAccount>(&engine.store, &referrer.to_string())
+            .await
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    aggregates::loyalty::LoyaltyEvent::LoyaltyReferralRewarded(_)
+                )
+            })
+            .count();
     assert_eq!(rewards, 1);
     let referred_account = engine.account(referred).await;
     assert_eq!(referred_account.referral_qualified_by, Some(first_id));
@@ -423,7 +435,12 @@ async fn a_backordered_line_is_confirmed_and_ships_when_stock_arrives(kind: Back
     assert_eq!(order.status, OrderStatus::Confirmed);
     let mug = engine.stock("MUG").await;
     assert_eq!(
-        (mug.on_hand, mug.reserved, mug.backordered.get(), mug.available),
+        (
+            mug.on_hand,
+            mug.reserved,
+            mug.backordered.get(),
+            mug.available
+        ),
         (3, 3, 2, -2),
         "the shipped units stay reserved until the backorder ships with them"
     );
@@ -439,14 +456,20 @@ async fn a_backordered_line_is_confirmed_and_ships_when_stock_arrives(kind: Back
         })
         .await;
     // Three mugs of five: three fifths of 65.33.
-    let first = engine.runner.payments().charge_of(payment_id(id)).unwrap().captured;
+    let first = engine
+        .runner
+        .payments()
+        .charge_of(payment_id(id))
+        .unwrap()
+        .captured;
     assert!([eur(3_919), eur(3_920)].contains(&first), "{first:?}");
 
     engine.receive("MUG", "HAM-1", 2).await;
     engine
-        .wait("the backordered mugs on their way in a parcel of their own", || async {
-            engine.tracking_timers(id).await == 2
-        })
+        .wait(
+            "the backordered mugs on their way in a parcel of their own",
+            || async { engine.tracking_timers(id).await == 2 },
+        )
         .await;
     engine.deliver(id).await;
     engine
@@ -472,7 +495,12 @@ async fn a_backordered_line_is_confirmed_and_ships_when_stock_arrives(kind: Back
         .await;
     let mug = engine.stock("MUG").await;
     assert_eq!(
-        (mug.on_hand, mug.reserved, mug.backordered.get(), mug.available),
+        (
+            mug.on_hand,
+            mug.reserved,
+            mug.backordered.get(),
+            mug.available
+        ),
         (0, 0, 0, 0)
     );
     assert!(engine.order(id).await.fully_delivered);

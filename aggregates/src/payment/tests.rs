@@ -733,7 +733,9 @@ fn an_authorization_moves_to_a_new_total_never_below_the_captured_money() {
     Given::with(())
         .given(initiated())
         .when(adjust(eur(7_996)))
-        .then_expect_error(PaymentError::NotAuthorized(PaymentStatus::AwaitingFraudCheck));
+        .then_expect_error(PaymentError::NotAuthorized(
+            PaymentStatus::AwaitingFraudCheck,
+        ));
     let mut after = authorized();
     after.push(PaymentAuthorizationAdjusted::example().into());
     let mut state = Payment::default();

@@ -448,8 +448,7 @@ impl Stock {
         if c.quantity > r.quantity {
             let wanted = c.quantity.get() - r.quantity.get();
             let free = ledger.free_total();
-            let shortfall =
-                u32::try_from(u64::from(wanted).saturating_sub(free)).unwrap_or(wanted);
+            let shortfall = u32::try_from(u64::from(wanted).saturating_sub(free)).unwrap_or(wanted);
             if shortfall > 0 {
                 let allowance = self
                     .backorder_limit

@@ -187,7 +187,10 @@ fn set_return(state: &mut CheckoutState, id: aggregates::ReturnId, stage: Return
 fn payment(state: &mut CheckoutState, e: &PaymentEvent) {
     let line_quantities = |state: &CheckoutState| {
         state.order.as_ref().map_or_else(Default::default, |o| {
-            o.lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect()
+            o.lines
+                .iter()
+                .map(|l| (l.sku.clone(), l.quantity))
+                .collect()
         })
     };
     if let PaymentEvent::PaymentInitiated(e) = e {

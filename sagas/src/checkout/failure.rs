@@ -32,7 +32,10 @@ pub(super) fn on_failure(
         }
         // An edit asked for more than the stock has: the edit is undone, the line goes
         // back to what is reserved (the order stays as it was).
-        (Target::Stock(stream, StockCommand::ChangeReservation(_)), DomainError::Stock(StockError::InsufficientStock { .. })) => {
+        (
+            Target::Stock(stream, StockCommand::ChangeReservation(_)),
+            DomainError::Stock(StockError::InsufficientStock { .. }),
+        ) => {
             let line = state
                 .order
                 .as_ref()

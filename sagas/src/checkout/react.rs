@@ -8,22 +8,23 @@ use aggregates::loyalty::{
     LoyaltyReferralQualified, QualifyReferral, ReturnHeldPoints, ReversePoints, RewardReferral,
 };
 use aggregates::order::{
-    CancelOrder, CancellationReason, ChangeLineQuantity, LineQuantity, NewOrderLine, OrderCommand, OrderEvent,
-    PlaceOrder, RecordDelivery, RecordPaymentCaptured, RecordRefund, RecordReturnToSender,
-    RecordShipment,
+    CancelOrder, CancellationReason, ChangeLineQuantity, LineQuantity, NewOrderLine, OrderCommand,
+    OrderEvent, PlaceOrder, RecordDelivery, RecordPaymentCaptured, RecordRefund,
+    RecordReturnToSender, RecordShipment,
 };
 use aggregates::payment::{
-    AdjustAuthorization, AssessFraud, AuthorizePayment, CapturePayment, DeclinePayment, FraudInputs, FraudOutcome,
-    InitiatePayment, PaymentCommand, PaymentEvent, RefundPayment, RequireAction,
+    AdjustAuthorization, AssessFraud, AuthorizePayment, CapturePayment, DeclinePayment,
+    FraudInputs, FraudOutcome, InitiatePayment, PaymentCommand, PaymentEvent, RefundPayment,
+    RequireAction,
 };
 use aggregates::promotion::{PromotionCommand, ReleaseRedemption, ReserveRedemption};
 use aggregates::shipment::{
     CreateLabel, CreateShipment, DeliveryFailureReason, ReportDeliveryFailure, ReviseShipment,
-    ShipmentCommand,
-    ShipmentEvent, ShipmentLine, TrackingStatus, UpdateTracking,
+    ShipmentCommand, ShipmentEvent, ShipmentLine, TrackingStatus, UpdateTracking,
 };
 use aggregates::stock::{
-    ChangeReservation, CommitReservation, ReceiveStock, ReleaseReservation, ReserveStock, StockCommand, StockEvent,
+    ChangeReservation, CommitReservation, ReceiveStock, ReleaseReservation, ReserveStock,
+    StockCommand, StockEvent,
 };
 use aggregates::{Money, OrderId, ShipmentId, WarehouseId};
 use chrono::{DateTime, Utc};
@@ -144,9 +145,8 @@ impl Step<'_> {
             }
             OrderEvent::OrderDraftFinalised(_) => self.reserve(order_id),
             OrderEvent::OrderConfirmed(_) => self.reconcile(order_id),
-            OrderEvent::OrderLineQuantityChanged(_) | OrderEvent::OrderShippingAddressChanged(_) => {
-                self.reconcile(order_id)
-            }
+            OrderEvent::OrderLineQuantityChanged(_)
+            | OrderEvent::OrderShippingAddressChanged(_) => self.reconcile(order_id),
             OrderEvent::OrderLineRemoved(e) => {
                 let release = Dispatch::new(
                     format!("release:{}", e.sku),
@@ -1272,16 +1272,16 @@ impl Step<'_> {
         let r = Reaction::none();
         if let PaymentRequest::UpdateAuthorization { .. } = request {
             return match reply {
-                PaymentReply::Authorization(AuthorizationOutcome::Authorized { amount, .. }) => {
-                    self.payment_command(
-                        r,
-                        "adjust-authorization",
-                        PaymentCommand::AdjustAuthorization(AdjustAuthorization {
-                            amount: *amount,
-                            at: self.now,
-                        }),
-                    )
-                }
+                PaymentReply::Authorization(AuthorizationOutcome::Authorized {
+                    amount, ..
+                }) => self.payment_command(
+                    r,
+                    "adjust-authorization",
+                    PaymentCommand::AdjustAuthorization(AdjustAuthorization {
+                        amount: *amount,
+                        at: self.now,
+                    }),
+                ),
                 PaymentReply::Authorization(AuthorizationOutcome::Declined { .. }) => {
                     self.edit_declined(order_id)
                 }
@@ -1444,7 +1444,12 @@ impl Step<'_> {
             };
             r = r.command(Dispatch::new(format!("scan:{i}"), target(command)));
         }
-        if delivered || matches!(s.stage, ShipmentStage::Delivered | ShipmentStage::ReturnedToSender) {
+        if delivered
+            || matches!(
+                s.stage,
+                ShipmentStage::Delivered | ShipmentStage::ReturnedToSender
+            )
+        {
             return r;
         }
         r.timer(

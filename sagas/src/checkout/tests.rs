@@ -1444,7 +1444,10 @@ fn a_raised_quantity_is_reserved_then_authorized_then_shipped() {
         &r.commands[0].target,
         Target::Stock(s, StockCommand::ChangeReservation(c)) if s == "MUG" && c.quantity == Quantity(2)
     ));
-    assert!(r.calls.is_empty(), "no money moves before the stock is there");
+    assert!(
+        r.calls.is_empty(),
+        "no money moves before the stock is there"
+    );
     history.push(ev(20, mugs_changed(1, 2)));
 
     // 2. Reserved: the authorization is raised to the new total (77.35).
@@ -1544,7 +1547,10 @@ fn a_declined_raise_puts_the_line_back_and_releases_the_extra_stock() {
     ));
     history.push(ev(22, mugs_changed(2, 1)));
     // Released: the authorization already covers the total, the parcels never changed.
-    let r = when(&history, ev(23, mug_reservation_changed(2, 1, &[(ber(), 1)])));
+    let r = when(
+        &history,
+        ev(23, mug_reservation_changed(2, 1, &[(ber(), 1)])),
+    );
     assert_eq!(r, Reaction::none());
 }
 
@@ -1574,7 +1580,10 @@ fn a_parcel_leaving_while_the_new_total_waits_for_the_provider_captures_later() 
     history.push(ev(22, label_created(&ham())));
     let r = when(&history, ev(23, dispatched(&ham())));
     assert_eq!(capture_of(&r), None);
-    assert!(r.timers.iter().any(|t| t.name == timer::capture(&ship_id(&ham()))));
+    assert!(r
+        .timers
+        .iter()
+        .any(|t| t.name == timer::capture(&ship_id(&ham()))));
     // Once the authorization is adjusted, the retry captures the share of the new total.
     history.push(ev(23, dispatched(&ham())));
     history.push(ev(24, adjusted(6_545, 7_735)));
@@ -1618,9 +1627,7 @@ fn both_dispatched_berlin_captured() -> Vec<Input> {
     history.push(reply(
         14,
         capture_request(&ber(), 3_927),
-        PortReply::Payment(PaymentReply::Captured {
-            amount: eur(3_927),
-        }),
+        PortReply::Payment(PaymentReply::Captured { amount: eur(3_927) }),
     ));
     history.push(ev(
         15,
@@ -1674,16 +1681,29 @@ fn a_failed_then_returned_scan_sends_the_parcel_back_and_stops_tracking() {
     });
     let r = when(
         &history,
-        reply(20, track, PortReply::Carrier(CarrierReply::Tracking(updates))),
+        reply(
+            20,
+            track,
+            PortReply::Carrier(CarrierReply::Tracking(updates)),
+        ),
     );
     assert!(matches!(
         &r.commands[..],
         [
-            Dispatch { target: Target::Shipment(_, ShipmentCommand::ReportDeliveryFailure(_)), .. },
-            Dispatch { target: Target::Shipment(_, ShipmentCommand::ReturnToSender { .. }), .. },
+            Dispatch {
+                target: Target::Shipment(_, ShipmentCommand::ReportDeliveryFailure(_)),
+                ..
+            },
+            Dispatch {
+                target: Target::Shipment(_, ShipmentCommand::ReturnToSender { .. }),
+                ..
+            },
         ]
     ));
-    assert!(r.timers.is_empty(), "no more polling for a parcel that came back");
+    assert!(
+        r.timers.is_empty(),
+        "no more polling for a parcel that came back"
+    );
 }
 
 #[test]
@@ -1695,7 +1715,11 @@ fn a_returned_captured_parcel_is_recorded_restocked_refunded_and_its_points_reve
     );
     assert_eq!(
         steps(&r),
-        vec!["record-returned", "restock-returned:TEE", "restock-returned:MUG"]
+        vec![
+            "record-returned",
+            "restock-returned:TEE",
+            "restock-returned:MUG"
+        ]
     );
     assert!(matches!(
         &r.commands[2].target,
@@ -1731,9 +1755,15 @@ fn a_returned_captured_parcel_is_recorded_restocked_refunded_and_its_points_reve
 fn a_returned_parcel_not_yet_captured_is_never_captured() {
     let mut history = both_dispatched_berlin_captured();
     history.push(ev(21, returned(&ham(), &[(tee(), 1)])));
-    let r = when(&history[..history.len() - 1], history[history.len() - 1].clone());
+    let r = when(
+        &history[..history.len() - 1],
+        history[history.len() - 1].clone(),
+    );
     assert_eq!(steps(&r), vec!["record-returned", "restock-returned:TEE"]);
-    assert!(r.calls.is_empty(), "nothing to refund, Berlin still owes its capture");
+    assert!(
+        r.calls.is_empty(),
+        "nothing to refund, Berlin still owes its capture"
+    );
     assert!(r.cancel_timers.contains(&timer::capture(&ship_id(&ham()))));
     let r = when(&history, fire(&timer::capture(&ship_id(&ham()))));
     assert_eq!(capture_of(&r), None);
@@ -1873,13 +1903,15 @@ fn a_backordered_line_is_confirmed_and_ships_later_in_its_own_parcel() {
     // The mug arrives in Hamburg after the first parcel left: a parcel of its own.
     let r = when(&history, ev(11, mug_filled(&ham())));
     assert_eq!(steps(&r), vec!["ship-later-from:HAM-1"]);
-    let Target::Shipment(later, ShipmentCommand::CreateShipment(c)) = &r.commands[0].target
-    else {
+    let Target::Shipment(later, ShipmentCommand::CreateShipment(c)) = &r.commands[0].target else {
         panic!("expected a shipment, got {:?}", r.commands[0]);
     };
     assert_ne!(*later, ship_id(&ham()).to_string());
     assert_eq!(c.lines.len(), 1);
-    assert_eq!((c.lines[0].sku.clone(), c.lines[0].quantity), (mug(), Quantity(1)));
+    assert_eq!(
+        (c.lines[0].sku.clone(), c.lines[0].quantity),
+        (mug(), Quantity(1))
+    );
     let later_id = c.shipment_id;
     history.push(ev(11, mug_filled(&ham())));
     history.push(ev(

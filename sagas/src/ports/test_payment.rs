@@ -116,10 +116,12 @@ impl TestPaymentProvider {
         match charge.token.as_str() {
             INSUFFICIENT_FUNDS => declined("insufficient_funds"),
             STOLEN => declined("stolen_card"),
-            SUCCEEDS | TIMES_OUT | CAPTURE_FAILS | NO_INCREMENT => AuthorizationOutcome::Authorized {
-                reference: charge.reference.clone(),
-                amount: charge.requested,
-            },
+            SUCCEEDS | TIMES_OUT | CAPTURE_FAILS | NO_INCREMENT => {
+                AuthorizationOutcome::Authorized {
+                    reference: charge.reference.clone(),
+                    amount: charge.requested,
+                }
+            }
             THREE_D_SECURE => match charge.challenge_passed {
                 None => AuthorizationOutcome::ActionRequired {
                     reference: charge.reference.clone(),

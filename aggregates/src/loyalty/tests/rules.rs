@@ -593,7 +593,10 @@ fn the_first_completed_order_of_a_referred_customer_qualifies_the_referrer_once(
     assert_eq!(e.first_order_id, order(1));
     assert_eq!(e.customer_id, LoyaltyAccountEnrolled::example().customer_id);
     Given::with(())
-        .given(history(vec![enroll_referred(Some("REFERRER-1")), qualify(1)]))
+        .given(history(vec![
+            enroll_referred(Some("REFERRER-1")),
+            qualify(1),
+        ]))
         .when(qualify(2))
         .then_expect_events(vec![]);
     // Nobody referred this customer: nothing to qualify.

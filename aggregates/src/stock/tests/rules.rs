@@ -505,11 +505,7 @@ fn a_raised_reservation_takes_the_order_s_warehouse_first() {
 
 #[test]
 fn a_lowered_reservation_frees_the_smallest_holding_first() {
-    let given = vec![
-        receive("BER-1", 1),
-        receive("HAM-1", 5),
-        reserve(1, 6, &[]),
-    ];
+    let given = vec![receive("BER-1", 1), receive("HAM-1", 5), reserve(1, 6, &[])];
     let events = when(given, change(1, 5));
     let [StockEvent::StockReservationChanged(e)] = &events[..] else {
         panic!("unexpected {events:?}")
