@@ -262,13 +262,11 @@ fn stock(state: &mut CheckoutState, e: &StockEvent) {
                 }
             }
         }
-        StockEvent::StockReservationChanged(e) => {
-            // A change that arrives after the line was removed (or the order closed)
-            // is released again; it must not resurrect the line.
-            if state.reserved.contains_key(&e.sku) {
-                state.reserved.insert(e.sku.clone(), e.allocation.clone());
-                state.reserved_quantity.insert(e.sku.clone(), e.quantity);
-            }
+        // A change that arrives after the line was removed (or the order closed) is
+        // released again; it must not resurrect the line.
+        StockEvent::StockReservationChanged(e) if state.reserved.contains_key(&e.sku) => {
+            state.reserved.insert(e.sku.clone(), e.allocation.clone());
+            state.reserved_quantity.insert(e.sku.clone(), e.quantity);
         }
         _ => {}
     }
