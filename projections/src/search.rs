@@ -181,6 +181,7 @@ impl ProductDocument {
             StockEvent::StockAdjusted(e) => (&e.levels, e.at),
             StockEvent::StockReserved(e) => (&e.levels, e.at),
             StockEvent::StockReservationReleased(e) => (&e.levels, e.at),
+            StockEvent::StockReservationChanged(e) => (&e.levels, e.at),
             StockEvent::StockReservationCommitted(e) => (&e.levels, e.at),
             StockEvent::StockReservationExpired(e) => (&e.levels, e.at),
             StockEvent::StockBackorderFilled(e) => (&e.levels, e.at),
@@ -344,6 +345,7 @@ impl OrderDocument {
                 e.at
             }
             OrderEvent::OrderShipmentDelivered(e) => e.at,
+            OrderEvent::OrderShipmentReturnedToSender(e) => e.at,
             OrderEvent::OrderDelivered(e) => {
                 self.status = Some(S::Delivered);
                 e.at

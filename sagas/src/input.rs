@@ -2,6 +2,7 @@
 //! parties.
 
 use aggregates::cart::CartEvent;
+use aggregates::loyalty::LoyaltyEvent;
 use aggregates::order::OrderEvent;
 use aggregates::payment::PaymentEvent;
 use aggregates::shipment::ShipmentEvent;
@@ -22,6 +23,7 @@ pub enum DomainEvent {
     Payment(PaymentEvent),
     Stock(StockEvent),
     Shipment(ShipmentEvent),
+    Loyalty(LoyaltyEvent),
 }
 
 impl DomainEvent {
@@ -33,6 +35,7 @@ impl DomainEvent {
         schema_version: u32,
         payload: serde_json::Value,
     ) -> Option<Result<Self, DecodeError>> {
+        use aggregates::loyalty::LoyaltyAccount;
         use aggregates::stock::Stock;
         use aggregates::{cart::Cart, order::Order, payment::Payment, shipment::Shipment};
         Some(match stream_type {
@@ -48,6 +51,9 @@ impl DomainEvent {
             }
             Shipment::STREAM_TYPE => {
                 Shipment::decode(event_type, schema_version, payload).map(Self::Shipment)
+            }
+            LoyaltyAccount::STREAM_TYPE => {
+                LoyaltyAccount::decode(event_type, schema_version, payload).map(Self::Loyalty)
             }
             _ => return None,
         })
@@ -124,5 +130,6 @@ from_events!(
     Order(OrderEvent),
     Payment(PaymentEvent),
     Stock(StockEvent),
-    Shipment(ShipmentEvent)
+    Shipment(ShipmentEvent),
+    Loyalty(LoyaltyEvent)
 );

@@ -585,6 +585,134 @@ impl Engine {
         assert!(reached.is_some(), "the engine never settled");
     }
 
+    /// Runs an order command as the order's customer would (`PUT /orders/{id}/lines/…`).
+    pub async fn edit(
+        &self,
+        id: OrderId,
+        command: OrderCommand,
+    ) -> Result<(), infra::command::CommandError> {
+        let ctx = CommandContext::new(format!("customer:{}", customer()));
+        self.commands
+            .execute::<Order>(&ctx, &id.to_string(), command)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn payment(&self, id: OrderId) -> aggregates::payment::Payment {
+        self.commands
+            .load::<aggregates::payment::Payment>(&sagas::checkout::payment_id(id).to_string())
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+    }
+
+    pub async fn shipment(&self, id: OrderId, warehouse: &str) -> Option<Shipment> {
+        let shipment = sagas::checkout::shipment_id(id, &WarehouseId::new(warehouse));
+        self.commands
+            .load::<Shipment>(&shipment.to_string())
+            .await
+            .unwrap()
+            .map(|l| l.state)
+    }
+
+    /// Lets the warehouse work on a held order again: every shipment with something to
+    /// ship is picked and packed now (the saga buys the label, the warehouse hands the
+    /// parcel over).
+    pub async fn release_hold(&self, id: OrderId) {
+        // The warehouse must have passed over the held shipments first, or it would
+        // pick them itself once they are no longer held.
+        let last = self.store.last_position().await.unwrap();
+        self.wait("the warehouse caught up", || async {
+            consumer_position(&self.store, WAREHOUSE).await >= last
+        })
+        .await;
+        self.held.lock().unwrap().remove(&id);
+        let saga = self.saga(id).await.expect("the saga exists");
+        for shipment_id in saga.shipments.keys() {
+            let shipment = self
+                .commands
+                .load::<Shipment>(&shipment_id.to_string())
+                .await
+                .unwrap()
+                .map(|l| l.state);
+            if shipment.is_none_or(|s| s.lines.is_empty()) {
+                continue;
+            }
+            for command in [
+                ShipmentCommand::PickShipment {
+                    at: self.clock.now(),
+                },
+                ShipmentCommand::PackShipment {
+                    at: self.clock.now(),
+                },
+            ] {
+                self.run::<Shipment>(&shipment_id.to_string(), command)
+                    .await;
+            }
+        }
+    }
+
+    /// Moves the clock past the tracking poll until the order is delivered.
+    pub async fn deliver(&self, id: OrderId) {
+        self.wait("parcels dispatched", || async {
+            let Some(s) = self.saga(id).await else {
+                return false;
+            };
+            let parcels = s.shipments.values().filter(|p| !p.lines.is_empty()).count();
+            parcels > 0 && self.tracking_timers(id).await == parcels
+        })
+        .await;
+        self.clock.advance(chrono::Duration::minutes(31));
+        self.wait("delivered", || async {
+            self.order(id).await.fully_delivered
+        })
+        .await;
+    }
+
+    /// Delivers the order, then closes its return window: the order completes.
+    pub async fn complete(&self, id: OrderId) {
+        self.deliver(id).await;
+        self.wait("return window set", || async {
+            self.saga(id)
+                .await
+                .is_some_and(|s| s.phase == sagas::checkout::Phase::Delivered)
+        })
+        .await;
+        self.clock.advance(chrono::Duration::days(31));
+        self.wait("completed", || async {
+            self.order(id).await.status == aggregates::order::OrderStatus::Completed
+        })
+        .await;
+    }
+
+    /// Enrols `customer` with the API's referral code (its id in hex), referred by the
+    /// holder of `referred_by`.
+    pub async fn enroll(&self, customer: CustomerId, referred_by: Option<String>) {
+        let at = self.clock.now();
+        self.run::<LoyaltyAccount>(
+            &customer.to_string(),
+            LoyaltyCommand::EnrollAccount(EnrollAccount {
+                account_id: LoyaltyAccountId::from_uuid(customer.0),
+                customer_id: customer,
+                referral_code: customer.0.simple().to_string().to_ascii_uppercase(),
+                referred_by,
+                currency: Currency::EUR,
+                at,
+            }),
+        )
+        .await;
+    }
+
+    pub async fn account(&self, customer: CustomerId) -> LoyaltyAccount {
+        self.commands
+            .load::<LoyaltyAccount>(&customer.to_string())
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+    }
+
     pub async fn tracking_timers(&self, id: OrderId) -> usize {
         saga_store::timers_of(self.store.db(), CheckoutSaga::NAME, &id.to_string())
             .await

@@ -15,6 +15,7 @@ pub enum LoyaltyCommand {
     ReversePoints(ReversePoints),
     ExpirePoints(ExpirePoints),
     RecalculateTier(RecalculateTier),
+    QualifyReferral(QualifyReferral),
     RewardReferral(RewardReferral),
     AwardCampaignBonus(AwardCampaignBonus),
 }
@@ -84,6 +85,15 @@ pub struct RecalculateTier {
     /// `None` uses [`TierThresholds::default`].
     pub thresholds: Option<TierThresholds>,
     pub now: DateTime<Utc>,
+}
+
+/// An order of this (referred) customer was completed. The first one qualifies the
+/// customer who referred this one for a reward; later ones, and customers nobody
+/// referred, change nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualifyReferral {
+    pub order_id: OrderId,
+    pub at: DateTime<Utc>,
 }
 
 /// A customer referred by this account had their first order delivered.

@@ -51,6 +51,22 @@ impl Decider for LoyaltyAccount {
             LoyaltyCommand::ReversePoints(c) => self.reverse(currency, c),
             LoyaltyCommand::ExpirePoints(c) => Ok(self.expire(c.now)),
             LoyaltyCommand::RecalculateTier(c) => self.recalculate_tier(currency, c),
+            LoyaltyCommand::QualifyReferral(c) => {
+                let (Some(customer_id), Some(referred_by)) = (self.customer_id, &self.referred_by)
+                else {
+                    return Ok(Vec::new());
+                };
+                if self.referral_qualified_by.is_some() {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![LoyaltyReferralQualified {
+                    customer_id,
+                    referred_by: referred_by.clone(),
+                    first_order_id: c.order_id,
+                    at: c.at,
+                }
+                .into()])
+            }
             LoyaltyCommand::RewardReferral(c) => {
                 if c.referral_code != self.referral_code {
                     return Err(LoyaltyError::ReferralCodeNotOurs(c.referral_code));
@@ -175,6 +191,9 @@ impl Decider for LoyaltyAccount {
                 self.balance = e.balance;
             }
             LoyaltyEvent::LoyaltyTierChanged(e) => self.tier = e.to,
+            LoyaltyEvent::LoyaltyReferralQualified(e) => {
+                self.referral_qualified_by = Some(e.first_order_id);
+            }
             LoyaltyEvent::LoyaltyReferralRewarded(e) => {
                 self.referrals.insert(e.referred_customer);
                 self.push_lot(e.points, e.expires_at);

@@ -15,6 +15,7 @@ crate::domain_events! {
         LoyaltyPointsReversed(LoyaltyPointsReversed),
         LoyaltyPointsExpired(LoyaltyPointsExpired),
         LoyaltyTierChanged(LoyaltyTierChanged),
+        LoyaltyReferralQualified(LoyaltyReferralQualified),
         LoyaltyReferralRewarded(LoyaltyReferralRewarded),
         LoyaltyCampaignBonusAwarded(LoyaltyCampaignBonusAwarded),
     }
@@ -211,6 +212,16 @@ pub struct LoyaltyReferralRewarded {
     pub at: DateTime<Utc>,
 }
 
+/// A referred customer completed their first order: the account whose referral code is
+/// `referred_by` is due its reward.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LoyaltyReferralQualified {
+    pub customer_id: CustomerId,
+    pub referred_by: String,
+    pub first_order_id: OrderId,
+    pub at: DateTime<Utc>,
+}
+
 /// Bonus points of a campaign were credited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LoyaltyCampaignBonusAwarded {
@@ -357,6 +368,21 @@ impl EventExample for LoyaltyTierChanged {
             to: Tier::Silver,
             rolling_spend: eur(61_250),
             thresholds: TierThresholds::default(),
+            at: example_time(),
+        }
+    }
+}
+
+impl EventExample for LoyaltyReferralQualified {
+    fn example() -> Self {
+        Self {
+            customer_id: CustomerId(uuid::Uuid::from_u128(
+                0x0192_0000_0000_7000_8000_0000_0000_0202,
+            )),
+            referred_by: "01920000000070008000000000000201".into(),
+            first_order_id: OrderId(uuid::Uuid::from_u128(
+                0x0192_0000_0000_7000_8000_0000_0000_0102,
+            )),
             at: example_time(),
         }
     }

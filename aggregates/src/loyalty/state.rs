@@ -23,6 +23,9 @@ pub struct LoyaltyAccount {
     pub holds: BTreeMap<OrderId, PointsHold>,
     pub campaigns: BTreeSet<PromotionId>,
     pub referrals: BTreeSet<CustomerId>,
+    /// The first completed order, once it qualified the referrer for a reward.
+    #[serde(default)]
+    pub referral_qualified_by: Option<OrderId>,
 }
 
 /// Points credited together, expiring together.

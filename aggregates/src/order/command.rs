@@ -23,6 +23,7 @@ pub enum OrderCommand {
     CancelOrder(CancelOrder),
     RecordShipment(RecordShipment),
     RecordDelivery(RecordDelivery),
+    RecordReturnToSender(RecordReturnToSender),
     RequestReturn(RequestReturn),
     ApproveReturn(ApproveReturn),
     RejectReturn(RejectReturn),
@@ -117,6 +118,14 @@ pub struct RecordShipment {
 /// A recorded shipment reached the customer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordDelivery {
+    pub shipment_id: ShipmentId,
+    pub at: DateTime<Utc>,
+}
+
+/// A recorded shipment could not be delivered and came back to the warehouse: its
+/// units will not reach the customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordReturnToSender {
     pub shipment_id: ShipmentId,
     pub at: DateTime<Utc>,
 }

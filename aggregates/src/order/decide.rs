@@ -218,7 +218,10 @@ impl Decider for Order {
                         .delivered_of(sku)
                         .checked_add(quantity_of(lines, sku))
                         .unwrap_or(line.line.quantity);
-                    everything_delivered &= after >= line.line.quantity;
+                    let settled = after
+                        .checked_add(self.returned_to_sender_of(sku))
+                        .unwrap_or(line.line.quantity);
+                    everything_delivered &= settled >= line.line.quantity;
                     delivered_totals.push(LineQuantity {
                         sku: sku.clone(),
                         quantity: after,
@@ -232,6 +235,47 @@ impl Decider for Order {
                 }
                 .into()];
                 if everything_delivered {
+                    events.push(OrderDelivered { at: c.at }.into());
+                }
+                Ok(events)
+            }
+            OrderCommand::RecordReturnToSender(c) => {
+                self.must_be_open()?;
+                let (lines, delivered) = self
+                    .shipments
+                    .get(&c.shipment_id)
+                    .ok_or(OrderError::UnknownShipment(c.shipment_id))?;
+                if *delivered {
+                    return Err(OrderError::ShipmentAlreadyDelivered(c.shipment_id));
+                }
+                if self.returned_shipments.contains(&c.shipment_id) {
+                    return Err(OrderError::ShipmentAlreadyReturned(c.shipment_id));
+                }
+                let mut returned_totals = Vec::new();
+                let mut nothing_on_its_way = true;
+                for line in &d.lines {
+                    let sku = &line.line.sku;
+                    let returned = self
+                        .returned_to_sender_of(sku)
+                        .checked_add(quantity_of(lines, sku))
+                        .unwrap_or(line.line.quantity);
+                    let settled = returned
+                        .checked_add(self.delivered_of(sku))
+                        .unwrap_or(line.line.quantity);
+                    nothing_on_its_way &= settled >= line.line.quantity;
+                    returned_totals.push(LineQuantity {
+                        sku: sku.clone(),
+                        quantity: returned,
+                    });
+                }
+                let mut events = vec![OrderShipmentReturnedToSender {
+                    shipment_id: c.shipment_id,
+                    lines: lines.clone(),
+                    returned_totals,
+                    at: c.at,
+                }
+                .into()];
+                if nothing_on_its_way {
                     events.push(OrderDelivered { at: c.at }.into());
                 }
                 Ok(events)
@@ -455,6 +499,12 @@ impl Decider for Order {
                 }
                 for l in &e.lines {
                     self.last_delivered_at.insert(l.sku.clone(), e.at);
+                }
+            }
+            OrderEvent::OrderShipmentReturnedToSender(e) => {
+                self.returned_shipments.insert(e.shipment_id);
+                for l in &e.returned_totals {
+                    self.returned_to_sender.insert(l.sku.clone(), l.quantity);
                 }
             }
             OrderEvent::OrderDelivered(_) => self.fully_delivered = true,

@@ -65,6 +65,8 @@ pub enum OrderError {
     UnknownShipment(ShipmentId),
     #[error("shipment {0} was already delivered")]
     ShipmentAlreadyDelivered(ShipmentId),
+    #[error("shipment {0} already came back to the sender")]
+    ShipmentAlreadyReturned(ShipmentId),
     #[error("a return needs at least one line")]
     EmptyReturn,
     #[error("return {0} was already requested")]

@@ -23,6 +23,7 @@ crate::domain_events! {
         OrderCancelled(OrderCancelled),
         OrderShipmentRecorded(OrderShipmentRecorded),
         OrderShipmentDelivered(OrderShipmentDelivered),
+        OrderShipmentReturnedToSender(OrderShipmentReturnedToSender),
         OrderDelivered(OrderDelivered),
         OrderReturnRequested(OrderReturnRequested),
         OrderReturnApproved(OrderReturnApproved),
@@ -182,6 +183,16 @@ pub struct OrderShipmentDelivered {
     pub shipment_id: ShipmentId,
     pub lines: Vec<LineQuantity>,
     pub delivered_totals: Vec<LineQuantity>,
+    pub at: DateTime<Utc>,
+}
+
+/// A shipment came back to the warehouse undelivered. `returned_totals` is per SKU so
+/// far; these units will not reach the customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderShipmentReturnedToSender {
+    pub shipment_id: ShipmentId,
+    pub lines: Vec<LineQuantity>,
+    pub returned_totals: Vec<LineQuantity>,
     pub at: DateTime<Utc>,
 }
 
@@ -527,6 +538,17 @@ impl EventExample for OrderShipmentDelivered {
             shipment_id: example_shipment_id(),
             lines: all_lines(),
             delivered_totals: all_lines(),
+            at: example_time(),
+        }
+    }
+}
+
+impl EventExample for OrderShipmentReturnedToSender {
+    fn example() -> Self {
+        Self {
+            shipment_id: example_shipment_id(),
+            lines: all_lines(),
+            returned_totals: all_lines(),
             at: example_time(),
         }
     }

@@ -93,7 +93,13 @@ pub struct Order {
     pub delivered: BTreeMap<Sku, Quantity>,
     /// Time of the latest delivery of each SKU; return windows run from it.
     pub last_delivered_at: BTreeMap<Sku, DateTime<Utc>>,
+    /// Every unit is delivered or came back to the sender: nothing is on its way.
     pub fully_delivered: bool,
+    /// Shipments that came back undelivered, and their units per SKU.
+    #[serde(default)]
+    pub returned_shipments: BTreeSet<ShipmentId>,
+    #[serde(default)]
+    pub returned_to_sender: BTreeMap<Sku, Quantity>,
     pub returns: BTreeMap<ReturnId, ReturnRecord>,
     pub refund_ids: BTreeSet<RefundId>,
 }
@@ -101,6 +107,13 @@ pub struct Order {
 impl Order {
     pub fn shipped_of(&self, sku: &Sku) -> Quantity {
         self.shipped.get(sku).copied().unwrap_or_default()
+    }
+
+    pub fn returned_to_sender_of(&self, sku: &Sku) -> Quantity {
+        self.returned_to_sender
+            .get(sku)
+            .copied()
+            .unwrap_or_default()
     }
 
     pub fn delivered_of(&self, sku: &Sku) -> Quantity {

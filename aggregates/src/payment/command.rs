@@ -12,6 +12,7 @@ pub enum PaymentCommand {
     ResolveFraudReview(ResolveFraudReview),
     RequireAction(RequireAction),
     AuthorizePayment(AuthorizePayment),
+    AdjustAuthorization(AdjustAuthorization),
     DeclinePayment(DeclinePayment),
     CapturePayment(CapturePayment),
     VoidPayment { at: DateTime<Utc> },
@@ -61,6 +62,15 @@ pub struct RequireAction {
 pub struct AuthorizePayment {
     pub provider_reference: String,
     /// May be less than the payment amount (partial authorization), never more.
+    pub amount: Money,
+    pub at: DateTime<Utc>,
+}
+
+/// The provider moved an authorization to a new total (the order was edited): an
+/// incremental authorization when higher, a partial release when lower. Never below
+/// what was captured; the same amount again changes nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdjustAuthorization {
     pub amount: Money,
     pub at: DateTime<Utc>,
 }

@@ -84,6 +84,27 @@ impl Decider for Payment {
                 }
                 .into()
             }
+            PaymentCommand::AdjustAuthorization(c) => {
+                self.must_be_authorized()?;
+                positive(c.amount)?;
+                if c.amount == l.authorized {
+                    return Ok(vec![]);
+                }
+                if c.amount.checked_sub(l.captured)?.is_negative() {
+                    return Err(PaymentError::AuthorizationBelowCaptured {
+                        captured: l.captured,
+                        requested: c.amount,
+                    });
+                }
+                PaymentAuthorizationAdjusted {
+                    payment_id,
+                    order_id,
+                    previous_authorized: l.authorized,
+                    authorized: c.amount,
+                    at: c.at,
+                }
+                .into()
+            }
             PaymentCommand::DeclinePayment(c) => {
                 self.must_await_authorization()?;
                 PaymentDeclined {
@@ -215,6 +236,12 @@ impl Decider for Payment {
                 self.status = PaymentStatus::Authorized;
                 if let Some(l) = &mut self.ledger {
                     l.authorized = e.amount;
+                }
+            }
+            PaymentEvent::PaymentAuthorizationAdjusted(e) => {
+                if let Some(l) = &mut self.ledger {
+                    l.amount = e.authorized;
+                    l.authorized = e.authorized;
                 }
             }
             PaymentEvent::PaymentDeclined(_) => self.status = PaymentStatus::Declined,

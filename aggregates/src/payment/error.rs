@@ -38,6 +38,8 @@ pub enum PaymentError {
     NotAuthorized(PaymentStatus),
     #[error("cannot capture {requested}, only {capturable} of the authorization is left")]
     CaptureExceedsAuthorized { capturable: Money, requested: Money },
+    #[error("cannot lower the authorization to {requested}: {captured} was already captured")]
+    AuthorizationBelowCaptured { captured: Money, requested: Money },
     #[error("cannot void: {captured} was already captured (refund instead)")]
     VoidAfterCapture { captured: Money },
     #[error("cannot refund {requested}, only {refundable} of the captured money is left")]

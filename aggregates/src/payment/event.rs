@@ -13,6 +13,7 @@ crate::domain_events! {
         PaymentFraudReviewed(PaymentFraudReviewed),
         PaymentActionRequired(PaymentActionRequired),
         PaymentAuthorized(PaymentAuthorized),
+        PaymentAuthorizationAdjusted(PaymentAuthorizationAdjusted),
         PaymentDeclined(PaymentDeclined),
         PaymentCaptured(PaymentCaptured),
         PaymentVoided(PaymentVoided),
@@ -71,6 +72,16 @@ pub struct PaymentAuthorized {
     pub order_id: OrderId,
     pub provider_reference: String,
     pub amount: Money,
+    pub at: DateTime<Utc>,
+}
+
+/// An authorization was moved to a new total after the order was edited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PaymentAuthorizationAdjusted {
+    pub payment_id: PaymentId,
+    pub order_id: OrderId,
+    pub previous_authorized: Money,
+    pub authorized: Money,
     pub at: DateTime<Utc>,
 }
 
@@ -237,6 +248,18 @@ impl EventExample for PaymentCaptured {
             amount: eur(3_998),
             captured_total: eur(3_998),
             capturable_remaining: eur(1_999),
+            at: example_time(),
+        }
+    }
+}
+
+impl EventExample for PaymentAuthorizationAdjusted {
+    fn example() -> Self {
+        Self {
+            payment_id: example_payment_id(),
+            order_id: example_order_id(),
+            previous_authorized: eur(5_997),
+            authorized: eur(7_996),
             at: example_time(),
         }
     }

@@ -699,3 +699,50 @@ proptest! {
         }
     }
 }
+
+fn adjust(amount: Money) -> PaymentCommand {
+    PaymentCommand::AdjustAuthorization(AdjustAuthorization { amount, at: t() })
+}
+
+#[test]
+fn an_authorization_moves_to_a_new_total_never_below_the_captured_money() {
+    let before = PaymentAuthorized::example().amount;
+    Given::with(())
+        .given(authorized())
+        .when(adjust(eur(7_996)))
+        .then_expect_events(vec![PaymentAuthorizationAdjusted {
+            payment_id: example_payment_id(),
+            order_id: example_order_id(),
+            previous_authorized: before,
+            authorized: eur(7_996),
+            at: t(),
+        }
+        .into()]);
+    Given::with(())
+        .given(authorized())
+        .when(adjust(before))
+        .then_expect_events(vec![]);
+    let captured_amount = PaymentCaptured::example().captured_total;
+    Given::with(())
+        .given(captured())
+        .when(adjust(eur(1)))
+        .then_expect_error(PaymentError::AuthorizationBelowCaptured {
+            captured: captured_amount,
+            requested: eur(1),
+        });
+    Given::with(())
+        .given(initiated())
+        .when(adjust(eur(7_996)))
+        .then_expect_error(PaymentError::NotAuthorized(
+            PaymentStatus::AwaitingFraudCheck,
+        ));
+    let mut after = authorized();
+    after.push(PaymentAuthorizationAdjusted::example().into());
+    let mut state = Payment::default();
+    for e in &after {
+        state.evolve(e);
+    }
+    let ledger = state.ledger.unwrap();
+    assert_eq!(ledger.authorized, eur(7_996));
+    assert_eq!(ledger.capturable().unwrap(), eur(7_996));
+}

@@ -8,6 +8,7 @@ use crate::{OrderId, ShipmentId, WarehouseId};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ShipmentCommand {
     CreateShipment(CreateShipment),
+    ReviseShipment(ReviseShipment),
     PickShipment { at: DateTime<Utc> },
     PackShipment { at: DateTime<Utc> },
     CreateLabel(CreateLabel),
@@ -24,6 +25,15 @@ pub struct CreateShipment {
     pub shipment_id: ShipmentId,
     pub order_id: OrderId,
     pub warehouse: WarehouseId,
+    pub lines: Vec<ShipmentLine>,
+    pub at: DateTime<Utc>,
+}
+
+/// Replace the lines of a shipment not yet picked (the order was edited). Every SKU once,
+/// each with units; no lines at all leaves nothing to ship (the shipment cannot be
+/// picked).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviseShipment {
     pub lines: Vec<ShipmentLine>,
     pub at: DateTime<Utc>,
 }

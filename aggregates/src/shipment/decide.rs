@@ -19,9 +19,30 @@ impl Decider for Shipment {
             ShipmentCommand::CreateShipment(_) => {
                 return Err(ShipmentError::AlreadyCreated(shipment_id))
             }
+            ShipmentCommand::ReviseShipment(c) => {
+                if status != ShipmentStatus::AwaitingPick {
+                    return Err(ShipmentError::NotAwaitingPick(status));
+                }
+                check_lines(&c.lines)?;
+                if c.lines == self.lines {
+                    return Ok(vec![]);
+                }
+                ShipmentRevised {
+                    shipment_id,
+                    order_id,
+                    warehouse: self.warehouse.clone().ok_or(ShipmentError::NotFound)?,
+                    previous_lines: self.lines.clone(),
+                    lines: c.lines,
+                    at: c.at,
+                }
+                .into()
+            }
             ShipmentCommand::PickShipment { at } => {
                 if status != ShipmentStatus::AwaitingPick {
                     return Err(ShipmentError::NotAwaitingPick(status));
+                }
+                if self.lines.is_empty() {
+                    return Err(ShipmentError::NothingToShip);
                 }
                 ShipmentPicked {
                     shipment_id,
@@ -152,6 +173,7 @@ impl Decider for Shipment {
                 self.lines = e.lines.clone();
                 self.status = ShipmentStatus::AwaitingPick;
             }
+            ShipmentEvent::ShipmentRevised(e) => self.lines = e.lines.clone(),
             ShipmentEvent::ShipmentPicked(_) => self.status = ShipmentStatus::Picked,
             ShipmentEvent::ShipmentPacked(_) => self.status = ShipmentStatus::Packed,
             ShipmentEvent::ShipmentLabelCreated(e) => {
@@ -191,15 +213,7 @@ impl Shipment {
         if c.lines.is_empty() {
             return Err(ShipmentError::NoLines);
         }
-        let mut seen = BTreeSet::new();
-        for line in &c.lines {
-            if line.quantity.get() == 0 {
-                return Err(ShipmentError::ZeroQuantity(line.sku.clone()));
-            }
-            if !seen.insert(&line.sku) {
-                return Err(ShipmentError::DuplicateLine(line.sku.clone()));
-            }
-        }
+        check_lines(&c.lines)?;
         Ok(vec![ShipmentCreated {
             shipment_id: c.shipment_id,
             order_id: c.order_id,
@@ -209,4 +223,18 @@ impl Shipment {
         }
         .into()])
     }
+}
+
+/// Every SKU once, each with units.
+fn check_lines(lines: &[ShipmentLine]) -> Result<(), ShipmentError> {
+    let mut seen = BTreeSet::new();
+    for line in lines {
+        if line.quantity.get() == 0 {
+            return Err(ShipmentError::ZeroQuantity(line.sku.clone()));
+        }
+        if !seen.insert(&line.sku) {
+            return Err(ShipmentError::DuplicateLine(line.sku.clone()));
+        }
+    }
+    Ok(())
 }

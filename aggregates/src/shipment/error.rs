@@ -18,6 +18,8 @@ pub enum ShipmentError {
     MissingWarehouse,
     #[error("only a shipment waiting to be picked can be picked (it is {0:?})")]
     NotAwaitingPick(ShipmentStatus),
+    #[error("the shipment has nothing left to ship")]
+    NothingToShip,
     #[error("only a picked shipment can be packed (it is {0:?})")]
     NotPicked(ShipmentStatus),
     #[error("a label is created for a packed shipment only (it is {0:?})")]

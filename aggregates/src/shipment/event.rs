@@ -9,6 +9,7 @@ crate::domain_events! {
     /// Events of the shipment aggregate.
     pub enum ShipmentEvent {
         ShipmentCreated(ShipmentCreated),
+        ShipmentRevised(ShipmentRevised),
         ShipmentPicked(ShipmentPicked),
         ShipmentPacked(ShipmentPacked),
         ShipmentLabelCreated(ShipmentLabelCreated),
@@ -52,6 +53,18 @@ pub struct ShipmentCreated {
     pub shipment_id: ShipmentId,
     pub order_id: OrderId,
     pub warehouse: WarehouseId,
+    pub lines: Vec<ShipmentLine>,
+    pub at: DateTime<Utc>,
+}
+
+/// The lines of a shipment not yet picked were replaced (the order was edited); no
+/// lines means nothing is left to ship from this warehouse.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ShipmentRevised {
+    pub shipment_id: ShipmentId,
+    pub order_id: OrderId,
+    pub warehouse: WarehouseId,
+    pub previous_lines: Vec<ShipmentLine>,
     pub lines: Vec<ShipmentLine>,
     pub at: DateTime<Utc>,
 }
@@ -171,6 +184,21 @@ impl EventExample for ShipmentCreated {
             order_id: example_order_id(),
             warehouse: WarehouseId::new("BER-1"),
             lines: example_lines(),
+            at: example_time(),
+        }
+    }
+}
+
+impl EventExample for ShipmentRevised {
+    fn example() -> Self {
+        let mut lines = example_lines();
+        lines[0].quantity = Quantity(3);
+        Self {
+            shipment_id: example_shipment_id(),
+            order_id: example_order_id(),
+            warehouse: WarehouseId::new("BER-1"),
+            previous_lines: example_lines(),
+            lines,
             at: example_time(),
         }
     }

@@ -340,3 +340,46 @@ fn delivery_carries_the_lines_for_the_order() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+fn revise(lines: Vec<ShipmentLine>) -> ShipmentCommand {
+    ShipmentCommand::ReviseShipment(ReviseShipment { lines, at: t() })
+}
+
+#[test]
+fn a_shipment_not_yet_picked_is_revised_and_an_emptied_one_cannot_be_picked() {
+    let created = ShipmentCreated::example();
+    let mut lines = created.lines.clone();
+    lines[0].quantity = Quantity(3);
+    Given::with(())
+        .given(vec![created.clone().into()])
+        .when(revise(lines.clone()))
+        .then_expect_events(vec![ShipmentRevised {
+            shipment_id: created.shipment_id,
+            order_id: created.order_id,
+            warehouse: created.warehouse.clone(),
+            previous_lines: created.lines.clone(),
+            lines,
+            at: t(),
+        }
+        .into()]);
+    Given::with(())
+        .given(vec![created.clone().into()])
+        .when(revise(created.lines.clone()))
+        .then_expect_events(vec![]);
+    let emptied = ShipmentRevised {
+        shipment_id: created.shipment_id,
+        order_id: created.order_id,
+        warehouse: created.warehouse.clone(),
+        previous_lines: created.lines.clone(),
+        lines: vec![],
+        at: t(),
+    };
+    Given::with(())
+        .given(vec![created.clone().into(), emptied.into()])
+        .when(ShipmentCommand::PickShipment { at: t() })
+        .then_expect_error(ShipmentError::NothingToShip);
+    Given::with(())
+        .given(picked())
+        .when(revise(vec![]))
+        .then_expect_error(ShipmentError::NotAwaitingPick(ShipmentStatus::Picked));
+}

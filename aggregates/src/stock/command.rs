@@ -11,6 +11,7 @@ pub enum StockCommand {
     AdjustStock(AdjustStock),
     ReserveStock(ReserveStock),
     ReleaseReservation(ReleaseReservation),
+    ChangeReservation(ChangeReservation),
     CommitReservation(CommitReservation),
     ExpireReservation(ExpireReservation),
     SetBackorderLimit(SetBackorderLimit),
@@ -46,6 +47,18 @@ pub struct ReserveStock {
     pub preferred_warehouses: Vec<WarehouseId>,
     /// After this instant the reservation may be expired.
     pub expires_at: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
+/// Set an active reservation to a new quantity (an order line was edited). An increase
+/// is allocated like a reservation, warehouses already holding the order's units first,
+/// and may be backordered within the limit; a decrease cancels backordered units first,
+/// then frees held units (from the warehouse holding the fewest first). The same
+/// quantity again changes nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeReservation {
+    pub order_id: OrderId,
+    pub quantity: Quantity,
     pub at: DateTime<Utc>,
 }
 

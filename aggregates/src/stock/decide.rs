@@ -24,6 +24,10 @@ impl Decider for Stock {
                 (self.reserve(c)?, at)
             }
             StockCommand::ReleaseReservation(c) => (self.release(c.order_id, c.at)?, c.at),
+            StockCommand::ChangeReservation(c) => {
+                let at = c.at;
+                (self.change(c)?, at)
+            }
             StockCommand::CommitReservation(c) => (self.commit(c.order_id, c.at)?, c.at),
             StockCommand::ExpireReservation(c) => (self.expire(c.order_id, c.now)?, c.now),
             StockCommand::SetBackorderLimit(c) => {
@@ -86,6 +90,18 @@ impl Decider for Stock {
             }
             StockEvent::StockReservationReleased(e) => {
                 self.close(&e.order_id, ReservationStatus::Released);
+                self.levels = e.levels.clone();
+            }
+            StockEvent::StockReservationChanged(e) => {
+                if let Some(r) = self.reservations.get_mut(&e.order_id) {
+                    r.quantity = e.quantity;
+                    r.allocation = e
+                        .allocation
+                        .iter()
+                        .map(|a| (a.warehouse.clone(), a.quantity))
+                        .collect();
+                    r.backordered = e.backordered;
+                }
                 self.levels = e.levels.clone();
             }
             StockEvent::StockReservationCommitted(e) => {
@@ -414,6 +430,86 @@ impl Stock {
             backorder_cancelled: r.backordered,
             levels: ledger.levels(),
             at,
+        }
+        .into()])
+    }
+
+    fn change(&self, c: ChangeReservation) -> Result<Vec<StockEvent>, StockError> {
+        let (sku, r) = self.settled_or_missing(c.order_id)?;
+        if c.quantity == Quantity::ZERO {
+            return Err(StockError::ZeroQuantity);
+        }
+        if c.quantity == r.quantity {
+            return Ok(Vec::new());
+        }
+        let mut ledger = Ledger::of(&self.levels);
+        let mut held = r.allocation.clone();
+        let mut backordered = r.backordered.get();
+        if c.quantity > r.quantity {
+            let wanted = c.quantity.get() - r.quantity.get();
+            let free = ledger.free_total();
+            let shortfall = u32::try_from(u64::from(wanted).saturating_sub(free)).unwrap_or(wanted);
+            if shortfall > 0 {
+                let allowance = self
+                    .backorder_limit
+                    .get()
+                    .saturating_sub(self.levels.backordered.get());
+                if shortfall > allowance {
+                    return Err(StockError::InsufficientStock {
+                        requested: Quantity(wanted),
+                        available: Quantity(wanted - shortfall),
+                        backorder_allowance: Quantity(allowance),
+                    });
+                }
+            }
+            // The warehouses already packing this order first: fewer parcels.
+            let preferred: Vec<WarehouseId> = held
+                .keys()
+                .cloned()
+                .chain(r.preferred_warehouses.iter().cloned())
+                .collect();
+            let order = ledger.visit_order(&preferred);
+            let allocation = ledger.allocate(&order, wanted - shortfall);
+            ledger.hold(&allocation);
+            for a in &allocation {
+                let q = held.entry(a.warehouse.clone()).or_default();
+                *q = Quantity(q.get().saturating_add(a.quantity.get()));
+            }
+            ledger.backordered = ledger.backordered.saturating_add(shortfall);
+            backordered = backordered.saturating_add(shortfall);
+        } else {
+            let mut surplus = r.quantity.get() - c.quantity.get();
+            let cancelled = surplus.min(backordered);
+            backordered -= cancelled;
+            ledger.backordered = ledger.backordered.saturating_sub(cancelled);
+            surplus -= cancelled;
+            let mut smallest_first: Vec<(WarehouseId, Quantity)> =
+                held.iter().map(|(w, q)| (w.clone(), *q)).collect();
+            smallest_first.sort_by_key(|(w, q)| (q.get(), w.clone()));
+            let mut freed = Vec::new();
+            for (w, q) in smallest_first {
+                if surplus == 0 {
+                    break;
+                }
+                let take = q.get().min(surplus);
+                surplus -= take;
+                freed.push(WarehouseAllocation {
+                    warehouse: w.clone(),
+                    quantity: Quantity(take),
+                });
+                held.insert(w, Quantity(q.get() - take));
+            }
+            ledger.unhold(&freed);
+        }
+        Ok(vec![StockReservationChanged {
+            sku,
+            order_id: c.order_id,
+            previous_quantity: r.quantity,
+            quantity: c.quantity,
+            allocation: as_allocation(&held),
+            backordered: Quantity(backordered),
+            levels: ledger.levels(),
+            at: c.at,
         }
         .into()])
     }

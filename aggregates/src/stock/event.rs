@@ -13,6 +13,7 @@ crate::domain_events! {
         StockAdjusted(StockAdjusted),
         StockReserved(StockReserved),
         StockReservationReleased(StockReservationReleased),
+        StockReservationChanged(StockReservationChanged),
         StockReservationCommitted(StockReservationCommitted),
         StockReservationExpired(StockReservationExpired),
         StockBackorderFilled(StockBackorderFilled),
@@ -110,6 +111,20 @@ pub struct StockReservationReleased {
     pub order_id: OrderId,
     pub freed: Vec<WarehouseAllocation>,
     pub backorder_cancelled: Quantity,
+    pub levels: StockLevels,
+    pub at: DateTime<Utc>,
+}
+
+/// An active reservation was set to a new quantity (the order line was edited):
+/// `allocation` and `backordered` are the reservation's after the change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StockReservationChanged {
+    pub sku: Sku,
+    pub order_id: OrderId,
+    pub previous_quantity: Quantity,
+    pub quantity: Quantity,
+    pub allocation: Vec<WarehouseAllocation>,
+    pub backordered: Quantity,
     pub levels: StockLevels,
     pub at: DateTime<Utc>,
 }
@@ -265,6 +280,21 @@ impl EventExample for StockReservationReleased {
             freed: vec![alloc("HAM-1", 12)],
             backorder_cancelled: Quantity(0),
             levels: example_levels((38, 5), (20, 0), 0),
+            at: example_time(),
+        }
+    }
+}
+
+impl EventExample for StockReservationChanged {
+    fn example() -> Self {
+        Self {
+            sku: example_sku(),
+            order_id: example_order(),
+            previous_quantity: Quantity(12),
+            quantity: Quantity(14),
+            allocation: vec![alloc("HAM-1", 14)],
+            backordered: Quantity(0),
+            levels: example_levels((38, 5), (20, 14), 0),
             at: example_time(),
         }
     }

@@ -193,6 +193,7 @@ problem_table! {
         OrderError::OverShipment { .. } => (422, "order_over_shipment", "More shipped than ordered"),
         OrderError::UnknownShipment(_) => (404, "order_shipment_not_found", "Shipment not part of the order"),
         OrderError::ShipmentAlreadyDelivered(_) => (409, "order_shipment_already_delivered", "Shipment already delivered"),
+        OrderError::ShipmentAlreadyReturned(_) => (409, "order_shipment_already_returned", "Shipment already returned to sender"),
         OrderError::EmptyReturn => (422, "return_empty", "Return without lines"),
         OrderError::DuplicateReturn(_) => (409, "return_already_requested", "Return already requested"),
         OrderError::ReturnExceedsDelivered { .. } => (422, "return_exceeds_delivered", "More returned than delivered"),
@@ -229,6 +230,7 @@ problem_table! {
         PaymentError::NotAuthorized(_) => (409, "payment_not_authorized", "Payment not authorized"),
         PaymentError::CaptureExceedsAuthorized { .. } => (422, "capture_exceeds_authorized", "Capture exceeds the authorization"),
         PaymentError::VoidAfterCapture { .. } => (409, "void_after_capture", "Payment already captured"),
+        PaymentError::AuthorizationBelowCaptured { .. } => (409, "authorization_below_captured", "Authorization below captured amount"),
         PaymentError::RefundExceedsCaptured { .. } => (422, "refund_exceeds_captured", "Refund exceeds the captured amount"),
         PaymentError::ChargebackExceedsCaptured { .. } => (422, "chargeback_exceeds_captured", "Chargeback exceeds the held amount"),
     }
@@ -275,6 +277,7 @@ problem_table! {
         ShipmentError::DuplicateLine(_) => (422, "shipment_duplicate_line", "SKU on several lines"),
         ShipmentError::MissingWarehouse => (422, "shipment_warehouse_missing", "Warehouse missing"),
         ShipmentError::NotAwaitingPick(_) => (409, "shipment_not_awaiting_pick", "Shipment not awaiting pick"),
+        ShipmentError::NothingToShip => (409, "shipment_nothing_to_ship", "Shipment has nothing to ship"),
         ShipmentError::NotPicked(_) => (409, "shipment_not_picked", "Shipment not picked"),
         ShipmentError::NotPacked(_) => (409, "shipment_not_packed", "Shipment not packed"),
         ShipmentError::MissingCarrierCode => (422, "carrier_code_missing", "Carrier code missing"),

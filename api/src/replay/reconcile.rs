@@ -276,6 +276,7 @@ async fn stock_figures(
             }
             StockEvent::StockReserved(x) => (&x.sku, Some(&x.levels)),
             StockEvent::StockReservationReleased(x) => (&x.sku, Some(&x.levels)),
+            StockEvent::StockReservationChanged(x) => (&x.sku, Some(&x.levels)),
             StockEvent::StockReservationExpired(x) => (&x.sku, Some(&x.levels)),
             StockEvent::StockBackorderFilled(x) => (&x.sku, Some(&x.levels)),
             StockEvent::LowStockThresholdCrossed(x) => (&x.sku, Some(&x.levels)),

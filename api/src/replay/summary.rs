@@ -187,6 +187,11 @@ fn order(e: &OrderEvent) -> String {
         OrderEvent::OrderShipmentDelivered(e) => {
             format!("shipment {} delivered: {}", e.shipment_id, lines(&e.lines))
         }
+        OrderEvent::OrderShipmentReturnedToSender(e) => format!(
+            "shipment {} came back to the sender: {}",
+            e.shipment_id,
+            lines(&e.lines)
+        ),
         OrderEvent::OrderDelivered(_) => "every unit delivered".into(),
         OrderEvent::OrderReturnRequested(e) => format!(
             "return {} requested for {}: {}",
@@ -274,6 +279,11 @@ fn payment(e: &PaymentEvent) -> String {
             money(&e.captured_total),
             money(&e.capturable_remaining)
         ),
+        PaymentEvent::PaymentAuthorizationAdjusted(e) => format!(
+            "authorization moved from {} to {}",
+            money(&e.previous_authorized),
+            money(&e.authorized)
+        ),
         PaymentEvent::PaymentVoided(e) => {
             format!("voided: {} released", money(&e.released))
         }
@@ -313,6 +323,14 @@ fn stock(e: &StockEvent) -> String {
             } else {
                 String::new()
             }
+        ),
+        StockEvent::StockReservationChanged(e) => format!(
+            "reservation of order {} changed from {} to {}: {} held, {} backordered",
+            e.order_id,
+            e.previous_quantity.0,
+            e.quantity.0,
+            allocations(&e.allocation),
+            e.backordered.0
         ),
         StockEvent::StockReservationReleased(e) => format!(
             "reservation of order {} released: {} freed",
@@ -357,6 +375,14 @@ fn shipment(e: &ShipmentEvent) -> String {
             e.warehouse,
             e.order_id,
             shipment_lines(&e.lines)
+        ),
+        ShipmentEvent::ShipmentRevised(e) => format!(
+            "lines revised: {}",
+            e.lines
+                .iter()
+                .map(|l| format!("{} × {}", l.quantity.0, l.sku))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         ShipmentEvent::ShipmentPicked(_) => "picked".into(),
         ShipmentEvent::ShipmentPacked(_) => "packed".into(),
@@ -432,6 +458,10 @@ fn loyalty(e: &LoyaltyEvent) -> String {
             e.from,
             e.to,
             money(&e.rolling_spend)
+        ),
+        LoyaltyEvent::LoyaltyReferralQualified(e) => format!(
+            "first order {} completed: referrer {} is due its reward",
+            e.first_order_id, e.referred_by
         ),
         LoyaltyEvent::LoyaltyReferralRewarded(e) => format!(
             "{} points for referring customer {} (balance {})",

@@ -161,6 +161,8 @@ pub enum ScanStatus {
     OutForDelivery,
     Delivered,
     Failed,
+    /// Back at the warehouse after a failed delivery.
+    ReturnedToSender,
 }
 
 impl From<ScanStatus> for Scan {
@@ -170,6 +172,7 @@ impl From<ScanStatus> for Scan {
             ScanStatus::OutForDelivery => Scan::OutForDelivery,
             ScanStatus::Delivered => Scan::Delivered,
             ScanStatus::Failed => Scan::Failed,
+            ScanStatus::ReturnedToSender => Scan::ReturnedToSender,
         }
     }
 }

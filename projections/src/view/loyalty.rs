@@ -133,6 +133,8 @@ fn loyalty(id: &str, event: &LoyaltyEvent, out: &mut Vec<Change>) {
                 .set("tier", tier(e.to))
                 .set("updated_at", e.at),
         ),
+        // No points move: the referrer's own account records its reward.
+        LoyaltyEvent::LoyaltyReferralQualified(_) => {}
         LoyaltyEvent::LoyaltyReferralRewarded(e) => {
             out.push(account(id, e.balance, e.at).add("lifetime_points", points(e.points)));
             out.push(new_lot(id, e.lot, e.points, e.expires_at));

@@ -159,6 +159,8 @@ fn order(id: &str, event: &OrderEvent, out: &mut Vec<Change>) {
             };
             out.push(summary(id, e.at).set("fulfilment", fulfilment));
         }
+        // The shipment's row takes its status from the shipment's own event.
+        OrderEvent::OrderShipmentReturnedToSender(_) => {}
         OrderEvent::OrderShipmentDelivered(e) => {
             for total in &e.delivered_totals {
                 out.push(
@@ -237,6 +239,9 @@ fn shipment(event: &ShipmentEvent, out: &mut Vec<Change>) {
                     .set("warehouse_id", e.warehouse.0.as_str())
                     .set("lines", json(&e.lines))
                     .set("updated_at", e.at)
+            }
+            ShipmentEvent::ShipmentRevised(e) => {
+                shipment_row(e.shipment_id, e.at).set("lines", json(&e.lines))
             }
             ShipmentEvent::ShipmentPicked(e) => shipment_row(e.shipment_id, e.at)
                 .set("status", shipment_status(ShipmentStatus::Picked)),

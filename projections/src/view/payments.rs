@@ -81,6 +81,11 @@ fn payment(id: &str, event: &PaymentEvent) -> Change {
             "authorized_minor",
             &e.amount,
         ),
+        PaymentEvent::PaymentAuthorizationAdjusted(e) => minor(
+            minor(row(id, e.at), "authorized_minor", &e.authorized),
+            "amount_minor",
+            &e.authorized,
+        ),
         PaymentEvent::PaymentDeclined(e) => row(id, e.at)
             .set("status", "declined")
             .set("decline_reason", &e.reason_code),

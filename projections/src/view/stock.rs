@@ -45,6 +45,7 @@ pub(crate) fn levels(event: &StockEvent) -> Option<(&Levels, DateTime<Utc>)> {
         StockEvent::StockAdjusted(e) => (&e.levels, e.at),
         StockEvent::StockReserved(e) => (&e.levels, e.at),
         StockEvent::StockReservationReleased(e) => (&e.levels, e.at),
+        StockEvent::StockReservationChanged(e) => (&e.levels, e.at),
         StockEvent::StockReservationCommitted(e) => (&e.levels, e.at),
         StockEvent::StockReservationExpired(e) => (&e.levels, e.at),
         StockEvent::StockBackorderFilled(e) => (&e.levels, e.at),

@@ -21,6 +21,7 @@ pub(super) fn evolve(state: &mut CheckoutState, input: &Input) {
             DomainEvent::Payment(e) => payment(state, e),
             DomainEvent::Stock(e) => stock(state, e),
             DomainEvent::Shipment(e) => shipment(state, e),
+            DomainEvent::Loyalty(_) => {}
         },
         Input::Timer(t) => {
             if t.name == timer::RETURN_WINDOW {
@@ -108,6 +109,30 @@ fn order(state: &mut CheckoutState, e: &OrderEvent) {
             }
             retotal(state, &e.totals);
         }
+        OrderEvent::OrderLineQuantityChanged(e) => {
+            if let Some(o) = &mut state.order {
+                if let Some(l) = o.lines.iter_mut().find(|l| l.sku == e.sku) {
+                    *l = lines(std::slice::from_ref(&e.line)).remove(0);
+                }
+            }
+            retotal(state, &e.totals);
+        }
+        OrderEvent::OrderLineRemoved(e) => {
+            if let Some(o) = &mut state.order {
+                o.lines.retain(|l| l.sku != e.sku);
+            }
+            // Its reservation is released in this step.
+            state.reserved.remove(&e.sku);
+            state.reserved_quantity.remove(&e.sku);
+            retotal(state, &e.totals);
+        }
+        OrderEvent::OrderShippingAddressChanged(e) => {
+            if let Some(o) = &mut state.order {
+                o.shipping_address = e.address.clone();
+                o.tax_rate_bp = e.tax_rate_bp;
+            }
+            retotal(state, &e.totals);
+        }
         OrderEvent::OrderConfirmed(_) => state.phase = Phase::Confirmed,
         OrderEvent::OrderCancelled(_) => state.phase = Phase::Cancelled,
         OrderEvent::OrderDelivered(_) => state.phase = Phase::Delivered,
@@ -160,7 +185,16 @@ fn set_return(state: &mut CheckoutState, id: aggregates::ReturnId, stage: Return
 }
 
 fn payment(state: &mut CheckoutState, e: &PaymentEvent) {
+    let line_quantities = |state: &CheckoutState| {
+        state.order.as_ref().map_or_else(Default::default, |o| {
+            o.lines
+                .iter()
+                .map(|l| (l.sku.clone(), l.quantity))
+                .collect()
+        })
+    };
     if let PaymentEvent::PaymentInitiated(e) = e {
+        state.paid_lines = line_quantities(state);
         state.payment = Some(PaymentProgress {
             payment_id: e.payment_id,
             amount: e.amount,
@@ -174,6 +208,7 @@ fn payment(state: &mut CheckoutState, e: &PaymentEvent) {
         });
         return;
     }
+    let lines_now: std::collections::BTreeMap<_, _> = line_quantities(state);
     let Some(p) = &mut state.payment else { return };
     match e {
         PaymentEvent::PaymentFraudAssessed(e) => {
@@ -196,6 +231,11 @@ fn payment(state: &mut CheckoutState, e: &PaymentEvent) {
             p.reference = Some(e.provider_reference.clone());
             p.authorized = e.amount;
         }
+        PaymentEvent::PaymentAuthorizationAdjusted(e) => {
+            p.amount = e.authorized;
+            p.authorized = e.authorized;
+            state.paid_lines = lines_now;
+        }
         PaymentEvent::PaymentDeclined(_) => p.stage = PaymentStage::Declined,
         PaymentEvent::PaymentVoided(_) => p.stage = PaymentStage::Voided,
         PaymentEvent::PaymentCaptured(e) => p.captured = e.captured_total,
@@ -205,8 +245,30 @@ fn payment(state: &mut CheckoutState, e: &PaymentEvent) {
 }
 
 fn stock(state: &mut CheckoutState, e: &StockEvent) {
-    if let StockEvent::StockReserved(e) = e {
-        state.reserved.insert(e.sku.clone(), e.allocation.clone());
+    match e {
+        StockEvent::StockReserved(e) => {
+            state.reserved.insert(e.sku.clone(), e.allocation.clone());
+            state.reserved_quantity.insert(e.sku.clone(), e.quantity);
+        }
+        StockEvent::StockBackorderFilled(e) => {
+            if let Some(held) = state.reserved.get_mut(&e.sku) {
+                for a in &e.allocation {
+                    match held.iter_mut().find(|h| h.warehouse == a.warehouse) {
+                        Some(h) => {
+                            h.quantity = aggregates::Quantity(h.quantity.get() + a.quantity.get())
+                        }
+                        None => held.push(a.clone()),
+                    }
+                }
+            }
+        }
+        // A change that arrives after the line was removed (or the order closed) is
+        // released again; it must not resurrect the line.
+        StockEvent::StockReservationChanged(e) if state.reserved.contains_key(&e.sku) => {
+            state.reserved.insert(e.sku.clone(), e.allocation.clone());
+            state.reserved_quantity.insert(e.sku.clone(), e.quantity);
+        }
+        _ => {}
     }
 }
 
@@ -225,6 +287,11 @@ fn shipment(state: &mut CheckoutState, e: &ShipmentEvent) {
                 },
             );
         }
+        ShipmentEvent::ShipmentRevised(e) => {
+            if let Some(s) = state.shipments.get_mut(&e.shipment_id) {
+                s.lines = e.lines.clone();
+            }
+        }
         ShipmentEvent::ShipmentPacked(e) => ship_stage(state, e.shipment_id, ShipmentStage::Packed),
         ShipmentEvent::ShipmentLabelCreated(e) => {
             if let Some(s) = state.shipments.get_mut(&e.shipment_id) {
@@ -241,6 +308,10 @@ fn shipment(state: &mut CheckoutState, e: &ShipmentEvent) {
         }
         ShipmentEvent::ShipmentTrackingUpdated(e) => scanned(state, e.shipment_id, e.at),
         ShipmentEvent::ShipmentDeliveryFailed(e) => scanned(state, e.shipment_id, e.at),
+        ShipmentEvent::ShipmentReturnedToSender(e) => {
+            ship_stage(state, e.shipment_id, ShipmentStage::ReturnedToSender);
+            scanned(state, e.shipment_id, e.at);
+        }
         _ => {}
     }
 }

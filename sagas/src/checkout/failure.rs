@@ -4,12 +4,12 @@ use aggregates::loyalty::{LoyaltyCommand, LoyaltyError};
 use aggregates::order::{CancellationReason, OrderError};
 use aggregates::payment::PaymentError;
 use aggregates::promotion::PromotionCommand;
-use aggregates::shipment::ShipmentError;
+use aggregates::shipment::{ShipmentError, ShipmentStatus};
 use aggregates::stock::{StockCommand, StockError};
 use aggregates::DomainError;
 use chrono::{DateTime, Utc};
 
-use super::react::cancel;
+use super::react::{cancel, revert_line};
 use super::state::CheckoutState;
 use crate::dispatch::{Dispatch, Target};
 use crate::saga::{OnFailure, Reaction};
@@ -29,6 +29,23 @@ pub(super) fn on_failure(
         // A line cannot be reserved: the order cannot be filled.
         (Target::Stock(_, StockCommand::ReserveStock(_)), DomainError::Stock(_)) => {
             give_up(CancellationReason::OutOfStock)
+        }
+        // An edit asked for more than the stock has: the edit is undone, the line goes
+        // back to what is reserved (the order stays as it was).
+        (
+            Target::Stock(stream, StockCommand::ChangeReservation(_)),
+            DomainError::Stock(StockError::InsufficientStock { .. }),
+        ) => {
+            let line = state
+                .order
+                .as_ref()
+                .and_then(|o| o.lines.iter().find(|l| l.sku.as_str() == stream));
+            match line.and_then(|l| Some((l.sku.clone(), state.reserved_of(&l.sku)?))) {
+                Some((sku, reserved)) => OnFailure::Compensate(
+                    Reaction::none().command(revert_line(order_id, sku, reserved, now)),
+                ),
+                None => OnFailure::Skip,
+            }
         }
         // The coupon ran out (usage limits), ended, or the points are gone: the order
         // cannot be had at the price it was placed at.
@@ -54,6 +71,8 @@ pub(super) fn on_failure(
             Target::Loyalty(..),
             DomainError::Loyalty(
                 LoyaltyError::NotEnrolled
+                | LoyaltyError::ReferralCodeNotOurs(_)
+                | LoyaltyError::SelfReferral
                 | LoyaltyError::HoldNotFound(_)
                 | LoyaltyError::HoldAlreadyCommitted(_)
                 | LoyaltyError::HoldAlreadyReturned(_)
@@ -73,6 +92,7 @@ pub(super) fn on_failure(
                 | OrderError::NotDelivered
                 | OrderError::OpenReturn(_)
                 | OrderError::ShipmentAlreadyDelivered(_)
+                | OrderError::ShipmentAlreadyReturned(_)
                 | OrderError::DuplicateShipment(_),
             ),
         ) => OnFailure::Skip,
@@ -89,6 +109,7 @@ pub(super) fn on_failure(
             Target::Shipment(..),
             DomainError::Shipment(
                 ShipmentError::AlreadyCreated(_)
+                | ShipmentError::NoFailedDelivery(ShipmentStatus::ReturnedToSender)
                 | ShipmentError::NotPacked(_)
                 | ShipmentError::NotOnTheWay(_),
             ),

@@ -32,6 +32,7 @@ mod state;
 mod tests;
 
 use aggregates::cart::CartEvent;
+use aggregates::loyalty::LoyaltyEvent;
 use aggregates::order::OrderEvent;
 use aggregates::payment::PaymentEvent;
 use aggregates::shipment::ShipmentEvent;
@@ -86,6 +87,8 @@ pub struct CheckoutSettings {
     pub return_window: Duration,
     /// Loyalty points per whole currency unit paid, before the tier multiplier.
     pub points_base_rate: u32,
+    /// Points the referrer earns when a customer they referred completes a first order.
+    pub referral_points: u64,
 }
 
 impl Default for CheckoutSettings {
@@ -100,6 +103,7 @@ impl Default for CheckoutSettings {
             capture_attempts: 3,
             return_window: Duration::days(i64::from(aggregates::order::DEFAULT_RETURN_WINDOW_DAYS)),
             points_base_rate: 100,
+            referral_points: 500,
         }
     }
 }
@@ -132,7 +136,10 @@ impl ProcessManager for CheckoutSaga {
             DomainEvent::Payment(e) => payment_order(e),
             DomainEvent::Stock(e) => stock_order(e),
             DomainEvent::Shipment(e) => shipment_order(e),
-            DomainEvent::Cart(_) => None,
+            DomainEvent::Loyalty(LoyaltyEvent::LoyaltyReferralQualified(e)) => {
+                Some(e.first_order_id.to_string())
+            }
+            DomainEvent::Cart(_) | DomainEvent::Loyalty(_) => None,
         };
         order.map_or(Route::Ignore, Route::Continue)
     }
@@ -179,6 +186,7 @@ fn payment_order(e: &PaymentEvent) -> Option<String> {
         PaymentEvent::PaymentFraudReviewed(e) => e.order_id,
         PaymentEvent::PaymentActionRequired(e) => e.order_id,
         PaymentEvent::PaymentAuthorized(e) => e.order_id,
+        PaymentEvent::PaymentAuthorizationAdjusted(e) => e.order_id,
         PaymentEvent::PaymentDeclined(e) => e.order_id,
         PaymentEvent::PaymentCaptured(e) => e.order_id,
         PaymentEvent::PaymentVoided(e) => e.order_id,
@@ -191,6 +199,8 @@ fn payment_order(e: &PaymentEvent) -> Option<String> {
 fn stock_order(e: &StockEvent) -> Option<String> {
     match e {
         StockEvent::StockReserved(e) => Some(e.order_id.to_string()),
+        StockEvent::StockReservationChanged(e) => Some(e.order_id.to_string()),
+        StockEvent::StockBackorderFilled(e) => Some(e.order_id.to_string()),
         _ => None,
     }
 }
@@ -198,12 +208,14 @@ fn stock_order(e: &StockEvent) -> Option<String> {
 fn shipment_order(e: &ShipmentEvent) -> Option<String> {
     let id = match e {
         ShipmentEvent::ShipmentCreated(e) => e.order_id,
+        ShipmentEvent::ShipmentRevised(e) => e.order_id,
         ShipmentEvent::ShipmentPacked(e) => e.order_id,
         ShipmentEvent::ShipmentLabelCreated(e) => e.order_id,
         ShipmentEvent::ShipmentDispatched(e) => e.order_id,
         ShipmentEvent::ShipmentDelivered(e) => e.order_id,
         ShipmentEvent::ShipmentTrackingUpdated(e) => e.order_id,
         ShipmentEvent::ShipmentDeliveryFailed(e) => e.order_id,
+        ShipmentEvent::ShipmentReturnedToSender(e) => e.order_id,
         _ => return None,
     };
     Some(id.to_string())

@@ -4,23 +4,27 @@ use std::collections::BTreeMap;
 
 use aggregates::cart::CartEvent;
 use aggregates::loyalty::{
-    CommitHeldPoints, EarnPoints, HoldPoints, LoyaltyCommand, ReturnHeldPoints, ReversePoints,
+    CommitHeldPoints, EarnPoints, HoldPoints, LoyaltyCommand, LoyaltyEvent,
+    LoyaltyReferralQualified, QualifyReferral, ReturnHeldPoints, ReversePoints, RewardReferral,
 };
 use aggregates::order::{
-    CancelOrder, CancellationReason, LineQuantity, NewOrderLine, OrderCommand, OrderEvent,
-    PlaceOrder, RecordDelivery, RecordPaymentCaptured, RecordRefund, RecordShipment,
+    CancelOrder, CancellationReason, ChangeLineQuantity, LineQuantity, NewOrderLine, OrderCommand,
+    OrderEvent, PlaceOrder, RecordDelivery, RecordPaymentCaptured, RecordRefund,
+    RecordReturnToSender, RecordShipment,
 };
 use aggregates::payment::{
-    AssessFraud, AuthorizePayment, CapturePayment, DeclinePayment, FraudInputs, FraudOutcome,
-    InitiatePayment, PaymentCommand, PaymentEvent, RefundPayment, RequireAction,
+    AdjustAuthorization, AssessFraud, AuthorizePayment, CapturePayment, DeclinePayment,
+    FraudInputs, FraudOutcome, InitiatePayment, PaymentCommand, PaymentEvent, RefundPayment,
+    RequireAction,
 };
 use aggregates::promotion::{PromotionCommand, ReleaseRedemption, ReserveRedemption};
 use aggregates::shipment::{
-    CreateLabel, CreateShipment, DeliveryFailureReason, ReportDeliveryFailure, ShipmentCommand,
-    ShipmentEvent, ShipmentLine, TrackingStatus, UpdateTracking,
+    CreateLabel, CreateShipment, DeliveryFailureReason, ReportDeliveryFailure, ReviseShipment,
+    ShipmentCommand, ShipmentEvent, ShipmentLine, TrackingStatus, UpdateTracking,
 };
 use aggregates::stock::{
-    CommitReservation, ReceiveStock, ReleaseReservation, ReserveStock, StockCommand, StockEvent,
+    ChangeReservation, CommitReservation, ReceiveStock, ReleaseReservation, ReserveStock,
+    StockCommand, StockEvent,
 };
 use aggregates::{Money, OrderId, ShipmentId, WarehouseId};
 use chrono::{DateTime, Utc};
@@ -64,8 +68,14 @@ pub(super) fn react(
         Input::Event(e) => match &e.event {
             DomainEvent::Order(e) => step.order_event(order_id, e),
             DomainEvent::Payment(e) => step.payment_event(order_id, e),
-            DomainEvent::Stock(StockEvent::StockReserved(_)) => step.after_reservation(order_id),
+            DomainEvent::Stock(StockEvent::StockReserved(_)) => step.reconcile(order_id),
+            DomainEvent::Stock(StockEvent::StockReservationChanged(_)) => step.reconcile(order_id),
+            // Owed units were allocated: they ship in a later parcel.
+            DomainEvent::Stock(StockEvent::StockBackorderFilled(_)) => step.reconcile(order_id),
             DomainEvent::Shipment(e) => step.shipment_event(order_id, e),
+            DomainEvent::Loyalty(LoyaltyEvent::LoyaltyReferralQualified(e)) => {
+                step.reward_referrer(e)
+            }
             // The checkout of an order placed before it reached the saga: now its
             // coupons and points are known.
             DomainEvent::Cart(CartEvent::CartCheckedOut(_))
@@ -134,7 +144,26 @@ impl Step<'_> {
                 self.reserve(order_id)
             }
             OrderEvent::OrderDraftFinalised(_) => self.reserve(order_id),
-            OrderEvent::OrderConfirmed(_) => self.plan_shipments(order_id),
+            OrderEvent::OrderConfirmed(_) => self.reconcile(order_id),
+            OrderEvent::OrderLineQuantityChanged(_)
+            | OrderEvent::OrderShippingAddressChanged(_) => self.reconcile(order_id),
+            OrderEvent::OrderLineRemoved(e) => {
+                let release = Dispatch::new(
+                    format!("release:{}", e.sku),
+                    Target::Stock(
+                        e.sku.to_string(),
+                        StockCommand::ReleaseReservation(ReleaseReservation {
+                            order_id,
+                            at: self.now,
+                        }),
+                    ),
+                );
+                let mut r = self.reconcile(order_id);
+                if !self.state.is_closed() {
+                    r.commands.insert(0, release);
+                }
+                r
+            }
             OrderEvent::OrderCancelled(_) => self.compensate(order_id),
             OrderEvent::OrderDelivered(_) => self.delivered(order_id),
             OrderEvent::OrderReturnApproved(e) => self.return_label(e.return_id),
@@ -142,11 +171,49 @@ impl Step<'_> {
             OrderEvent::OrderExchangeRequested(e) => {
                 self.place_replacement(e.return_id, e.replacement_order_id)
             }
+            // The customer's account decides whether this is their first completed order
+            // and whether anyone referred them (`LoyaltyReferralQualified`).
+            OrderEvent::OrderCompleted(_) => Reaction::none().command(Dispatch::new(
+                "qualify-referral",
+                Target::Loyalty(
+                    self.customer(),
+                    LoyaltyCommand::QualifyReferral(QualifyReferral {
+                        order_id,
+                        at: self.now,
+                    }),
+                ),
+            )),
             OrderEvent::OrderRefundRecorded(_) | OrderEvent::OrderReturnRejected(_) => {
                 self.complete_if_settled(order_id)
             }
             _ => Reaction::none(),
         }
+    }
+
+    /// The referred customer's first order completed: the account whose referral code
+    /// they enrolled with (a referral code is its customer's id in hex) earns the
+    /// reward, once per referred customer (the account refuses a second reward and a
+    /// self-referral).
+    fn reward_referrer(&self, e: &LoyaltyReferralQualified) -> Reaction {
+        let Ok(referrer) = Uuid::try_parse(&e.referred_by) else {
+            return Reaction::none();
+        };
+        if referrer == e.customer_id.0 || self.settings.referral_points == 0 {
+            return Reaction::none();
+        }
+        Reaction::none().command(Dispatch::new(
+            "reward-referrer",
+            Target::Loyalty(
+                referrer.to_string(),
+                LoyaltyCommand::RewardReferral(RewardReferral {
+                    referred_customer: e.customer_id,
+                    referral_code: e.referred_by.clone(),
+                    first_order_id: e.first_order_id,
+                    points: self.settings.referral_points,
+                    at: self.now,
+                }),
+            ),
+        ))
     }
 
     /// Promotions, held points and stock for every line; the order must be paid before
@@ -204,7 +271,11 @@ impl Step<'_> {
     /// The last line's stock is reserved: pay (or confirm when nothing is due).
     fn after_reservation(&self, order_id: OrderId) -> Reaction {
         let s = self.state;
-        if s.phase != Phase::Reserving || !s.fully_reserved() || s.payment.is_some() {
+        if s.phase != Phase::Reserving
+            || !s.fully_reserved()
+            || !s.stock_matches()
+            || s.payment.is_some()
+        {
             return Reaction::none();
         }
         let order = self.order();
@@ -231,8 +302,190 @@ impl Step<'_> {
         ))
     }
 
-    /// One shipment per warehouse the stock was allocated in.
+    /// Brings everything in line with the order after an edit (or a step that may follow
+    /// one): reservations to the lines' quantities first, then the authorization to the
+    /// new total, then the shipments to the reservations. Each stage waits for the one
+    /// before it to be reported, so a refusal stops the chain where it happened.
+    fn reconcile(&self, order_id: OrderId) -> Reaction {
+        let s = self.state;
+        if !matches!(s.phase, Phase::Reserving | Phase::Paying | Phase::Confirmed) {
+            return Reaction::none();
+        }
+        let mut r = Reaction::none();
+        for line in &self.order().lines {
+            match s.reserved_of(&line.sku) {
+                Some(q) if q != line.quantity => {
+                    r = r.command(Dispatch::new(
+                        format!("change-reservation:{}", line.sku),
+                        Target::Stock(
+                            line.sku.to_string(),
+                            StockCommand::ChangeReservation(ChangeReservation {
+                                order_id,
+                                quantity: line.quantity,
+                                at: self.now,
+                            }),
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if !r.commands.is_empty() {
+            return r;
+        }
+        match s.phase {
+            Phase::Reserving => self.after_reservation(order_id),
+            // The authorization under way is for the total at initiation; it is
+            // adjusted once the order is confirmed.
+            Phase::Paying => r,
+            _ if !s.payment_matches() => self.update_authorization(),
+            _ => self.plan_shipments(order_id),
+        }
+    }
+
+    /// The authorization to the order's new total (an edit changed it).
+    fn update_authorization(&self) -> Reaction {
+        let (Some(p), order) = (&self.state.payment, self.order()) else {
+            return Reaction::none();
+        };
+        let Some(reference) = p.reference.clone() else {
+            return Reaction::none();
+        };
+        Reaction::none().call(self.call(
+            "update-authorization",
+            PortRequest::Payment(PaymentRequest::UpdateAuthorization {
+                payment_id: p.payment_id,
+                reference,
+                amount: order.grand_total,
+            }),
+        ))
+    }
+
+    /// The provider would not raise the authorization: the edit is undone (every line
+    /// back to the quantity the authorization covers). A raised total with no line to
+    /// undo (a new address's tax) cannot be paid: the order is cancelled.
+    fn edit_declined(&self, order_id: OrderId) -> Reaction {
+        let mut r = Reaction::none();
+        for line in &self.order().lines {
+            match self.state.paid_lines.get(&line.sku) {
+                Some(paid) if *paid < line.quantity => {
+                    r = r.command(revert_line(order_id, line.sku.clone(), *paid, self.now));
+                }
+                _ => {}
+            }
+        }
+        if r.commands.is_empty() {
+            return r.command(self.cancel(order_id, CancellationReason::PaymentDeclined));
+        }
+        r
+    }
+
+    /// One shipment per warehouse the stock is allocated in: created when new, revised
+    /// when an edit changed its lines (emptied when nothing is left there). Units
+    /// allocated later (a backorder filled) join the warehouse's shipment while it waits
+    /// to be picked, else leave in a later shipment of their own.
     fn plan_shipments(&self, order_id: OrderId) -> Reaction {
+        let plan = self.shipment_plan();
+        let mut r = Reaction::none();
+        for (warehouse, lines) in &plan {
+            let primary = shipment_id(order_id, warehouse);
+            let Some(existing) = self.state.shipments.get(&primary) else {
+                r = r.command(Dispatch::new(
+                    format!("ship-from:{warehouse}"),
+                    Target::Shipment(
+                        primary.to_string(),
+                        ShipmentCommand::CreateShipment(CreateShipment {
+                            shipment_id: primary,
+                            order_id,
+                            warehouse: warehouse.clone(),
+                            lines: lines.clone(),
+                            at: self.now,
+                        }),
+                    ),
+                ));
+                continue;
+            };
+            let in_warehouse: Vec<(&ShipmentId, &ShipmentProgress)> = self
+                .state
+                .shipments
+                .iter()
+                .filter(|(_, x)| &x.warehouse == warehouse)
+                .collect();
+            let later: Vec<&ShipmentLine> = in_warehouse
+                .iter()
+                .filter(|(id, _)| **id != primary)
+                .flat_map(|(_, x)| x.lines.iter())
+                .collect();
+            if existing.stage == ShipmentStage::Created {
+                let target = units_less(lines, later);
+                if !same_lines(&existing.lines, &target) {
+                    r = r.command(self.revise(primary, target));
+                }
+                continue;
+            }
+            let extra = units_less(
+                lines,
+                later.into_iter().chain(existing.lines.iter()).collect(),
+            );
+            if extra.is_empty() {
+                continue;
+            }
+            // Numbered by the shipments the warehouse has: a step repeated before the
+            // new shipment is reported names the same one.
+            let later_id = ShipmentId::from_uuid(crate::saga::entity_id(
+                "shipment",
+                &format!("{order_id}/{warehouse}/{}", in_warehouse.len()),
+            ));
+            r = r.command(Dispatch::new(
+                format!("ship-later-from:{warehouse}"),
+                Target::Shipment(
+                    later_id.to_string(),
+                    ShipmentCommand::CreateShipment(CreateShipment {
+                        shipment_id: later_id,
+                        order_id,
+                        warehouse: warehouse.clone(),
+                        lines: extra,
+                        at: self.now,
+                    }),
+                ),
+            ));
+        }
+        for (id, existing) in &self.state.shipments {
+            if !plan.contains_key(&existing.warehouse) && !existing.lines.is_empty() {
+                r = r.command(self.revise(*id, Vec::new()));
+            }
+        }
+        r
+    }
+
+    /// A shipment created with lines an edit has changed since (its creation was
+    /// reported after the edit): revised to the plan.
+    fn revise_if_stale(&self, shipment_id: ShipmentId) -> Reaction {
+        let s = self.state;
+        if s.phase != Phase::Confirmed || !s.stock_matches() || !s.payment_matches() {
+            return Reaction::none();
+        }
+        let step = format!("revise:{shipment_id}");
+        let mut r = self.plan_shipments(self.order_id());
+        r.commands.retain(|d| d.step == step);
+        r
+    }
+
+    fn revise(&self, shipment_id: ShipmentId, lines: Vec<ShipmentLine>) -> Dispatch {
+        Dispatch::new(
+            format!("revise:{shipment_id}"),
+            Target::Shipment(
+                shipment_id.to_string(),
+                ShipmentCommand::ReviseShipment(ReviseShipment {
+                    lines,
+                    at: self.now,
+                }),
+            ),
+        )
+    }
+
+    /// The lines each warehouse ships: the stock allocated there, by SKU.
+    fn shipment_plan(&self) -> BTreeMap<WarehouseId, Vec<ShipmentLine>> {
         let mut by_warehouse: BTreeMap<WarehouseId, Vec<ShipmentLine>> = BTreeMap::new();
         for (sku, allocations) in &self.state.reserved {
             for a in allocations.iter().filter(|a| a.quantity.get() > 0) {
@@ -245,24 +498,7 @@ impl Step<'_> {
                     });
             }
         }
-        let mut r = Reaction::none();
-        for (warehouse, lines) in by_warehouse {
-            let shipment_id = shipment_id(order_id, &warehouse);
-            r = r.command(Dispatch::new(
-                format!("ship-from:{warehouse}"),
-                Target::Shipment(
-                    shipment_id.to_string(),
-                    ShipmentCommand::CreateShipment(CreateShipment {
-                        shipment_id,
-                        order_id,
-                        warehouse,
-                        lines,
-                        at: self.now,
-                    }),
-                ),
-            ));
-        }
-        r
+        by_warehouse
     }
 
     /// Stock, promotions and points go back; the payment is voided, or refunded when
@@ -343,7 +579,13 @@ impl Step<'_> {
         let order = self.order();
         let r =
             Reaction::none().timer(timer::RETURN_WINDOW, self.now + self.settings.return_window);
-        let paid = order.paid.checked_sub(order.refunded).unwrap_or(order.paid);
+        // A refund the payment reported whose record on the order is still on its way
+        // counts already (its points reversal found nothing earned yet).
+        let refunded = match &self.state.payment {
+            Some(p) if p.refunded.amount > order.refunded.amount => p.refunded,
+            _ => order.refunded,
+        };
+        let paid = order.paid.checked_sub(refunded).unwrap_or(order.paid);
         if !paid.is_positive() {
             return r;
         }
@@ -526,6 +768,7 @@ impl Step<'_> {
                 }
             }
             PaymentEvent::PaymentAuthorized(e) => self.authorized(order_id, e.amount),
+            PaymentEvent::PaymentAuthorizationAdjusted(_) => self.reconcile(order_id),
             PaymentEvent::PaymentDeclined(_) => {
                 let r = Reaction::none().cancel_timer(timer::PAYMENT_STATUS);
                 if closed {
@@ -564,7 +807,12 @@ impl Step<'_> {
                         }),
                     ),
                 ));
-                if return_id.is_none() {
+                let returned_parcel = self
+                    .state
+                    .shipments
+                    .keys()
+                    .any(|id| returned_parcel_refund_id(*id) == e.refund_id);
+                if return_id.is_none() && !returned_parcel {
                     return r;
                 }
                 r.command(Dispatch::new(
@@ -648,8 +896,12 @@ impl Step<'_> {
 
     fn shipment_event(&self, order_id: OrderId, e: &ShipmentEvent) -> Reaction {
         match e {
+            ShipmentEvent::ShipmentCreated(e) => self.revise_if_stale(e.shipment_id),
             ShipmentEvent::ShipmentPacked(e) => self.label(e.shipment_id),
             ShipmentEvent::ShipmentDispatched(e) => self.dispatched(order_id, e.shipment_id),
+            ShipmentEvent::ShipmentReturnedToSender(e) => {
+                self.returned_to_sender(order_id, e.shipment_id)
+            }
             ShipmentEvent::ShipmentDelivered(e) => Reaction::none()
                 .cancel_timer(timer::tracking(&e.shipment_id))
                 .command(Dispatch::new(
@@ -664,6 +916,96 @@ impl Step<'_> {
                 )),
             _ => Reaction::none(),
         }
+    }
+
+    /// A parcel came back undelivered: the order records it, its goods go back on the
+    /// shelf they left, and what it captured is refunded (the refund reverses points in
+    /// proportion); a capture not made yet is never made.
+    fn returned_to_sender(&self, order_id: OrderId, shipment_id: ShipmentId) -> Reaction {
+        let s = self.state;
+        let Some(shipment) = s.shipments.get(&shipment_id) else {
+            return Reaction::none();
+        };
+        let mut r = Reaction::none()
+            .cancel_timer(timer::tracking(&shipment_id))
+            .cancel_timer(timer::capture(&shipment_id))
+            .command(Dispatch::new(
+                "record-returned",
+                order_target(
+                    order_id,
+                    OrderCommand::RecordReturnToSender(RecordReturnToSender {
+                        shipment_id,
+                        at: self.now,
+                    }),
+                ),
+            ));
+        for line in &shipment.lines {
+            // The reservation is committed (on-hand lowered) once every parcel carrying
+            // the SKU has left; only then are the returned units put back.
+            let committed = s
+                .shipments
+                .values()
+                .filter(|x| x.lines.iter().any(|l| l.sku == line.sku))
+                .all(|x| {
+                    matches!(
+                        x.stage,
+                        ShipmentStage::Dispatched
+                            | ShipmentStage::Delivered
+                            | ShipmentStage::ReturnedToSender
+                    )
+                });
+            if committed {
+                r = r.command(Dispatch::new(
+                    format!("restock-returned:{}", line.sku),
+                    Target::Stock(
+                        line.sku.to_string(),
+                        StockCommand::ReceiveStock(ReceiveStock {
+                            sku: line.sku.clone(),
+                            warehouse: shipment.warehouse.clone(),
+                            quantity: line.quantity,
+                            at: self.now,
+                        }),
+                    ),
+                ));
+            }
+        }
+        let Some(p) = &s.payment else {
+            return r;
+        };
+        let Some(reference) = p.reference.clone() else {
+            return r;
+        };
+        if shipment.captured {
+            let refundable = p.captured.checked_sub(p.refunded).unwrap_or(p.captured);
+            let share = capture_share(s, shipment_id).and_then(|m| m.min(refundable));
+            if let Some(amount) = share.ok().filter(Money::is_positive) {
+                return r.call(self.call(
+                    "refund-returned-parcel",
+                    PortRequest::Payment(PaymentRequest::Refund {
+                        payment_id: p.payment_id,
+                        reference,
+                        refund_id: returned_parcel_refund_id(shipment_id),
+                        amount,
+                    }),
+                ));
+            }
+            return r;
+        }
+        // Nothing captured and no parcel left to capture: the hold goes back at once.
+        let nothing_to_capture = s
+            .shipments
+            .values()
+            .all(|x| x.stage == ShipmentStage::ReturnedToSender);
+        if p.stage == PaymentStage::Authorized && p.captured.is_zero() && nothing_to_capture {
+            return r.call(self.call(
+                "void",
+                PortRequest::Payment(PaymentRequest::Void {
+                    payment_id: p.payment_id,
+                    reference,
+                }),
+            ));
+        }
+        r
     }
 
     fn label(&self, shipment_id: ShipmentId) -> Reaction {
@@ -717,7 +1059,9 @@ impl Step<'_> {
                         ShipmentStage::Dispatched | ShipmentStage::Delivered
                     )
                 });
-            if all_left {
+            // A reservation with units still owed cannot be committed: the parcel that
+            // carries them commits it all.
+            if all_left && s.backordered_of(&line.sku) == 0 {
                 r = r.command(Dispatch::new(
                     format!("commit-stock:{}", line.sku),
                     Target::Stock(
@@ -757,13 +1101,33 @@ impl Step<'_> {
             timer::tracking(&shipment_id),
             self.now + self.settings.tracking_poll,
         );
-        match self.capture(shipment_id, "capture") {
-            Some(call) => r.call(call),
-            None => r,
+        let capture = self.capture_or_wait(shipment_id, "capture");
+        r.commands.extend(capture.commands);
+        r.calls.extend(capture.calls);
+        r.timers.extend(capture.timers);
+        r
+    }
+
+    /// Captures the shipment's share, unless an edit's new total still waits for the
+    /// provider: the share would be of the wrong authorization, so it is tried later.
+    fn capture_or_wait(&self, shipment_id: ShipmentId, step: &str) -> Reaction {
+        if !self.state.payment_matches() {
+            return Reaction::none().timer(
+                timer::capture(&shipment_id),
+                self.now + self.settings.status_retry,
+            );
+        }
+        match self.capture(shipment_id, step) {
+            Some(call) => Reaction::none().call(call),
+            None => Reaction::none(),
         }
     }
 
     fn capture(&self, shipment_id: ShipmentId, step: &str) -> Option<PortCall> {
+        let shipment = self.state.shipments.get(&shipment_id)?;
+        if shipment.stage == ShipmentStage::ReturnedToSender {
+            return None;
+        }
         let p = self.state.payment.as_ref()?;
         let reference = p.reference.clone()?;
         let amount = capture_share(self.state, shipment_id).ok()?;
@@ -841,10 +1205,7 @@ impl Step<'_> {
             return self.poll_tracking(id);
         }
         if let Some(id) = name.strip_prefix("capture:").and_then(|id| id.parse().ok()) {
-            return match self.capture(id, "capture-again") {
-                Some(call) => Reaction::none().call(call),
-                None => Reaction::none(),
-            };
+            return self.capture_or_wait(id, "capture-again");
         }
         Reaction::none()
     }
@@ -909,6 +1270,24 @@ impl Step<'_> {
         reply: &PaymentReply,
     ) -> Reaction {
         let r = Reaction::none();
+        if let PaymentRequest::UpdateAuthorization { .. } = request {
+            return match reply {
+                PaymentReply::Authorization(AuthorizationOutcome::Authorized {
+                    amount, ..
+                }) => self.payment_command(
+                    r,
+                    "adjust-authorization",
+                    PaymentCommand::AdjustAuthorization(AdjustAuthorization {
+                        amount: *amount,
+                        at: self.now,
+                    }),
+                ),
+                PaymentReply::Authorization(AuthorizationOutcome::Declined { .. }) => {
+                    self.edit_declined(order_id)
+                }
+                _ => r,
+            };
+        }
         match reply {
             PaymentReply::Authorization(outcome) => self.authorization(key, outcome),
             PaymentReply::Captured { amount } => self.payment_command(
@@ -1058,10 +1437,19 @@ impl Step<'_> {
                     reason: DeliveryFailureReason::RecipientAbsent,
                     at: u.at,
                 }),
+                Scan::ReturnedToSender => {
+                    delivered = true;
+                    ShipmentCommand::ReturnToSender { at: u.at }
+                }
             };
             r = r.command(Dispatch::new(format!("scan:{i}"), target(command)));
         }
-        if delivered || s.stage == ShipmentStage::Delivered {
+        if delivered
+            || matches!(
+                s.stage,
+                ShipmentStage::Delivered | ShipmentStage::ReturnedToSender
+            )
+        {
             return r;
         }
         r.timer(
@@ -1069,6 +1457,53 @@ impl Step<'_> {
             self.now + self.settings.tracking_poll,
         )
     }
+}
+
+/// `lines` less the units in `taken`, SKU by SKU (what is left to ship).
+fn units_less(lines: &[ShipmentLine], taken: Vec<&ShipmentLine>) -> Vec<ShipmentLine> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let gone: u32 = taken
+                .iter()
+                .filter(|t| t.sku == l.sku)
+                .map(|t| t.quantity.get())
+                .sum();
+            let left = l.quantity.get().saturating_sub(gone);
+            (left > 0).then(|| ShipmentLine {
+                sku: l.sku.clone(),
+                quantity: aggregates::Quantity(left),
+            })
+        })
+        .collect()
+}
+
+/// The same units per SKU, in whatever order.
+fn same_lines(a: &[ShipmentLine], b: &[ShipmentLine]) -> bool {
+    let units = |lines: &[ShipmentLine]| {
+        lines
+            .iter()
+            .map(|l| (l.sku.clone(), l.quantity))
+            .collect::<BTreeMap<_, _>>()
+    };
+    a.len() == b.len() && units(a) == units(b)
+}
+
+/// Sets an edited line back to `quantity`: the edit's effect was refused (stock short,
+/// the provider declined the new total), so the order stays as it was.
+pub(super) fn revert_line(
+    order_id: OrderId,
+    sku: aggregates::Sku,
+    quantity: aggregates::Quantity,
+    at: DateTime<Utc>,
+) -> Dispatch {
+    Dispatch::new(
+        format!("revert:{sku}"),
+        order_target(
+            order_id,
+            OrderCommand::ChangeLineQuantity(ChangeLineQuantity { sku, quantity, at }),
+        ),
+    )
 }
 
 /// Cancels the order; one step name for every cause, so two causes in one step name the

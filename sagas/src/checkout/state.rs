@@ -99,6 +99,8 @@ pub enum ShipmentStage {
     Labelled,
     Dispatched,
     Delivered,
+    /// The carrier brought the parcel back undelivered.
+    ReturnedToSender,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +154,14 @@ pub struct CheckoutState {
     /// coupons and points to reserve are the checkout's, so reserving waits for it.
     #[serde(default)]
     pub placed_before_checkout: bool,
+    /// Units reserved per SKU (allocated and backordered), as the stock last reported.
+    /// An edited order line differing from it is re-reserved.
+    #[serde(default)]
+    pub reserved_quantity: BTreeMap<Sku, Quantity>,
+    /// Line quantities the payment's authorization covers: an increase the provider
+    /// declines is reverted to them.
+    #[serde(default)]
+    pub paid_lines: BTreeMap<Sku, Quantity>,
 }
 
 impl CheckoutState {
@@ -160,6 +170,51 @@ impl CheckoutState {
         self.order
             .as_ref()
             .is_some_and(|o| o.lines.iter().all(|l| self.reserved.contains_key(&l.sku)))
+    }
+
+    /// Units of `sku` reserved: as reported, else what its allocations hold.
+    pub fn reserved_of(&self, sku: &Sku) -> Option<Quantity> {
+        if let Some(q) = self.reserved_quantity.get(sku) {
+            return Some(*q);
+        }
+        self.reserved
+            .get(sku)
+            .map(|a| Quantity(a.iter().map(|a| a.quantity.get()).sum()))
+    }
+
+    /// Units of `sku` reserved but not yet allocated to a warehouse (backordered).
+    pub fn backordered_of(&self, sku: &Sku) -> u32 {
+        let allocated: u32 = self
+            .reserved
+            .get(sku)
+            .map_or(0, |a| a.iter().map(|a| a.quantity.get()).sum());
+        self.reserved_of(sku)
+            .map_or(0, |q| q.get().saturating_sub(allocated))
+    }
+
+    /// Every reserved line holds the order's quantity and nothing removed is still held.
+    pub fn stock_matches(&self) -> bool {
+        let Some(order) = &self.order else {
+            return true;
+        };
+        order
+            .lines
+            .iter()
+            .all(|l| self.reserved_of(&l.sku).is_none_or(|q| q == l.quantity))
+            && self
+                .reserved
+                .keys()
+                .all(|sku| order.lines.iter().any(|l| &l.sku == sku))
+    }
+
+    /// The authorization covers the order's total (no edit waits for the provider).
+    pub fn payment_matches(&self) -> bool {
+        match (&self.order, &self.payment) {
+            (Some(o), Some(p)) if p.stage == PaymentStage::Authorized => {
+                p.authorized == o.grand_total
+            }
+            _ => true,
+        }
     }
 
     /// Cancelled, completed or never going further.
@@ -181,6 +236,14 @@ impl CheckoutState {
 /// The refund of return `return_id` (one per return).
 pub fn return_refund_id(return_id: ReturnId) -> aggregates::RefundId {
     aggregates::RefundId::from_uuid(crate::saga::entity_id("refund", &return_id.to_string()))
+}
+
+/// The refund of what a parcel that came back to the sender had captured.
+pub fn returned_parcel_refund_id(shipment_id: ShipmentId) -> aggregates::RefundId {
+    aggregates::RefundId::from_uuid(crate::saga::entity_id(
+        "refund-returned-parcel",
+        &shipment_id.to_string(),
+    ))
 }
 
 /// The refund of what was paid for an order cancelled after a capture.

@@ -1350,3 +1350,605 @@ fn an_exchange_places_a_replacement_with_nothing_due_and_refunds_nothing() {
     assert_eq!(steps(&r), vec!["restock:TEE"]);
     assert!(r.calls.is_empty(), "no refund for an exchanged return");
 }
+
+// ---- order edits before fulfilment ----------------------------------------------------
+
+/// Totals of the usual order with `tee` T-shirts and `mugs` mugs (19 % tax on goods and
+/// 5.00 shipping).
+fn totals_with(tees: i64, mugs: i64) -> OrderTotals {
+    let subtotal = 2_000 * tees + 1_000 * mugs;
+    let tax = (subtotal + 500) * 19 / 100;
+    OrderTotals {
+        subtotal: eur(subtotal),
+        discount: eur(0),
+        shipping: eur(500),
+        tax: eur(tax),
+        points_value: eur(0),
+        grand_total: eur(subtotal + 500 + tax),
+        currency: Currency::EUR,
+    }
+}
+
+fn mugs_changed(from: u32, to: u32) -> OrderEvent {
+    let totals = totals_with(2, i64::from(to));
+    OrderEvent::OrderLineQuantityChanged(OrderLineQuantityChanged {
+        sku: mug(),
+        previous_quantity: Quantity(from),
+        line: line(mug(), to, 1_000),
+        grand_total_difference: totals
+            .grand_total
+            .checked_sub(totals_with(2, i64::from(from)).grand_total)
+            .unwrap(),
+        totals,
+        at: t0(),
+    })
+}
+
+fn mug_reservation_changed(from: u32, to: u32, allocation: &[(WarehouseId, u32)]) -> StockEvent {
+    StockEvent::StockReservationChanged(StockReservationChanged {
+        sku: mug(),
+        order_id: order_id(),
+        previous_quantity: Quantity(from),
+        quantity: Quantity(to),
+        allocation: allocation
+            .iter()
+            .map(|(w, q)| WarehouseAllocation {
+                warehouse: w.clone(),
+                quantity: Quantity(*q),
+            })
+            .collect(),
+        backordered: Quantity(0),
+        levels: StockLevels::default(),
+        at: t0(),
+    })
+}
+
+fn update_request(amount: i64) -> PortRequest {
+    PortRequest::Payment(PaymentRequest::UpdateAuthorization {
+        payment_id: pay_id(),
+        reference: "pi_1".into(),
+        amount: eur(amount),
+    })
+}
+
+fn adjusted(from: i64, to: i64) -> PaymentEvent {
+    PaymentEvent::PaymentAuthorizationAdjusted(PaymentAuthorizationAdjusted {
+        payment_id: pay_id(),
+        order_id: order_id(),
+        previous_authorized: eur(from),
+        authorized: eur(to),
+        at: t0(),
+    })
+}
+
+fn revised_lines(r: &Reaction, w: &WarehouseId) -> Option<Vec<(Sku, u32)>> {
+    let id = ship_id(w).to_string();
+    r.commands.iter().find_map(|d| match &d.target {
+        Target::Shipment(s, ShipmentCommand::ReviseShipment(c)) if *s == id => Some(
+            c.lines
+                .iter()
+                .map(|l| (l.sku.clone(), l.quantity.get()))
+                .collect(),
+        ),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_raised_quantity_is_reserved_then_authorized_then_shipped() {
+    let mut history = confirmed_history();
+    // 1. The edit: the difference is reserved first.
+    let r = when(&history, ev(20, mugs_changed(1, 2)));
+    assert_eq!(steps(&r), vec!["change-reservation:MUG"]);
+    assert!(matches!(
+        &r.commands[0].target,
+        Target::Stock(s, StockCommand::ChangeReservation(c)) if s == "MUG" && c.quantity == Quantity(2)
+    ));
+    assert!(
+        r.calls.is_empty(),
+        "no money moves before the stock is there"
+    );
+    history.push(ev(20, mugs_changed(1, 2)));
+
+    // 2. Reserved: the authorization is raised to the new total (77.35).
+    let changed = mug_reservation_changed(1, 2, &[(ber(), 2)]);
+    let r = when(&history, ev(21, changed.clone()));
+    assert!(r.commands.is_empty());
+    assert_eq!(r.calls.len(), 1);
+    assert_eq!(r.calls[0].request, update_request(7_735));
+    history.push(ev(21, changed));
+
+    // 3. The provider raised it: the payment records the new authorization.
+    let r = when(
+        &history,
+        reply(
+            30,
+            update_request(7_735),
+            authorization(AuthorizationOutcome::Authorized {
+                reference: "pi_1".into(),
+                amount: eur(7_735),
+            }),
+        ),
+    );
+    assert!(matches!(
+        &r.commands[0].target,
+        Target::Payment(_, PaymentCommand::AdjustAuthorization(c)) if c.amount == eur(7_735)
+    ));
+
+    // 4. Recorded: the Berlin parcel carries the second mug; Hamburg is unchanged.
+    let r = when(&history, ev(22, adjusted(6_545, 7_735)));
+    assert_eq!(
+        revised_lines(&r, &ber()),
+        Some(vec![(mug(), 2), (tee(), 1)])
+    );
+    assert_eq!(revised_lines(&r, &ham()), None);
+    history.push(ev(22, adjusted(6_545, 7_735)));
+    let state = given(&history);
+    assert!(state.stock_matches() && state.payment_matches());
+    assert_eq!(state.paid_lines.get(&mug()), Some(&Quantity(2)));
+}
+
+#[test]
+fn a_raise_the_stock_cannot_cover_puts_the_line_back() {
+    let saga = CheckoutSaga::default();
+    let mut history = confirmed_history();
+    history.push(ev(20, mugs_changed(1, 3)));
+    let state = given(&history);
+    let r = when(&confirmed_history(), ev(20, mugs_changed(1, 3)));
+    let short = DomainError::Stock(StockError::InsufficientStock {
+        requested: Quantity(2),
+        available: Quantity(1),
+        backorder_allowance: Quantity(0),
+    });
+    match saga.on_failure(&state, &r.commands[0], &short, t0()) {
+        OnFailure::Compensate(c) => {
+            assert_eq!(steps(&c), vec!["revert:MUG"]);
+            assert!(matches!(
+                &c.commands[0].target,
+                Target::Order(_, OrderCommand::ChangeLineQuantity(c))
+                    if c.sku == mug() && c.quantity == Quantity(1)
+            ));
+        }
+        other => panic!("expected the edit undone, got {other:?}"),
+    }
+    // The line back at 1 matches the reservation: nothing else to do.
+    history.push(ev(21, mugs_changed(3, 1)));
+    let state = given(&history);
+    assert!(state.stock_matches() && state.payment_matches());
+    let r = when(&history[..history.len() - 1], ev(21, mugs_changed(3, 1)));
+    assert_eq!(r, Reaction::none());
+}
+
+#[test]
+fn a_declined_raise_puts_the_line_back_and_releases_the_extra_stock() {
+    let mut history = confirmed_history();
+    history.push(ev(20, mugs_changed(1, 2)));
+    history.push(ev(21, mug_reservation_changed(1, 2, &[(ber(), 2)])));
+    let r = when(
+        &history,
+        reply(
+            30,
+            update_request(7_735),
+            authorization(AuthorizationOutcome::Declined {
+                code: "incremental_authorization_not_supported".into(),
+            }),
+        ),
+    );
+    assert_eq!(steps(&r), vec!["revert:MUG"]);
+    assert!(matches!(
+        &r.commands[0].target,
+        Target::Order(_, OrderCommand::ChangeLineQuantity(c)) if c.quantity == Quantity(1)
+    ));
+    // The line back at 1: the second mug's reservation goes.
+    let r = when(&history, ev(22, mugs_changed(2, 1)));
+    assert!(matches!(
+        &r.commands[0].target,
+        Target::Stock(_, StockCommand::ChangeReservation(c)) if c.quantity == Quantity(1)
+    ));
+    history.push(ev(22, mugs_changed(2, 1)));
+    // Released: the authorization already covers the total, the parcels never changed.
+    let r = when(
+        &history,
+        ev(23, mug_reservation_changed(2, 1, &[(ber(), 1)])),
+    );
+    assert_eq!(r, Reaction::none());
+}
+
+#[test]
+fn a_removed_line_releases_its_stock_lowers_the_authorization_and_empties_its_share() {
+    let mut history = confirmed_history();
+    let removed = OrderEvent::OrderLineRemoved(OrderLineRemoved {
+        sku: mug(),
+        removed_quantity: Quantity(1),
+        totals: totals_with(2, 0),
+        grand_total_difference: eur(-1_190),
+        at: t0(),
+    });
+    let r = when(&history, ev(20, removed.clone()));
+    assert_eq!(steps(&r), vec!["release:MUG"]);
+    assert_eq!(r.calls[0].request, update_request(5_355));
+    history.push(ev(20, removed));
+    let r = when(&history, ev(21, adjusted(6_545, 5_355)));
+    assert_eq!(revised_lines(&r, &ber()), Some(vec![(tee(), 1)]));
+}
+
+#[test]
+fn a_parcel_leaving_while_the_new_total_waits_for_the_provider_captures_later() {
+    let mut history = confirmed_history();
+    history.push(ev(20, mugs_changed(1, 2)));
+    history.push(ev(21, mug_reservation_changed(1, 2, &[(ber(), 2)])));
+    history.push(ev(22, label_created(&ham())));
+    let r = when(&history, ev(23, dispatched(&ham())));
+    assert_eq!(capture_of(&r), None);
+    assert!(r
+        .timers
+        .iter()
+        .any(|t| t.name == timer::capture(&ship_id(&ham()))));
+    // Once the authorization is adjusted, the retry captures the share of the new total.
+    history.push(ev(23, dispatched(&ham())));
+    history.push(ev(24, adjusted(6_545, 7_735)));
+    let r = when(&history, fire(&timer::capture(&ship_id(&ham()))));
+    assert!(capture_of(&r).is_some());
+}
+
+#[test]
+fn a_shipment_reported_after_an_edit_is_revised_to_the_plan() {
+    let history = confirmed_history();
+    let mut edited = history[..7].to_vec();
+    edited.push(ev(20, mugs_changed(1, 2)));
+    edited.push(ev(21, mug_reservation_changed(1, 2, &[(ber(), 2)])));
+    edited.push(ev(22, adjusted(6_545, 7_735)));
+    // Berlin's creation (with the old lines) reaches the saga only now.
+    let r = when(&edited, history[7].clone());
+    assert_eq!(
+        revised_lines(&r, &ber()),
+        Some(vec![(mug(), 2), (tee(), 1)])
+    );
+}
+
+// ---- parcels returned to sender -------------------------------------------------------
+
+fn capture_request(w: &WarehouseId, amount: i64) -> PortRequest {
+    PortRequest::Payment(PaymentRequest::Capture {
+        payment_id: pay_id(),
+        reference: "pi_1".into(),
+        amount: eur(amount),
+        purpose: ship_id(w).to_string(),
+    })
+}
+
+/// Both parcels left; Berlin's share (39.27) was captured.
+fn both_dispatched_berlin_captured() -> Vec<Input> {
+    let mut history = confirmed_history();
+    history.push(ev(10, label_created(&ber())));
+    history.push(ev(11, dispatched(&ber())));
+    history.push(ev(12, label_created(&ham())));
+    history.push(ev(13, dispatched(&ham())));
+    history.push(reply(
+        14,
+        capture_request(&ber(), 3_927),
+        PortReply::Payment(PaymentReply::Captured { amount: eur(3_927) }),
+    ));
+    history.push(ev(
+        15,
+        PaymentEvent::PaymentCaptured(PaymentCaptured {
+            payment_id: pay_id(),
+            order_id: order_id(),
+            amount: eur(3_927),
+            captured_total: eur(3_927),
+            capturable_remaining: eur(2_618),
+            at: t0(),
+        }),
+    ));
+    history
+}
+
+fn returned(w: &WarehouseId, lines: &[(Sku, u32)]) -> ShipmentEvent {
+    ShipmentEvent::ShipmentReturnedToSender(ShipmentReturnedToSender {
+        shipment_id: ship_id(w),
+        order_id: order_id(),
+        warehouse: w.clone(),
+        lines: lines
+            .iter()
+            .map(|(sku, q)| ShipmentLine {
+                sku: sku.clone(),
+                quantity: Quantity(*q),
+            })
+            .collect(),
+        failed_attempts: 1,
+        at: t0(),
+    })
+}
+
+#[test]
+fn a_failed_then_returned_scan_sends_the_parcel_back_and_stops_tracking() {
+    let history = both_dispatched_berlin_captured();
+    let updates = vec![
+        TrackingUpdate {
+            scan: Scan::Failed,
+            location: "door".into(),
+            at: t0() + Duration::minutes(1),
+        },
+        TrackingUpdate {
+            scan: Scan::ReturnedToSender,
+            location: "sender".into(),
+            at: t0() + Duration::minutes(2),
+        },
+    ];
+    let track = PortRequest::Carrier(CarrierRequest::Track {
+        shipment_id: ship_id(&ber()),
+        tracking_number: "TP-BER-1".into(),
+    });
+    let r = when(
+        &history,
+        reply(
+            20,
+            track,
+            PortReply::Carrier(CarrierReply::Tracking(updates)),
+        ),
+    );
+    assert!(matches!(
+        &r.commands[..],
+        [
+            Dispatch {
+                target: Target::Shipment(_, ShipmentCommand::ReportDeliveryFailure(_)),
+                ..
+            },
+            Dispatch {
+                target: Target::Shipment(_, ShipmentCommand::ReturnToSender { .. }),
+                ..
+            },
+        ]
+    ));
+    assert!(
+        r.timers.is_empty(),
+        "no more polling for a parcel that came back"
+    );
+}
+
+#[test]
+fn a_returned_captured_parcel_is_recorded_restocked_refunded_and_its_points_reversed() {
+    let history = both_dispatched_berlin_captured();
+    let r = when(
+        &history,
+        ev(21, returned(&ber(), &[(tee(), 1), (mug(), 1)])),
+    );
+    assert_eq!(
+        steps(&r),
+        vec![
+            "record-returned",
+            "restock-returned:TEE",
+            "restock-returned:MUG"
+        ]
+    );
+    assert!(matches!(
+        &r.commands[2].target,
+        Target::Stock(_, StockCommand::ReceiveStock(c)) if c.warehouse == ber() && c.quantity == Quantity(1)
+    ));
+    assert!(r.cancel_timers.contains(&timer::tracking(&ship_id(&ber()))));
+    assert_eq!(r.calls.len(), 1);
+    assert!(matches!(
+        &r.calls[0].request,
+        PortRequest::Payment(PaymentRequest::Refund { amount, refund_id, .. })
+            if *amount == eur(3_927) && *refund_id == returned_parcel_refund_id(ship_id(&ber()))
+    ));
+    let mut history = history;
+    history.push(ev(21, returned(&ber(), &[(tee(), 1), (mug(), 1)])));
+    let refunded = PaymentEvent::PaymentRefunded(PaymentRefunded {
+        payment_id: pay_id(),
+        order_id: order_id(),
+        refund_id: returned_parcel_refund_id(ship_id(&ber())),
+        amount: eur(3_927),
+        refunded_total: eur(3_927),
+        refundable_remaining: eur(0),
+        at: t0(),
+    });
+    let r = when(&history, ev(22, refunded));
+    assert_eq!(steps(&r), vec!["record-refund", "reverse-points"]);
+    assert!(matches!(
+        &r.commands[0].target,
+        Target::Order(_, OrderCommand::RecordRefund(c)) if c.return_id.is_none()
+    ));
+}
+
+#[test]
+fn a_returned_parcel_not_yet_captured_is_never_captured() {
+    let mut history = both_dispatched_berlin_captured();
+    history.push(ev(21, returned(&ham(), &[(tee(), 1)])));
+    let r = when(
+        &history[..history.len() - 1],
+        history[history.len() - 1].clone(),
+    );
+    assert_eq!(steps(&r), vec!["record-returned", "restock-returned:TEE"]);
+    assert!(
+        r.calls.is_empty(),
+        "nothing to refund, Berlin still owes its capture"
+    );
+    assert!(r.cancel_timers.contains(&timer::capture(&ship_id(&ham()))));
+    let r = when(&history, fire(&timer::capture(&ship_id(&ham()))));
+    assert_eq!(capture_of(&r), None);
+}
+
+// ---- referral rewards -----------------------------------------------------------------
+
+fn qualified(referred_by: &str) -> aggregates::loyalty::LoyaltyEvent {
+    aggregates::loyalty::LoyaltyEvent::LoyaltyReferralQualified(
+        aggregates::loyalty::LoyaltyReferralQualified {
+            customer_id: customer(),
+            referred_by: referred_by.into(),
+            first_order_id: order_id(),
+            at: t0(),
+        },
+    )
+}
+
+#[test]
+fn a_completed_order_asks_the_customer_s_account_whether_it_qualifies_a_referrer() {
+    let completed = OrderEvent::OrderCompleted(OrderCompleted {
+        grand_total: eur(6_545),
+        paid: eur(6_545),
+        refunded: eur(0),
+        at: t0(),
+    });
+    let r = when(&delivered_history(), ev(30, completed));
+    assert_eq!(steps(&r), vec!["qualify-referral"]);
+    assert!(matches!(
+        &r.commands[0].target,
+        Target::Loyalty(id, LoyaltyCommand::QualifyReferral(c))
+            if *id == customer().to_string() && c.order_id == order_id()
+    ));
+}
+
+#[test]
+fn a_qualified_referral_rewards_the_referrer_named_by_the_code() {
+    let saga = CheckoutSaga::default();
+    let referrer = Uuid::from_u128(0xBEEF);
+    let code = referrer.simple().to_string().to_ascii_uppercase();
+    let input = ev(31, qualified(&code));
+    assert_eq!(
+        saga.route(match &input {
+            Input::Event(e) => e,
+            _ => unreachable!(),
+        }),
+        Route::Continue(order_id().to_string())
+    );
+    let r = when(&delivered_history(), input);
+    assert_eq!(steps(&r), vec!["reward-referrer"]);
+    match &r.commands[0].target {
+        Target::Loyalty(id, LoyaltyCommand::RewardReferral(c)) => {
+            assert_eq!(id, &referrer.to_string());
+            assert_eq!(c.referred_customer, customer());
+            assert_eq!(c.referral_code, code);
+            assert_eq!(c.first_order_id, order_id());
+            assert_eq!(c.points, CheckoutSettings::default().referral_points);
+        }
+        other => panic!("expected a reward, got {other:?}"),
+    }
+    // No self-referral, and a code that names no customer rewards nobody.
+    let own = customer().0.simple().to_string();
+    assert_eq!(
+        when(&delivered_history(), ev(32, qualified(&own))),
+        Reaction::none()
+    );
+    assert_eq!(
+        when(&delivered_history(), ev(33, qualified("ADA-2026"))),
+        Reaction::none()
+    );
+    // The account refuses a second reward or another's code: nothing to undo.
+    let refusal = DomainError::Loyalty(LoyaltyError::SelfReferral);
+    let state = given(&delivered_history());
+    assert_eq!(
+        saga.on_failure(&state, &r.commands[0], &refusal, t0()),
+        OnFailure::Skip
+    );
+}
+
+// ---- backordered lines ----------------------------------------------------------------
+
+fn mug_backordered() -> StockEvent {
+    StockEvent::StockReserved(StockReserved {
+        sku: mug(),
+        order_id: order_id(),
+        quantity: Quantity(1),
+        allocation: vec![],
+        backordered: Quantity(1),
+        preferred_warehouses: vec![],
+        expires_at: t0() + Duration::minutes(30),
+        levels: StockLevels::default(),
+        at: t0(),
+    })
+}
+
+fn mug_filled(w: &WarehouseId) -> StockEvent {
+    StockEvent::StockBackorderFilled(StockBackorderFilled {
+        sku: mug(),
+        order_id: order_id(),
+        allocation: vec![WarehouseAllocation {
+            warehouse: w.clone(),
+            quantity: Quantity(1),
+        }],
+        still_backordered: Quantity(0),
+        levels: StockLevels::default(),
+        at: t0(),
+    })
+}
+
+/// The mug is backordered; the T-shirts wait in Hamburg (one parcel).
+fn backordered_history() -> Vec<Input> {
+    vec![
+        ev(1, placed("tok_visa")),
+        ev(2, reserved(tee(), &[(ham(), 2)])),
+        ev(3, mug_backordered()),
+        ev(4, initiated()),
+        ev(5, assessed(FraudOutcome::Passed)),
+        ev(6, authorized_event(6_545)),
+    ]
+}
+
+#[test]
+fn a_backordered_line_is_confirmed_and_ships_later_in_its_own_parcel() {
+    let mut history = backordered_history();
+    // Paid for everything; only what is on the shelf ships now.
+    let r = when(&history, ev(7, confirmed()));
+    assert_eq!(steps(&r), vec!["ship-from:HAM-1"]);
+    history.push(ev(7, confirmed()));
+    history.push(ev(8, shipment_created(ham(), &[(tee(), 2)])));
+    history.push(ev(9, label_created(&ham())));
+    let r = when(&history, ev(10, dispatched(&ham())));
+    assert_eq!(steps(&r), vec!["record-shipment", "commit-stock:TEE"]);
+    // The T-shirts are 40.00 of 50.00 goods: 80 % of 65.45 now, the rest with the mug.
+    assert_eq!(capture_of(&r), Some(eur(5_236)));
+    history.push(ev(10, dispatched(&ham())));
+
+    // The mug arrives in Hamburg after the first parcel left: a parcel of its own.
+    let r = when(&history, ev(11, mug_filled(&ham())));
+    assert_eq!(steps(&r), vec!["ship-later-from:HAM-1"]);
+    let Target::Shipment(later, ShipmentCommand::CreateShipment(c)) = &r.commands[0].target else {
+        panic!("expected a shipment, got {:?}", r.commands[0]);
+    };
+    assert_ne!(*later, ship_id(&ham()).to_string());
+    assert_eq!(c.lines.len(), 1);
+    assert_eq!(
+        (c.lines[0].sku.clone(), c.lines[0].quantity),
+        (mug(), Quantity(1))
+    );
+    let later_id = c.shipment_id;
+    history.push(ev(11, mug_filled(&ham())));
+    history.push(ev(
+        12,
+        ShipmentEvent::ShipmentCreated(ShipmentCreated {
+            shipment_id: later_id,
+            order_id: order_id(),
+            warehouse: ham(),
+            lines: c.lines.clone(),
+            at: t0(),
+        }),
+    ));
+    let later_dispatched = |n| {
+        ev(
+            n,
+            ShipmentEvent::ShipmentDispatched(ShipmentDispatched {
+                shipment_id: later_id,
+                order_id: order_id(),
+                carrier_code: "test-post".into(),
+                tracking_number: "TP-later".into(),
+                at: t0(),
+            }),
+        )
+    };
+    let r = when(&history, later_dispatched(13));
+    assert_eq!(steps(&r), vec!["record-shipment", "commit-stock:MUG"]);
+    assert_eq!(capture_of(&r), Some(eur(1_309)));
+}
+
+#[test]
+fn a_backorder_filled_before_picking_joins_the_waiting_parcel() {
+    let mut history = backordered_history();
+    history.push(ev(7, confirmed()));
+    history.push(ev(8, shipment_created(ham(), &[(tee(), 2)])));
+    let r = when(&history, ev(9, mug_filled(&ham())));
+    assert_eq!(
+        revised_lines(&r, &ham()),
+        Some(vec![(mug(), 1), (tee(), 2)])
+    );
+}

@@ -32,6 +32,9 @@ pub enum Scan {
     OutForDelivery,
     Delivered,
     Failed,
+    /// The carrier gave up after a failed delivery and brought the parcel back to the
+    /// warehouse it left.
+    ReturnedToSender,
 }
 
 /// One tracking scan; `at` is the carrier's scan time.

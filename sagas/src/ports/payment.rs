@@ -38,6 +38,13 @@ pub enum AuthorizationOutcome {
 /// - `capture` may be called several times per authorization (one per shipment), each
 ///   for part of the authorized amount; `void` releases an authorization nothing was
 ///   captured from; `refund` returns part of what was captured.
+/// - `update_authorization` moves an open authorization to a new total when the order
+///   is edited before anything ships: `Authorized {amount}` with the new total, or
+///   `Declined {code}` and the old authorization stands. Higher is Stripe's
+///   `increment_authorization` (not every card supports it: a decline is an ordinary
+///   outcome), lower is Adyen's amount update; a Stripe adapter lowers by remembering
+///   the new total and capturing no more than it, releasing the rest with the last
+///   capture (`final_capture`). Never below what was captured.
 /// - A business refusal is an outcome (`Declined`, `CaptureFailed`, `RefundFailed`); an
 ///   `Err` means the provider could not answer and the call may be repeated with its key.
 pub trait PaymentProvider: Send + Sync {
@@ -58,6 +65,13 @@ pub trait PaymentProvider: Send + Sync {
     ) -> impl Future<Output = Result<AuthorizationOutcome, PortError>> + Send;
 
     fn capture(
+        &self,
+        key: Uuid,
+        reference: &str,
+        amount: Money,
+    ) -> impl Future<Output = Result<PaymentReply, PortError>> + Send;
+
+    fn update_authorization(
         &self,
         key: Uuid,
         reference: &str,
@@ -96,6 +110,12 @@ pub enum PaymentRequest {
         amount: Money,
         /// What the capture pays for (a shipment id), for the saga's bookkeeping.
         purpose: String,
+    },
+    /// Move the authorization to `amount`, the order's new total.
+    UpdateAuthorization {
+        payment_id: PaymentId,
+        reference: String,
+        amount: Money,
     },
     Void {
         payment_id: PaymentId,
@@ -142,6 +162,9 @@ pub async fn perform<P: PaymentProvider>(
         PaymentRequest::Capture {
             reference, amount, ..
         } => provider.capture(key, reference, *amount).await,
+        PaymentRequest::UpdateAuthorization {
+            reference, amount, ..
+        } => provider.update_authorization(key, reference, *amount).await,
         PaymentRequest::Void { reference, .. } => provider.void(key, reference).await,
         PaymentRequest::Refund {
             reference, amount, ..

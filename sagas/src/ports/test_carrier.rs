@@ -1,7 +1,9 @@
 //! The built-in deterministic carrier (test mode): labels are numbered from their
 //! idempotency key, and a parcel advances by itself, one scan per `step` after its label
 //! was bought: in transit, out for delivery, delivered. A destination with postal code
-//! [`UNDELIVERABLE`] fails at the door instead of being delivered.
+//! [`UNDELIVERABLE`] fails at the door instead of being delivered; one with postal code
+//! [`RETURNS_TO_SENDER`] (or a shipment marked with [`TestCarrier::send_back`]) fails at
+//! the door and then comes back to the warehouse.
 //!
 //! Time comes from the clock the provider is given, so tests move time instead of
 //! sleeping; a zero step delivers at once.
@@ -19,6 +21,9 @@ use super::PortError;
 /// Parcels to this postal code fail at the door.
 pub const UNDELIVERABLE: &str = "00000";
 
+/// Parcels to this postal code fail at the door and go back to the warehouse.
+pub const RETURNS_TO_SENDER: &str = "00009";
+
 /// The carrier code the test carrier prints on labels.
 pub const CARRIER_CODE: &str = "test-post";
 
@@ -29,6 +34,7 @@ pub type ClockFn = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 struct Parcel {
     bought_at: DateTime<Utc>,
     undeliverable: bool,
+    returns: bool,
     destination: String,
 }
 
@@ -38,6 +44,8 @@ pub struct TestCarrier {
     step: Duration,
     clock: ClockFn,
     parcels: Arc<Mutex<BTreeMap<String, Parcel>>>,
+    /// Shipments whose parcels come back to the warehouse, whatever the address.
+    sent_back: Arc<Mutex<std::collections::BTreeSet<ShipmentId>>>,
 }
 
 impl std::fmt::Debug for TestCarrier {
@@ -54,7 +62,17 @@ impl TestCarrier {
             step,
             clock,
             parcels: Arc::default(),
+            sent_back: Arc::default(),
         }
+    }
+
+    /// The parcel of `shipment` (labelled from now on) fails at the door and comes back
+    /// to the warehouse: the test mode's way to have one parcel of an order returned.
+    pub fn send_back(&self, shipment: ShipmentId) {
+        self.sent_back
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(shipment);
     }
 
     fn parcels(&self) -> MutexGuard<'_, BTreeMap<String, Parcel>> {
@@ -66,7 +84,13 @@ impl TestCarrier {
         self.parcels().len()
     }
 
-    fn buy(&self, key: Uuid, prefix: &str, destination: String, undeliverable: bool) -> Label {
+    fn buy(
+        &self,
+        key: Uuid,
+        prefix: &str,
+        destination: String,
+        (undeliverable, returns): (bool, bool),
+    ) -> Label {
         let tracking_number = format!("{prefix}{}", &key.simple().to_string()[..16]);
         let now = (self.clock)();
         self.parcels()
@@ -74,6 +98,7 @@ impl TestCarrier {
             .or_insert(Parcel {
                 bought_at: now,
                 undeliverable,
+                returns,
                 destination,
             });
         Label {
@@ -103,11 +128,18 @@ impl Carrier for TestCarrier {
     async fn create_label(
         &self,
         key: Uuid,
-        _shipment_id: ShipmentId,
+        shipment_id: ShipmentId,
         _from: &WarehouseId,
         to: &Address,
     ) -> Result<Label, PortError> {
-        Ok(self.buy(key, "TP", to.city.clone(), to.postal_code == UNDELIVERABLE))
+        let returns = to.postal_code == RETURNS_TO_SENDER
+            || self
+                .sent_back
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&shipment_id);
+        let undeliverable = to.postal_code == UNDELIVERABLE;
+        Ok(self.buy(key, "TP", to.city.clone(), (undeliverable, returns)))
     }
 
     async fn create_return_label(
@@ -117,7 +149,7 @@ impl Carrier for TestCarrier {
         _from: &Address,
         to: &WarehouseId,
     ) -> Result<Label, PortError> {
-        Ok(self.buy(key, "TR", to.to_string(), false))
+        Ok(self.buy(key, "TR", to.to_string(), (false, false)))
     }
 
     async fn track(&self, tracking_number: &str) -> Result<Vec<TrackingUpdate>, PortError> {
@@ -130,16 +162,19 @@ impl Carrier for TestCarrier {
                 message: format!("unknown tracking number {tracking_number}"),
             })?;
         let now = (self.clock)();
-        let last = if parcel.undeliverable {
+        let last = if parcel.undeliverable || parcel.returns {
             Scan::Failed
         } else {
             Scan::Delivered
         };
-        let plan = [
+        let mut plan = vec![
             (Scan::InTransit, "sorting centre".to_string()),
             (Scan::OutForDelivery, parcel.destination.clone()),
             (last, parcel.destination.clone()),
         ];
+        if parcel.returns {
+            plan.push((Scan::ReturnedToSender, "sender".to_string()));
+        }
         Ok(plan
             .into_iter()
             .zip(1..)

@@ -10,6 +10,7 @@
 //! | `tok_3ds` | 3-D Secure challenge; [`TestPaymentProvider::complete_challenge`] decides |
 //! | `tok_timeout` | authorized, but the first answer is lost (`Unknown`); `status` tells |
 //! | `tok_capture_fails` | authorized; every capture fails with `processing_error` |
+//! | `tok_no_increment` | authorized; an increase of the authorization is declined `incremental_authorization_not_supported` (lowering it succeeds) |
 //! | anything else | declined, `card_not_supported` |
 //!
 //! Idempotency keys are honoured for every call, and the provider keeps a ledger per
@@ -30,6 +31,7 @@ pub const STOLEN: &str = "tok_stolen";
 pub const THREE_D_SECURE: &str = "tok_3ds";
 pub const TIMES_OUT: &str = "tok_timeout";
 pub const CAPTURE_FAILS: &str = "tok_capture_fails";
+pub const NO_INCREMENT: &str = "tok_no_increment";
 
 /// The money of one authorization as the provider sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,10 +116,12 @@ impl TestPaymentProvider {
         match charge.token.as_str() {
             INSUFFICIENT_FUNDS => declined("insufficient_funds"),
             STOLEN => declined("stolen_card"),
-            SUCCEEDS | TIMES_OUT | CAPTURE_FAILS => AuthorizationOutcome::Authorized {
-                reference: charge.reference.clone(),
-                amount: charge.requested,
-            },
+            SUCCEEDS | TIMES_OUT | CAPTURE_FAILS | NO_INCREMENT => {
+                AuthorizationOutcome::Authorized {
+                    reference: charge.reference.clone(),
+                    amount: charge.requested,
+                }
+            }
             THREE_D_SECURE => match charge.challenge_passed {
                 None => AuthorizationOutcome::ActionRequired {
                     reference: charge.reference.clone(),
@@ -232,6 +236,31 @@ impl PaymentProvider for TestPaymentProvider {
             }
             charge.captured.amount += amount.amount;
             PaymentReply::Captured { amount }
+        })
+    }
+
+    async fn update_authorization(
+        &self,
+        key: Uuid,
+        reference: &str,
+        amount: Money,
+    ) -> Result<PaymentReply, PortError> {
+        self.settle(key, reference, |charge| {
+            let outcome = if charge.voided || !authorized_now(charge) {
+                declined("authorization_not_open")
+            } else if amount.amount < charge.captured.amount {
+                declined("amount_below_captured")
+            } else if amount.amount > charge.authorized.amount && charge.token == NO_INCREMENT {
+                declined("incremental_authorization_not_supported")
+            } else {
+                charge.authorized = amount;
+                charge.requested = amount;
+                AuthorizationOutcome::Authorized {
+                    reference: charge.reference.clone(),
+                    amount,
+                }
+            };
+            PaymentReply::Authorization(outcome)
         })
     }
 

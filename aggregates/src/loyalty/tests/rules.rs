@@ -563,3 +563,46 @@ fn points_past_their_expiry_cannot_be_held_even_before_they_are_expired() {
         },
     );
 }
+
+fn enroll_referred(referred_by: Option<&str>) -> LoyaltyCommand {
+    let e = LoyaltyAccountEnrolled::example();
+    LoyaltyCommand::EnrollAccount(EnrollAccount {
+        account_id: e.account_id,
+        customer_id: e.customer_id,
+        referral_code: e.referral_code,
+        referred_by: referred_by.map(String::from),
+        currency: e.currency,
+        at: e.at,
+    })
+}
+
+fn qualify(n: u128) -> LoyaltyCommand {
+    LoyaltyCommand::QualifyReferral(QualifyReferral {
+        order_id: order(n),
+        at: days(3),
+    })
+}
+
+#[test]
+fn the_first_completed_order_of_a_referred_customer_qualifies_the_referrer_once() {
+    let events = when(vec![enroll_referred(Some("REFERRER-1"))], qualify(1));
+    let [LoyaltyEvent::LoyaltyReferralQualified(e)] = &events[..] else {
+        panic!("unexpected {events:?}")
+    };
+    assert_eq!(e.referred_by, "REFERRER-1");
+    assert_eq!(e.first_order_id, order(1));
+    assert_eq!(e.customer_id, LoyaltyAccountEnrolled::example().customer_id);
+    Given::with(())
+        .given(history(vec![
+            enroll_referred(Some("REFERRER-1")),
+            qualify(1),
+        ]))
+        .when(qualify(2))
+        .then_expect_events(vec![]);
+    // Nobody referred this customer: nothing to qualify.
+    Given::with(())
+        .given(history(vec![enroll_referred(None)]))
+        .when(qualify(1))
+        .then_expect_events(vec![]);
+    refused(vec![], qualify(1), LoyaltyError::NotEnrolled);
+}

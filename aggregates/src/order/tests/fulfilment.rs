@@ -148,3 +148,76 @@ fn a_shipment_is_delivered_once() {
         .when(deliver(example_shipment_id()))
         .then_expect_error(OrderError::ShipmentAlreadyDelivered(example_shipment_id()));
 }
+
+fn return_to_sender(id: ShipmentId) -> OrderCommand {
+    OrderCommand::RecordReturnToSender(RecordReturnToSender {
+        shipment_id: id,
+        at: t(),
+    })
+}
+
+#[test]
+fn a_parcel_back_at_the_sender_settles_its_units_and_the_rest_delivers_the_order() {
+    let mut events = confirmed();
+    events.push(
+        OrderShipmentRecorded {
+            shipment_id: shipment_id(1),
+            lines: vec![lq(tshirt(), 1)],
+            shipped_totals: vec![lq(tshirt(), 1), lq(mug(), 0)],
+            fully_shipped: false,
+            at: t(),
+        }
+        .into(),
+    );
+    events.push(
+        OrderShipmentRecorded {
+            shipment_id: shipment_id(2),
+            lines: vec![lq(tshirt(), 1), lq(mug(), 1)],
+            shipped_totals: all_lines(),
+            fully_shipped: true,
+            at: t(),
+        }
+        .into(),
+    );
+    let back = OrderShipmentReturnedToSender {
+        shipment_id: shipment_id(2),
+        lines: vec![lq(tshirt(), 1), lq(mug(), 1)],
+        returned_totals: vec![lq(tshirt(), 1), lq(mug(), 1)],
+        at: t(),
+    };
+    Given::with(())
+        .given(events.clone())
+        .when(return_to_sender(shipment_id(2)))
+        .then_expect_events(vec![back.clone().into()]);
+    events.push(back.into());
+    Given::with(())
+        .given(events.clone())
+        .when(return_to_sender(shipment_id(2)))
+        .then_expect_error(OrderError::ShipmentAlreadyReturned(shipment_id(2)));
+    // The other parcel arrives: nothing is on its way any more.
+    Given::with(())
+        .given(events.clone())
+        .when(deliver(shipment_id(1)))
+        .then_expect_events(vec![
+            OrderShipmentDelivered {
+                shipment_id: shipment_id(1),
+                lines: vec![lq(tshirt(), 1)],
+                delivered_totals: vec![lq(tshirt(), 1), lq(mug(), 0)],
+                at: t(),
+            }
+            .into(),
+            OrderDelivered { at: t() }.into(),
+        ]);
+}
+
+#[test]
+fn a_delivered_or_unknown_parcel_cannot_come_back() {
+    Given::with(())
+        .given(delivered_all())
+        .when(return_to_sender(example_shipment_id()))
+        .then_expect_error(OrderError::ShipmentAlreadyDelivered(example_shipment_id()));
+    Given::with(())
+        .given(confirmed())
+        .when(return_to_sender(shipment_id(9)))
+        .then_expect_error(OrderError::UnknownShipment(shipment_id(9)));
+}

@@ -471,3 +471,80 @@ fn the_published_reservation_example_is_what_the_decider_produces() {
         .unwrap();
     assert_eq!(events, vec![example.into()]);
 }
+
+// ---- edited reservations ----
+
+fn change(n: u128, quantity: u32) -> StockCommand {
+    StockCommand::ChangeReservation(ChangeReservation {
+        order_id: order(n),
+        quantity: Quantity(quantity),
+        at: t(4),
+    })
+}
+
+#[test]
+fn a_raised_reservation_takes_the_order_s_warehouse_first() {
+    let given = vec![
+        receive("BER-1", 5),
+        receive("HAM-1", 5),
+        reserve(1, 2, &["HAM-1"]),
+    ];
+    let events = when(given.clone(), change(1, 4));
+    let [StockEvent::StockReservationChanged(e)] = &events[..] else {
+        panic!("unexpected {events:?}")
+    };
+    assert_eq!(e.previous_quantity, Quantity(2));
+    assert_eq!(e.allocation, vec![alloc("HAM-1", 4)]);
+    assert_eq!(e.levels.reserved, 4);
+    assert_eq!(e.levels.available, 6);
+    let state = state_after([given, vec![change(1, 4)]].concat());
+    let r = state.active_reservation(&order(1)).unwrap();
+    assert_eq!(r.quantity, Quantity(4));
+    assert_eq!(r.allocation[&wh("HAM-1")], Quantity(4));
+}
+
+#[test]
+fn a_lowered_reservation_frees_the_smallest_holding_first() {
+    let given = vec![receive("BER-1", 1), receive("HAM-1", 5), reserve(1, 6, &[])];
+    let events = when(given, change(1, 5));
+    let [StockEvent::StockReservationChanged(e)] = &events[..] else {
+        panic!("unexpected {events:?}")
+    };
+    assert_eq!(e.allocation, vec![alloc("HAM-1", 5)]);
+    assert_eq!(e.levels.warehouses[&wh("BER-1")].available, Quantity(1));
+    assert_eq!(e.levels.reserved, 5);
+}
+
+#[test]
+fn a_raise_beyond_free_stock_is_refused_unless_backorderable() {
+    let given = vec![receive("BER-1", 3), reserve(1, 2, &[])];
+    Given::with(())
+        .given(history(given.clone()))
+        .when(change(1, 5))
+        .then_expect_error(StockError::InsufficientStock {
+            requested: Quantity(3),
+            available: Quantity(1),
+            backorder_allowance: Quantity(0),
+        });
+    let events = when([given, vec![backorder_limit(5)]].concat(), change(1, 5));
+    let [StockEvent::StockReservationChanged(e)] = &events[..] else {
+        panic!("unexpected {events:?}")
+    };
+    assert_eq!(e.allocation, vec![alloc("BER-1", 3)]);
+    assert_eq!(e.backordered, Quantity(2));
+    assert_eq!(e.levels.available, -2);
+}
+
+#[test]
+fn changing_a_settled_reservation_or_to_the_same_quantity() {
+    let given = vec![receive("BER-1", 3), reserve(1, 2, &[])];
+    assert!(when(given.clone(), change(1, 2)).is_empty());
+    Given::with(())
+        .given(history([given.clone(), vec![release(1)]].concat()))
+        .when(change(1, 3))
+        .then_expect_error(StockError::ReservationNotActive(order(1)));
+    Given::with(())
+        .given(history(given))
+        .when(change(1, 0))
+        .then_expect_error(StockError::ZeroQuantity);
+}
