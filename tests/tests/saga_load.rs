@@ -1,7 +1,7 @@
 //! The checkout saga under load, over the real runner: many concurrent checkouts of one
 //! SKU never oversell it, a coupon's usage limit holds under concurrency, a randomized
-//! run of orders through every payment outcome, cancellation, shipment and return keeps
-//! the money straight.
+//! run of orders through every payment outcome, cancellation, edit before fulfilment,
+//! shipment and return keeps the money straight.
 //!
 //! Time is the manual clock's: the tests move it and fire the due timers, never sleep for
 //! a deadline; every wait is bounded.
@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aggregates::order::{
-    ApproveReturn, CancelOrder, CancellationReason, LineQuantity, Order, OrderCommand, OrderEvent,
-    OrderStatus, ReceiveReturn, RequestReturn,
+    ApproveReturn, CancelOrder, CancellationReason, ChangeLineQuantity, LineQuantity, Order,
+    OrderCommand, OrderEvent, OrderStatus, ReceiveReturn, RequestReturn,
 };
 use aggregates::payment::{Payment, PaymentEvent, PaymentStatus};
 use aggregates::promotion::{Promotion, PromotionEvent};
@@ -61,6 +61,8 @@ async fn assert_never_oversold(store: &Store, code: &str) -> (StockLevels, usize
     // warehouse -> (on hand, reserved), from the event quantities.
     let mut tally: BTreeMap<WarehouseId, (i64, i64)> = BTreeMap::new();
     let mut reservations = 0;
+    // Each order's reservation as last placed or changed, per warehouse.
+    let mut held: BTreeMap<OrderId, Vec<(WarehouseId, i64)>> = BTreeMap::new();
     let units = |q: Quantity| i64::from(q.get());
     for (i, event) in events.iter().enumerate() {
         state.evolve(event);
@@ -74,6 +76,29 @@ async fn assert_never_oversold(store: &Store, code: &str) -> (StockLevels, usize
                 for a in &e.allocation {
                     tally.entry(a.warehouse.clone()).or_default().1 += units(a.quantity);
                 }
+                held.insert(
+                    e.order_id,
+                    e.allocation
+                        .iter()
+                        .map(|a| (a.warehouse.clone(), units(a.quantity)))
+                        .collect(),
+                );
+            }
+            // An edited order: the reservation's new allocation replaces the old one.
+            StockEvent::StockReservationChanged(e) => {
+                assert_eq!(e.backordered.get(), 0, "{code}#{i}: backordered");
+                for (warehouse, quantity) in held.remove(&e.order_id).unwrap_or_default() {
+                    tally.entry(warehouse).or_default().1 -= quantity;
+                }
+                let now: Vec<_> = e
+                    .allocation
+                    .iter()
+                    .map(|a| (a.warehouse.clone(), units(a.quantity)))
+                    .collect();
+                for (warehouse, quantity) in &now {
+                    tally.entry(warehouse.clone()).or_default().1 += quantity;
+                }
+                held.insert(e.order_id, now);
             }
             StockEvent::StockReservationReleased(e) => {
                 for a in &e.freed {
@@ -298,6 +323,9 @@ enum Then {
     CancelAtOnce,
     /// The customer cancels once it is confirmed, before any parcel leaves.
     CancelWhenConfirmed,
+    /// The customer takes one more of the first line once it is confirmed, before any
+    /// parcel leaves (reserved again, the authorization raised, or the edit undone).
+    EditWhenConfirmed,
     /// One unit of the first line comes back.
     ReturnOne,
     /// Everything comes back.
@@ -327,10 +355,11 @@ fn plans(rng: &mut StdRng, count: usize) -> Vec<Plan> {
                 _ => Token::CaptureFails,
             };
             let then = match rng.random_range(0..100) {
-                0..45 => Then::Nothing,
-                45..55 => Then::CancelAtOnce,
-                55..67 => Then::CancelWhenConfirmed,
-                67..85 => Then::ReturnOne,
+                0..38 => Then::Nothing,
+                38..48 => Then::CancelAtOnce,
+                48..58 => Then::CancelWhenConfirmed,
+                58..70 => Then::EditWhenConfirmed,
+                70..86 => Then::ReturnOne,
                 _ => Then::ReturnAll,
             };
             let mut lines = Vec::new();
@@ -396,7 +425,10 @@ async fn no_lost_money(kind: BackendKind, orders: usize) {
     let plans = plans(&mut rng, orders);
     {
         let mut held = engine.held.lock().unwrap();
-        for p in plans.iter().filter(|p| p.then == Then::CancelWhenConfirmed) {
+        for p in plans
+            .iter()
+            .filter(|p| matches!(p.then, Then::CancelWhenConfirmed | Then::EditWhenConfirmed))
+        {
             held.insert(p.basket.order_id);
         }
     }
@@ -457,6 +489,38 @@ async fn no_lost_money(kind: BackendKind, orders: usize) {
                 .run::<Order>(&p.basket.order_id.to_string(), cancel(at))
                 .await;
         }
+    }
+    engine.settle(Duration::from_secs(240)).await;
+
+    // Edits of confirmed orders whose goods are still on the shelf: one more of the first
+    // line. Then the warehouse may go on.
+    let mut edited = BTreeMap::new();
+    for p in plans.iter().filter(|p| p.then == Then::EditWhenConfirmed) {
+        let id = p.basket.order_id;
+        if engine.order(id).await.status != OrderStatus::Confirmed {
+            engine.held.lock().unwrap().remove(&id);
+            continue;
+        }
+        let (code, quantity, _) = &p.basket.lines[0];
+        let ctx = CommandContext::new(format!("customer:{}", p.basket.customer));
+        engine
+            .commands
+            .execute::<Order>(
+                &ctx,
+                &id.to_string(),
+                OrderCommand::ChangeLineQuantity(ChangeLineQuantity {
+                    sku: tests::saga::sku(code),
+                    quantity: Quantity(quantity + 1),
+                    at: engine.clock.now(),
+                }),
+            )
+            .await
+            .unwrap();
+        edited.insert(id, (code.clone(), quantity + 1));
+    }
+    engine.settle(Duration::from_secs(240)).await;
+    for id in edited.keys() {
+        engine.release_hold(*id).await;
     }
     engine.settle(Duration::from_secs(240)).await;
 
@@ -619,9 +683,22 @@ async fn no_lost_money(kind: BackendKind, orders: usize) {
         if p.token == Token::CaptureFails {
             assert_eq!(captured, 0, "{what}");
         }
+        // An edit of plentiful stock holds, and the order was paid for it (above).
+        if let Some((code, quantity)) = edited.get(&id) {
+            let line = details
+                .line(&tests::saga::sku(code))
+                .map(|l| l.line.quantity.get());
+            if code != "LOW" && order.status == OrderStatus::Completed {
+                assert_eq!(line, Some(*quantity), "{what}: the edit holds");
+            }
+        }
         *outcomes.entry(format!("{:?}", order.status)).or_default() += 1;
     }
-    println!("no_lost_money outcomes: {outcomes:?}");
+    println!(
+        "no_lost_money outcomes: {outcomes:?}; {} orders edited",
+        edited.len()
+    );
+    assert!(!edited.is_empty() || orders < 50, "some orders were edited");
     assert!(
         outcomes.get("Completed").copied().unwrap_or(0) > orders / 5,
         "{outcomes:?}"
