@@ -21,22 +21,6 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-/// A relay configuration private to one test.
-fn relay_config() -> RelayConfig {
-    let id = Uuid::now_v7().simple().to_string();
-    let id = &id[id.len() - 12..];
-    RelayConfig {
-        name: format!("relay-{id}"),
-        stream: format!("TEST_{id}"),
-        subject_prefix: format!("t{id}.commerce"),
-        max_age: Duration::from_secs(3600),
-        checkpoint_interval: Duration::from_millis(50),
-        lock_retry: Duration::from_millis(50),
-        retry_backoff: Duration::from_millis(100),
-        ..RelayConfig::default()
-    }
-}
-
 struct Fixture {
     store: Store,
     nats: async_nats::Client,
@@ -58,7 +42,7 @@ async fn fixture(kind: BackendKind) -> Option<Fixture> {
     Some(Fixture {
         store,
         nats,
-        config: relay_config(),
+        config: tests::scratch_relay_config(),
     })
 }
 
@@ -716,7 +700,7 @@ async fn an_event_too_large_for_nats_is_a_visible_stall_and_refused_at_start() {
         nats,
         config: RelayConfig {
             stalled_retry: Duration::from_millis(100),
-            ..relay_config()
+            ..tests::scratch_relay_config()
         },
     };
     let stream = StreamRef::new("order", "big");
@@ -776,7 +760,7 @@ async fn an_event_too_large_for_nats_is_a_visible_stall_and_refused_at_start() {
     else {
         return;
     };
-    let relay = Relay::new(store, f.nats.clone(), relay_config()).unwrap();
+    let relay = Relay::new(store, f.nats.clone(), tests::scratch_relay_config()).unwrap();
     relay.check_payload_limit().unwrap();
     f.finish().await;
 }
@@ -935,7 +919,7 @@ async fn a_new_consumer_misses_nothing_after_an_out_of_order_stretch() {
     let Some(nats) = nats().await else {
         return;
     };
-    let config = relay_config();
+    let config = tests::scratch_relay_config();
     let context = jetstream::new(nats.clone());
     context.create_stream(config.stream_config()).await.unwrap();
     // Sequence 7 holds position 4, stored after positions 5, 6 and 7.
