@@ -183,6 +183,10 @@ impl Handler for CrashAfterEveryStep {
         self.inner.wants(envelope)
     }
 
+    fn lane(&self, envelope: &Envelope) -> Option<String> {
+        self.inner.lane(envelope)
+    }
+
     async fn handle(&self, tx: &mut Tx<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
         self.inner.handle(tx, envelope).await?;
         if self.crashed.lock().unwrap().insert(envelope.event_id) {

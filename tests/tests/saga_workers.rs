@@ -126,6 +126,10 @@ impl Handler for Counted {
         self.inner.wants(envelope)
     }
 
+    fn lane(&self, envelope: &Envelope) -> Option<String> {
+        self.inner.lane(envelope)
+    }
+
     async fn handle(&self, tx: &mut Tx<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
         self.inner.handle(tx, envelope).await?;
         self.steps

@@ -57,7 +57,9 @@ pub trait Handler: Send + Sync + 'static {
     /// deliveries with the same lane never run at the same time, and the later one waits
     /// for the earlier one in arrival order (as the events of one stream do for an
     /// ordered handler). `None` (the default): no lane beyond the stream's. A saga returns
-    /// its saga id, so two steps of one saga never race for its row.
+    /// its saga id, so two steps of one saga never race for its row. A handler that
+    /// wraps another must pass this on (as [`Handler::ordering`] and [`Handler::wants`]):
+    /// the default would quietly drop the inner handler's lanes.
     fn lane(&self, envelope: &Envelope) -> Option<String> {
         let _ = envelope;
         None
