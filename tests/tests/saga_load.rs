@@ -1,7 +1,7 @@
 //! The checkout saga under load, over the real runner: many concurrent checkouts of one
 //! SKU never oversell it, a coupon's usage limit holds under concurrency, a randomized
 //! run of orders through every payment outcome, cancellation, edit before fulfilment,
-//! shipment and return keeps the money straight.
+//! shipment, return and exchange keeps the money straight.
 //!
 //! Time is the manual clock's: the tests move it and fire the due timers, never sleep for
 //! a deadline; every wait is bounded.
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aggregates::order::{
     ApproveReturn, CancelOrder, CancellationReason, ChangeLineQuantity, LineQuantity, Order,
-    OrderCommand, OrderEvent, OrderStatus, ReceiveReturn, RequestReturn,
+    OrderCommand, OrderEvent, OrderStatus, ReceiveReturn, RequestExchange, RequestReturn,
 };
 use aggregates::payment::{Payment, PaymentEvent, PaymentStatus};
 use aggregates::promotion::{Promotion, PromotionEvent};
@@ -330,6 +330,8 @@ enum Then {
     ReturnOne,
     /// Everything comes back.
     ReturnAll,
+    /// One unit of the first line comes back, exchanged for a replacement order.
+    ExchangeOne,
 }
 
 #[derive(Debug, Clone)]
@@ -359,8 +361,9 @@ fn plans(rng: &mut StdRng, count: usize) -> Vec<Plan> {
                 38..48 => Then::CancelAtOnce,
                 48..58 => Then::CancelWhenConfirmed,
                 58..70 => Then::EditWhenConfirmed,
-                70..86 => Then::ReturnOne,
-                _ => Then::ReturnAll,
+                70..84 => Then::ReturnOne,
+                84..92 => Then::ReturnAll,
+                _ => Then::ExchangeOne,
             };
             let mut lines = Vec::new();
             for (code, price) in skus {
@@ -535,10 +538,11 @@ async fn no_lost_money(kind: BackendKind, orders: usize) {
     // Returns of delivered orders.
     let at = engine.clock.now();
     let mut returned = BTreeMap::new();
+    let mut replacements = Vec::new();
     for p in &plans {
         let id = p.basket.order_id;
         let lines: Vec<LineQuantity> = match p.then {
-            Then::ReturnOne => vec![LineQuantity {
+            Then::ReturnOne | Then::ExchangeOne => vec![LineQuantity {
                 sku: tests::saga::sku(&p.basket.lines[0].0),
                 quantity: Quantity(1),
             }],
@@ -575,6 +579,20 @@ async fn no_lost_money(kind: BackendKind, orders: usize) {
                 OrderCommand::ApproveReturn(ApproveReturn { return_id, at }),
             )
             .await;
+        if p.then == Then::ExchangeOne {
+            let replacement_order_id = OrderId::from_uuid(Uuid::now_v7());
+            engine
+                .run::<Order>(
+                    &id.to_string(),
+                    OrderCommand::RequestExchange(RequestExchange {
+                        return_id,
+                        replacement_order_id,
+                        at,
+                    }),
+                )
+                .await;
+            replacements.push(replacement_order_id);
+        }
         returned.insert(id, return_id);
     }
     engine.settle(Duration::from_secs(240)).await;
@@ -593,6 +611,13 @@ async fn no_lost_money(kind: BackendKind, orders: usize) {
     // The return windows close.
     engine.clock.advance(chrono::Duration::days(31));
     engine.settle(Duration::from_secs(240)).await;
+    // Replacements placed by exchanges are delivered, and their return windows close too.
+    if !replacements.is_empty() {
+        engine.clock.advance(chrono::Duration::minutes(31));
+        engine.settle(Duration::from_secs(240)).await;
+        engine.clock.advance(chrono::Duration::days(31));
+        engine.settle(Duration::from_secs(240)).await;
+    }
 
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
     for p in &plans {
@@ -694,9 +719,37 @@ async fn no_lost_money(kind: BackendKind, orders: usize) {
         }
         *outcomes.entry(format!("{:?}", order.status)).or_default() += 1;
     }
+    // Replacements of exchanged units go through the same saga with nothing to pay.
+    for id in &replacements {
+        let order = engine.order(*id).await;
+        let payment_events =
+            events_of::<Payment>(&engine.store, &payment_id(*id).to_string()).await;
+        let (captured, refunded, open) = payment_figures(&payment_events);
+        let what = format!("replacement {id} ({:?})", order.status);
+        assert!(
+            matches!(
+                order.status,
+                OrderStatus::Completed | OrderStatus::Cancelled
+            ),
+            "{what}"
+        );
+        assert_eq!(
+            (captured, refunded, open),
+            (0, 0, false),
+            "{what}: nothing to pay"
+        );
+        assert!(
+            payments.charge_of(payment_id(*id)).is_none(),
+            "{what}: no charge"
+        );
+        *outcomes
+            .entry(format!("replacement {:?}", order.status))
+            .or_default() += 1;
+    }
     println!(
-        "no_lost_money outcomes: {outcomes:?}; {} orders edited",
-        edited.len()
+        "no_lost_money outcomes: {outcomes:?}; {} orders edited, {} exchanged",
+        edited.len(),
+        replacements.len()
     );
     assert!(!edited.is_empty() || orders < 50, "some orders were edited");
     assert!(
