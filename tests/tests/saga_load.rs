@@ -765,14 +765,8 @@ async fn no_lost_money(kind: BackendKind, orders: usize) {
 }
 
 async fn no_lost_money_on(kind: BackendKind) {
-    // The 500 took about 90 s on SQLite on the 2-core machine (with the other
-    // tests of this file beside it): 300 on SQLite, 150 on the shared PostgreSQL server,
-    // to keep CI time in check. `COMMERCE_TEST_SEED` repeats a failing run.
-    let orders = match kind {
-        BackendKind::Sqlite => 300,
-        BackendKind::Postgres => 150,
-    };
-    no_lost_money(kind, orders).await;
+    // The 500 orders on either backend. `COMMERCE_TEST_SEED` repeats a failing run.
+    no_lost_money(kind, 500).await;
 }
 
 tests::on_both_backends!(no_oversell, coupon_limit, no_lost_money_on);
