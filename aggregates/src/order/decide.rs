@@ -209,24 +209,12 @@ impl Decider for Order {
                 if *delivered {
                     return Err(OrderError::ShipmentAlreadyDelivered(c.shipment_id));
                 }
-                let mut delivered_totals = Vec::new();
-                let mut everything_delivered = true;
-                for line in &d.lines {
-                    let sku = &line.line.sku;
-                    // Never above the shipped quantity, which is bounded by the ordered one.
-                    let after = self
-                        .delivered_of(sku)
-                        .checked_add(quantity_of(lines, sku))
-                        .unwrap_or(line.line.quantity);
-                    let settled = after
-                        .checked_add(self.returned_to_sender_of(sku))
-                        .unwrap_or(line.line.quantity);
-                    everything_delivered &= settled >= line.line.quantity;
-                    delivered_totals.push(LineQuantity {
-                        sku: sku.clone(),
-                        quantity: after,
-                    });
-                }
+                let (delivered_totals, everything_delivered) = settle_parcel(
+                    d,
+                    lines,
+                    |sku| self.delivered_of(sku),
+                    |sku| self.returned_to_sender_of(sku),
+                );
                 let mut events = vec![OrderShipmentDelivered {
                     shipment_id: c.shipment_id,
                     lines: lines.clone(),
@@ -251,23 +239,12 @@ impl Decider for Order {
                 if self.returned_shipments.contains(&c.shipment_id) {
                     return Err(OrderError::ShipmentAlreadyReturned(c.shipment_id));
                 }
-                let mut returned_totals = Vec::new();
-                let mut nothing_on_its_way = true;
-                for line in &d.lines {
-                    let sku = &line.line.sku;
-                    let returned = self
-                        .returned_to_sender_of(sku)
-                        .checked_add(quantity_of(lines, sku))
-                        .unwrap_or(line.line.quantity);
-                    let settled = returned
-                        .checked_add(self.delivered_of(sku))
-                        .unwrap_or(line.line.quantity);
-                    nothing_on_its_way &= settled >= line.line.quantity;
-                    returned_totals.push(LineQuantity {
-                        sku: sku.clone(),
-                        quantity: returned,
-                    });
-                }
+                let (returned_totals, nothing_on_its_way) = settle_parcel(
+                    d,
+                    lines,
+                    |sku| self.returned_to_sender_of(sku),
+                    |sku| self.delivered_of(sku),
+                );
                 let mut events = vec![OrderShipmentReturnedToSender {
                     shipment_id: c.shipment_id,
                     lines: lines.clone(),
@@ -610,6 +587,33 @@ fn repriced(
     )?;
     let difference = new.grand_total.checked_sub(d.totals.grand_total)?;
     Ok((new, difference))
+}
+
+/// A parcel (`lines`) reaches an end, delivered or back at the sender: per order line,
+/// the units that ended that way so far (`ended`) plus the parcel's, and whether no unit
+/// is still on its way once the units that ended the other way (`other`) are counted too.
+/// Never above the shipped quantity, which is bounded by the ordered one.
+fn settle_parcel(
+    d: &OrderDetails,
+    lines: &[LineQuantity],
+    ended: impl Fn(&crate::Sku) -> Quantity,
+    other: impl Fn(&crate::Sku) -> Quantity,
+) -> (Vec<LineQuantity>, bool) {
+    let mut totals = Vec::with_capacity(d.lines.len());
+    let mut all_settled = true;
+    for line in &d.lines {
+        let sku = &line.line.sku;
+        let after = ended(sku)
+            .checked_add(quantity_of(lines, sku))
+            .unwrap_or(line.line.quantity);
+        let settled = after.checked_add(other(sku)).unwrap_or(line.line.quantity);
+        all_settled &= settled >= line.line.quantity;
+        totals.push(LineQuantity {
+            sku: sku.clone(),
+            quantity: after,
+        });
+    }
+    (totals, all_settled)
 }
 
 fn quantity_of(lines: &[LineQuantity], sku: &crate::Sku) -> Quantity {
