@@ -209,6 +209,11 @@ impl Decider for Order {
                 if *delivered {
                     return Err(OrderError::ShipmentAlreadyDelivered(c.shipment_id));
                 }
+                // A parcel back at the sender was restocked and refunded: a later
+                // delivery scan for it would count its units twice.
+                if self.returned_shipments.contains(&c.shipment_id) {
+                    return Err(OrderError::ShipmentAlreadyReturned(c.shipment_id));
+                }
                 let (delivered_totals, everything_delivered) = settle_parcel(
                     d,
                     lines,

@@ -11,7 +11,7 @@ use async_nats::jetstream::message::PublishMessage;
 use clap::Args;
 use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
-use infra::relay::{message, Relay, RelayConfig};
+use infra::relay::{message, LogReader, Relay, RelayConfig};
 use infra::store::{NewEvent, RecordedEvent, StreamRef};
 use infra::{Store, StoreConfig, SystemClock};
 use serde_json::{json, Value};
@@ -409,6 +409,34 @@ async fn relay_run(
     Ok((published, checkpointed))
 }
 
+/// Reads the whole backlog with the relay's log reader and encodes every message, as
+/// the relay does before publishing, without publishing: the relay's own share of the
+/// work. Returns the seconds it took.
+async fn read_only(store: Store, prefix: String, count: u64) -> Result<f64, String> {
+    let start = Instant::now();
+    let mut log = LogReader::new(&store);
+    let (mut position, mut read) = (0, 0u64);
+    loop {
+        let batch = log
+            .read_encoded(&prefix, position, READ_BATCH)
+            .await
+            .map_err(|e| format!("log read: {e}"))?;
+        let Some(last) = batch.last() else { break };
+        position = last.position;
+        read += batch.len() as u64;
+        for encoded in batch {
+            std::hint::black_box(encoded.into_message());
+        }
+    }
+    if read != count {
+        return Err(format!("log read: {read} events, {count} were stored"));
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// The relay reader's batch size while it catches up.
+const READ_BATCH: i64 = 1000;
+
 /// One round's figures, in seconds.
 struct Round {
     raw: f64,
@@ -417,6 +445,9 @@ struct Round {
     /// CPU time of this process and of nats-server during the raw and the relay phase.
     raw_cpu: Cpu,
     relay_cpu: Cpu,
+    /// The relay's own share: reading and encoding the backlog without publishing it.
+    read: f64,
+    read_cpu: Cpu,
 }
 
 /// CPU seconds (user and system) used by this process and by the local nats-server
@@ -546,12 +577,24 @@ pub async fn relay(args: RelayArgs) -> Result<(), String> {
             let relay_cpu = Cpu::now(nats_pid).since(cpu_start);
             let _ = monitor.delete_stream(&relay_config.stream).await;
             let (published, checkpointed) = relayed?;
+            // On a runtime worker, as the relay's reader runs on one.
+            let cpu_start = Cpu::now(nats_pid);
+            let read = tokio::spawn(read_only(
+                store.clone(),
+                relay_config.subject_prefix.clone(),
+                count,
+            ))
+            .await
+            .unwrap_or_else(|e| Err(format!("log read task: {e}")))?;
+            let read_cpu = Cpu::now(nats_pid).since(cpu_start);
             rounds.push(Round {
                 raw,
                 published,
                 checkpointed,
                 raw_cpu,
                 relay_cpu,
+                read,
+                read_cpu,
             });
         }
         Ok::<_, String>(payload_bytes)
@@ -576,19 +619,20 @@ pub async fn relay(args: RelayArgs) -> Result<(), String> {
             args.events, args.streams, args.max_in_flight, args.rounds
         );
         println!(
-            "{:>6} {:>14} {:>14} {:>10} {:>18} {:>22} {:>22}",
+            "{:>6} {:>14} {:>14} {:>10} {:>18} {:>22} {:>22} {:>28}",
             "round",
             "raw ev/s",
             "relay ev/s",
             "relay/raw",
             "checkpoint ev/s",
             "cpu us/ev raw/relay",
-            "nats us/ev raw/relay"
+            "nats us/ev raw/relay",
+            "read only ev/s, cpu us/ev"
         );
         let us = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{:.1}", s * 1e6 / n));
         for (i, r) in rounds.iter().enumerate() {
             println!(
-                "{:>6} {:>14.0} {:>14.0} {:>10.2} {:>18.0} {:>22} {:>22}",
+                "{:>6} {:>14.0} {:>14.0} {:>10.2} {:>18.0} {:>22} {:>22} {:>28}",
                 i + 1,
                 n / r.raw,
                 n / r.published,
@@ -596,6 +640,7 @@ pub async fn relay(args: RelayArgs) -> Result<(), String> {
                 n / r.checkpointed,
                 format!("{} / {}", us(r.raw_cpu.process), us(r.relay_cpu.process)),
                 format!("{} / {}", us(r.raw_cpu.nats), us(r.relay_cpu.nats)),
+                format!("{:.0}, {}", n / r.read, us(r.read_cpu.process)),
             );
         }
         println!(
@@ -622,6 +667,8 @@ pub async fn relay(args: RelayArgs) -> Result<(), String> {
         "relay_cpu_us_per_event": cpu_per_event(&rounds, n, |r| r.relay_cpu.process),
         "nats_raw_cpu_us_per_event": cpu_per_event(&rounds, n, |r| r.raw_cpu.nats),
         "nats_relay_cpu_us_per_event": cpu_per_event(&rounds, n, |r| r.relay_cpu.nats),
+        "read_only_events_per_s": median(rounds.iter().map(|r| n / r.read).collect()).round(),
+        "read_only_cpu_us_per_event": cpu_per_event(&rounds, n, |r| r.read_cpu.process),
     });
     println!("{summary}");
     Ok(())

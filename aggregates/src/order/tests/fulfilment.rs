@@ -194,6 +194,12 @@ fn a_parcel_back_at_the_sender_settles_its_units_and_the_rest_delivers_the_order
         .given(events.clone())
         .when(return_to_sender(shipment_id(2)))
         .then_expect_error(OrderError::ShipmentAlreadyReturned(shipment_id(2)));
+    // A delivery scan for the parcel that came back is refused: its units were counted
+    // as back at the sender (restocked, refunded), never as delivered.
+    Given::with(())
+        .given(events.clone())
+        .when(deliver(shipment_id(2)))
+        .then_expect_error(OrderError::ShipmentAlreadyReturned(shipment_id(2)));
     // The other parcel arrives: nothing is on its way any more.
     Given::with(())
         .given(events.clone())
