@@ -8,8 +8,6 @@ use sagas::{Input, ProcessManager};
 use super::runner::SagaRunner;
 use super::store::{self, Save};
 use super::SagaError;
-use crate::consumer::TxConn;
-use crate::store::Db;
 
 /// How often a delivery is tried again when the saga changed while its step ran.
 const ATTEMPTS: usize = 5;
@@ -58,20 +56,7 @@ where
                 cancel_timers: &stepped.cancel_timers,
                 fired: None,
             };
-            let saved = match store.db() {
-                Db::Postgres(pool) => {
-                    let mut tx = pool.begin().await?;
-                    let saved = store::save(TxConn::Postgres(&mut tx), &save).await?;
-                    tx.commit().await?;
-                    saved
-                }
-                Db::Sqlite(pool) => {
-                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                    let saved = store::save(TxConn::Sqlite(&mut tx), &save).await?;
-                    tx.commit().await?;
-                    saved
-                }
-            };
+            let saved = store::save_step_alone(store.db(), &save, None).await?;
             if saved.is_ok() {
                 return Ok(Delivered::Stepped);
             }

@@ -100,6 +100,29 @@ pub struct Save<'a> {
     pub fired: Option<(&'a str, DateTime<Utc>)>,
 }
 
+/// [`save_step`] in a transaction of its own (on SQLite the writer's `BEGIN IMMEDIATE`),
+/// for steps that run outside a consumer's delivery (timers, direct deliveries).
+pub async fn save_step_alone(
+    db: Db<'_>,
+    s: &Save<'_>,
+    step: Option<&NewStep<'_>>,
+) -> Result<Result<(), Conflict>, sqlx::Error> {
+    match db {
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            let saved = save_step(TxConn::Postgres(&mut tx), s, step).await?;
+            tx.commit().await?;
+            Ok(saved)
+        }
+        Db::Sqlite(pool) => {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let saved = save_step(TxConn::Sqlite(&mut tx), s, step).await?;
+            tx.commit().await?;
+            Ok(saved)
+        }
+    }
+}
+
 /// Another worker saved the saga since it was read: the step must be run again from the
 /// new state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,8 +12,6 @@ use super::runner::SagaRunner;
 use super::steps::{self, phase_of, NewStep, StepLog, Trigger};
 use super::store::{self, DueTimer, Save};
 use super::SagaError;
-use crate::consumer::TxConn;
-use crate::store::Db;
 
 /// How long a claimed timer is reserved for the worker that claimed it.
 const CLAIM: chrono::Duration = chrono::Duration::minutes(2);
@@ -138,20 +136,7 @@ where
             error: None,
             at: save.now,
         };
-        let saved = match store.db() {
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let saved = store::save_step(TxConn::Postgres(&mut tx), &save, Some(&step)).await?;
-                tx.commit().await?;
-                saved
-            }
-            Db::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let saved = store::save_step(TxConn::Sqlite(&mut tx), &save, Some(&step)).await?;
-                tx.commit().await?;
-                saved
-            }
-        };
+        let saved = store::save_step_alone(store.db(), &save, Some(&step)).await?;
         Ok(saved.is_ok())
     }
 
