@@ -201,19 +201,7 @@ impl Decider for Order {
                 })
             }
             OrderCommand::RecordDelivery(c) => {
-                self.must_be_open()?;
-                let (lines, delivered) = self
-                    .shipments
-                    .get(&c.shipment_id)
-                    .ok_or(OrderError::UnknownShipment(c.shipment_id))?;
-                if *delivered {
-                    return Err(OrderError::ShipmentAlreadyDelivered(c.shipment_id));
-                }
-                // A parcel back at the sender was restocked and refunded: a later
-                // delivery scan for it would count its units twice.
-                if self.returned_shipments.contains(&c.shipment_id) {
-                    return Err(OrderError::ShipmentAlreadyReturned(c.shipment_id));
-                }
+                let lines = self.parcel_on_its_way(c.shipment_id)?;
                 let (delivered_totals, everything_delivered) = settle_parcel(
                     d,
                     lines,
@@ -222,7 +210,7 @@ impl Decider for Order {
                 );
                 let mut events = vec![OrderShipmentDelivered {
                     shipment_id: c.shipment_id,
-                    lines: lines.clone(),
+                    lines: lines.to_vec(),
                     delivered_totals,
                     at: c.at,
                 }
@@ -233,17 +221,7 @@ impl Decider for Order {
                 Ok(events)
             }
             OrderCommand::RecordReturnToSender(c) => {
-                self.must_be_open()?;
-                let (lines, delivered) = self
-                    .shipments
-                    .get(&c.shipment_id)
-                    .ok_or(OrderError::UnknownShipment(c.shipment_id))?;
-                if *delivered {
-                    return Err(OrderError::ShipmentAlreadyDelivered(c.shipment_id));
-                }
-                if self.returned_shipments.contains(&c.shipment_id) {
-                    return Err(OrderError::ShipmentAlreadyReturned(c.shipment_id));
-                }
+                let lines = self.parcel_on_its_way(c.shipment_id)?;
                 let (returned_totals, nothing_on_its_way) = settle_parcel(
                     d,
                     lines,
@@ -252,7 +230,7 @@ impl Decider for Order {
                 );
                 let mut events = vec![OrderShipmentReturnedToSender {
                     shipment_id: c.shipment_id,
-                    lines: lines.clone(),
+                    lines: lines.to_vec(),
                     returned_totals,
                     at: c.at,
                 }
@@ -653,6 +631,27 @@ fn check_lines(
 }
 
 impl Order {
+    /// The lines of a parcel of this open order that has reached no end yet: neither
+    /// delivered nor back at the sender. A parcel back at the sender was restocked and
+    /// refunded, so a later delivery scan for it would count its units twice.
+    fn parcel_on_its_way(
+        &self,
+        shipment_id: crate::ShipmentId,
+    ) -> Result<&[LineQuantity], OrderError> {
+        self.must_be_open()?;
+        let (lines, delivered) = self
+            .shipments
+            .get(&shipment_id)
+            .ok_or(OrderError::UnknownShipment(shipment_id))?;
+        if *delivered {
+            return Err(OrderError::ShipmentAlreadyDelivered(shipment_id));
+        }
+        if self.returned_shipments.contains(&shipment_id) {
+            return Err(OrderError::ShipmentAlreadyReturned(shipment_id));
+        }
+        Ok(lines)
+    }
+
     fn must_be_open(&self) -> Result<(), OrderError> {
         match self.status {
             OrderStatus::Cancelled => Err(OrderError::OrderCancelled),
