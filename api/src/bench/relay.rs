@@ -11,7 +11,7 @@ use async_nats::jetstream::message::PublishMessage;
 use clap::Args;
 use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
-use infra::relay::{message, LogReader, Relay, RelayConfig};
+use infra::relay::{message, LogReader, Relay, RelayConfig, LOG_BATCH};
 use infra::store::{NewEvent, RecordedEvent, StreamRef};
 use infra::{Store, StoreConfig, SystemClock};
 use serde_json::{json, Value};
@@ -418,7 +418,7 @@ async fn read_only(store: Store, prefix: String, count: u64) -> Result<f64, Stri
     let (mut position, mut read) = (0, 0u64);
     loop {
         let batch = log
-            .read_encoded(&prefix, position, READ_BATCH)
+            .read_encoded(&prefix, position, LOG_BATCH)
             .await
             .map_err(|e| format!("log read: {e}"))?;
         let Some(last) = batch.last() else { break };
@@ -433,9 +433,6 @@ async fn read_only(store: Store, prefix: String, count: u64) -> Result<f64, Stri
     }
     Ok(start.elapsed().as_secs_f64())
 }
-
-/// The relay reader's batch size while it catches up.
-const READ_BATCH: i64 = 1000;
 
 /// One round's figures, in seconds.
 struct Round {

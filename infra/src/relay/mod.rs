@@ -51,6 +51,7 @@ pub mod message;
 mod reader;
 
 pub use log::LogReader;
+pub use reader::LOG_BATCH;
 
 use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};

@@ -54,7 +54,7 @@ impl Drop for Reader {
 }
 
 /// Events per batch of the reader's own log reads.
-pub(super) const LOG_BATCH: i64 = 1000;
+pub const LOG_BATCH: i64 = 1000;
 
 /// Events per message on the channel: the publisher takes them in chunks, so the two
 /// tasks wake each other once per chunk rather than once per event.
